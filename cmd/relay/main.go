@@ -1,0 +1,106 @@
+// Command relay is a syslog relay: it receives syslog over UDP, TCP and a
+// Unix socket, keeps every accepted message in a disk queue per output, and
+// forwards it to upstream syslog servers or files until it is delivered.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	relayroot "github.com/relay-syslog/relay"
+	"github.com/relay-syslog/relay/relay"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (TOML); without it the built-in example configuration is used")
+	checkOnly := fs.Bool("check-config", false, "validate the configuration, print every problem and exit 0 (valid) or 1")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "relay %s\n", version)
+		return 0
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "relay: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := loadConfig(*configPath)
+	if *checkOnly {
+		if err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "config %s: ok\n", displayName(*configPath))
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "relay: %v\n", err)
+		return 1
+	}
+
+	srv, err := relay.New(cfg, relay.Options{Logger: log})
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// SIGHUP would kill the process by default; until reload exists it is
+	// acknowledged and ignored, so a logrotate postrotate hook is harmless.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() {
+		signal.Stop(hup)
+		close(hup)
+	}()
+	go func() {
+		for range hup {
+			log.Warn("SIGHUP received: configuration reload is not supported yet; restart the relay to apply a new configuration")
+		}
+	}()
+
+	if err := srv.Run(ctx); err != nil {
+		log.Error("stop", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func loadConfig(path string) (*relay.Config, error) {
+	if path == "" {
+		return relay.ParseConfig("(built-in config.toml.example)", relayroot.ExampleConfig)
+	}
+	cfg, err := relay.LoadConfig(path)
+	var ce *relay.ConfigError
+	if err != nil && !errors.As(err, &ce) {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, err
+}
+
+func displayName(path string) string {
+	if path == "" {
+		return "(built-in config.toml.example)"
+	}
+	return path
+}

@@ -1,0 +1,180 @@
+// Package metrics holds the relay's Prometheus collectors and its HTTP
+// endpoints (/metrics, /healthz, /readyz).
+//
+// Every collector is registered on a registry the caller injects, never on
+// the global default one, so tests can build as many relays as they like in
+// one process and read each one's numbers in isolation.
+package metrics
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const namespace = "relay"
+
+// Metrics is the set of collectors the relay updates on its hot paths.
+type Metrics struct {
+	ListenerMessages    *prometheus.CounterVec
+	ListenerBytes       *prometheus.CounterVec
+	ListenerErrors      *prometheus.CounterVec
+	ListenerConnections *prometheus.GaugeVec
+
+	Accepted *prometheus.CounterVec
+	Unrouted *prometheus.CounterVec
+
+	OutputSent    *prometheus.CounterVec
+	OutputBytes   *prometheus.CounterVec
+	OutputErrors  *prometheus.CounterVec
+	OutputRetries *prometheus.CounterVec
+	OutputResent  *prometheus.CounterVec
+	OutputDropped *prometheus.CounterVec
+	OutputUp      *prometheus.GaugeVec
+
+	queues *queueCollector
+}
+
+// New creates the relay's collectors and registers them, together with the
+// Go runtime and process collectors, on reg.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		ListenerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "listener_messages_received_total",
+			Help: "Messages received, per listener.",
+		}, []string{"listener"}),
+		ListenerBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "listener_bytes_received_total",
+			Help: "Message bytes received (framing excluded), per listener.",
+		}, []string{"listener"}),
+		ListenerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "listener_errors_total",
+			Help: "Problems with received data or connections, per listener and reason.",
+		}, []string{"listener", "reason"}),
+		ListenerConnections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "listener_connections",
+			Help: "Open stream connections, per listener.",
+		}, []string{"listener"}),
+		Accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "messages_accepted_total",
+			Help: "Messages stored in the queue of every output their routes name, per listener.",
+		}, []string{"listener"}),
+		Unrouted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "messages_unrouted_total",
+			Help: "Messages no route matched, per listener; they are counted and not stored.",
+		}, []string{"listener"}),
+		OutputSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_messages_sent_total",
+			Help: "Messages handed to the destination (written and flushed), per output.",
+		}, []string{"output"}),
+		OutputBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_bytes_sent_total",
+			Help: "Message bytes handed to the destination, per output.",
+		}, []string{"output"}),
+		OutputErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_send_errors_total",
+			Help: "Failed connection attempts and sends, per output.",
+		}, []string{"output"}),
+		OutputRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_retries_total",
+			Help: "Batches sent again after an error, per output.",
+		}, []string{"output"}),
+		OutputResent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_messages_resent_total",
+			Help: "Messages sent again because a connection broke before the upstream confirmed them; the upstream may see them twice.",
+		}, []string{"output"}),
+		OutputDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_messages_dropped_total",
+			Help: "Messages an output gave up on, per output and reason.",
+		}, []string{"output", "reason"}),
+		OutputUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "output_up",
+			Help: "1 when the output's last send succeeded, 0 while it is failing.",
+		}, []string{"output"}),
+		queues: &queueCollector{stats: map[string]QueueStats{}},
+	}
+	cs := []prometheus.Collector{
+		m.ListenerMessages, m.ListenerBytes, m.ListenerErrors, m.ListenerConnections,
+		m.Accepted, m.Unrouted,
+		m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent,
+		m.OutputDropped, m.OutputUp,
+		m.queues,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// QueueStats is what the metrics need from an output's queue. The values are
+// read when Prometheus scrapes, so nothing has to be kept in sync by hand.
+type QueueStats interface {
+	Depth() int64
+	DiskBytes() int64
+	Corrupt() uint64
+}
+
+// AddQueue exports the queue of output name until RemoveQueue is called.
+func (m *Metrics) AddQueue(name string, q QueueStats) {
+	m.queues.mu.Lock()
+	defer m.queues.mu.Unlock()
+	m.queues.stats[name] = q
+}
+
+// RemoveQueue stops exporting the queue of output name.
+func (m *Metrics) RemoveQueue(name string) {
+	m.queues.mu.Lock()
+	defer m.queues.mu.Unlock()
+	delete(m.queues.stats, name)
+}
+
+var (
+	queueDepthDesc = prometheus.NewDesc(namespace+"_queue_depth_records",
+		"Records (batches of messages) waiting in the output's disk queue, including those in flight.",
+		[]string{"output"}, nil)
+	queueBytesDesc = prometheus.NewDesc(namespace+"_queue_disk_bytes",
+		"Bytes the output's queue occupies on disk.",
+		[]string{"output"}, nil)
+	queueCorruptDesc = prometheus.NewDesc(namespace+"_queue_corrupt_records_total",
+		"Queue records skipped because their checksum or encoding was bad.",
+		[]string{"output"}, nil)
+)
+
+// queueCollector reads queue statistics on scrape.
+type queueCollector struct {
+	mu    sync.Mutex
+	stats map[string]QueueStats
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueDepthDesc
+	ch <- queueBytesDesc
+	ch <- queueCorruptDesc
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	names := make([]string, 0, len(c.stats))
+	for name := range c.stats {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	stats := make([]QueueStats, len(names))
+	for i, name := range names {
+		stats[i] = c.stats[name]
+	}
+	c.mu.Unlock()
+
+	for i, name := range names {
+		q := stats[i]
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(q.Depth()), name)
+		ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(q.DiskBytes()), name)
+		ch <- prometheus.MustNewConstMetric(queueCorruptDesc, prometheus.CounterValue, float64(q.Corrupt()), name)
+	}
+}

@@ -1,0 +1,214 @@
+package outputs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/relay-syslog/relay/metrics"
+	"github.com/relay-syslog/relay/queue"
+)
+
+// WorkerOptions configures a Worker.
+type WorkerOptions struct {
+	Name         string // output name, the metrics label
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// SettleTick is how often unconfirmed batches are checked while no new
+	// batch arrives.
+	SettleTick time.Duration
+	// MaxUnsettledBytes bounds the memory held by batches written but not
+	// yet confirmed; past it the Worker waits for confirmations.
+	MaxUnsettledBytes int
+}
+
+// Worker drains one queue into one Destination. Run is its only goroutine.
+type Worker struct {
+	opts    WorkerOptions
+	q       Queue
+	dest    Destination
+	metrics *metrics.Metrics
+	log     *slog.Logger
+
+	retry backoff
+	// unsettled holds batches written on the current connection, in order,
+	// with the destination offset at the end of each.
+	unsettled      []sentBatch
+	unsettledBytes int
+	// resend holds batches to send again, in order, after a broken
+	// connection; they go out before anything new is taken from the queue.
+	resend []*queue.Batch
+}
+
+type sentBatch struct {
+	batch *queue.Batch
+	end   int64
+	bytes int
+}
+
+// NewWorker returns a Worker for dest fed by q.
+func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics, log *slog.Logger) *Worker {
+	if opts.SettleTick == 0 {
+		opts.SettleTick = 20 * time.Millisecond
+	}
+	if opts.MaxUnsettledBytes == 0 {
+		opts.MaxUnsettledBytes = 16 << 20
+	}
+	return &Worker{
+		opts:    opts,
+		q:       q,
+		dest:    dest,
+		metrics: m,
+		log:     log.With("output", opts.Name, "destination", dest.String()),
+		retry:   backoff{initial: opts.RetryInitial, max: opts.RetryMax},
+	}
+}
+
+// Run sends until ctx is cancelled. Batches not yet confirmed stay in the
+// queue's in-flight journal, so a stop at any point loses nothing: the next
+// start sends them again. Run never waits for an upstream after ctx ends.
+func (w *Worker) Run(ctx context.Context) {
+	defer w.dest.Close()
+	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(0)
+	for ctx.Err() == nil {
+		if err := w.settle(); err != nil {
+			w.fail(ctx, fmt.Errorf("connection check: %w", err), nil)
+			continue
+		}
+		b, err := w.nextBatch(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("read queue", "err", err)
+				w.sleep(ctx, w.retry.Next())
+			}
+			continue
+		}
+		if b == nil {
+			continue // nothing new; settle again
+		}
+		if err := w.send(ctx, b); err != nil {
+			w.fail(ctx, err, b)
+		}
+	}
+}
+
+// nextBatch returns the next batch to send: first any to resend, then new
+// ones from the queue. It returns nil without error when it only waited for
+// confirmations.
+func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
+	if len(w.resend) > 0 {
+		b := w.resend[0]
+		w.resend = w.resend[1:]
+		return b, nil
+	}
+	if len(w.unsettled) == 0 {
+		return w.q.Next(ctx)
+	}
+	if w.unsettledBytes >= w.opts.MaxUnsettledBytes {
+		w.sleep(ctx, w.opts.SettleTick)
+		return nil, nil
+	}
+	if b, ok, err := w.q.TryNext(); ok || err != nil {
+		return b, err
+	}
+	// Wait for a new batch, but come back in time to settle the ones out.
+	tctx, cancel := context.WithTimeout(ctx, w.opts.SettleTick)
+	defer cancel()
+	b, err := w.q.Next(tctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, nil
+	}
+	return b, err
+}
+
+func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
+	if !w.dest.Connected() {
+		if err := w.dest.Connect(ctx); err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		w.log.Info("connected")
+	}
+	end, err := w.dest.Write(ctx, b.Entries)
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	n := batchBytes(b)
+	w.unsettled = append(w.unsettled, sentBatch{batch: b, end: end, bytes: n})
+	w.unsettledBytes += n
+	w.metrics.OutputSent.WithLabelValues(w.opts.Name).Add(float64(len(b.Entries)))
+	w.metrics.OutputBytes.WithLabelValues(w.opts.Name).Add(float64(n))
+	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
+	w.retry.Reset()
+	return nil
+}
+
+// settle gives back to the queue every batch the destination has confirmed.
+func (w *Worker) settle() error {
+	if len(w.unsettled) == 0 || !w.dest.Connected() {
+		return nil
+	}
+	upTo, err := w.dest.Settled(time.Now())
+	if err != nil {
+		return err
+	}
+	i := 0
+	for ; i < len(w.unsettled) && w.unsettled[i].end <= upTo; i++ {
+		s := w.unsettled[i]
+		if err := w.q.Done(s.batch); err != nil {
+			// The journal could not record delivery: the batch will be
+			// sent again after a restart, which is a duplicate, not a loss.
+			w.log.Warn("mark batch delivered", "err", err)
+		}
+		w.unsettledBytes -= s.bytes
+	}
+	if i > 0 {
+		clear(w.unsettled[:i])
+		w.unsettled = w.unsettled[i:]
+	}
+	return nil
+}
+
+// fail handles a broken connection: everything written on it that is not yet
+// confirmed goes out again, in order, after a backoff.
+func (w *Worker) fail(ctx context.Context, err error, current *queue.Batch) {
+	_ = w.dest.Close()
+	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(0)
+	w.metrics.OutputErrors.WithLabelValues(w.opts.Name).Inc()
+	resend := make([]*queue.Batch, 0, len(w.unsettled)+1+len(w.resend))
+	for _, s := range w.unsettled {
+		resend = append(resend, s.batch)
+		w.metrics.OutputResent.WithLabelValues(w.opts.Name).Add(float64(len(s.batch.Entries)))
+	}
+	if current != nil {
+		resend = append(resend, current)
+		w.metrics.OutputRetries.WithLabelValues(w.opts.Name).Inc()
+	}
+	w.resend = append(resend, w.resend...)
+	clear(w.unsettled)
+	w.unsettled = w.unsettled[:0]
+	w.unsettledBytes = 0
+	wait := w.retry.Next()
+	if ctx.Err() == nil {
+		w.log.Warn("send failed; retrying", "err", err, "in", wait.Round(time.Millisecond), "batches", len(w.resend))
+	}
+	w.sleep(ctx, wait)
+}
+
+func (w *Worker) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func batchBytes(b *queue.Batch) int {
+	n := 0
+	for _, e := range b.Entries {
+		n += len(e.Data)
+	}
+	return n
+}

@@ -1,0 +1,413 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the root of the TOML configuration file. Every key is documented
+// in config.toml.example; a test keeps the two in step.
+type Config struct {
+	DataDir         string           `toml:"data_dir"`
+	ShutdownTimeout Duration         `toml:"shutdown_timeout"`
+	Metrics         MetricsConfig    `toml:"metrics"`
+	Listeners       []ListenerConfig `toml:"listener"`
+	Outputs         []OutputConfig   `toml:"output"`
+	Routes          []RouteConfig    `toml:"route"`
+}
+
+// MetricsConfig is the [metrics] table.
+type MetricsConfig struct {
+	// Address is where /metrics, /healthz and /readyz are served; empty
+	// disables the HTTP server.
+	Address string `toml:"address"`
+}
+
+// ListenerConfig is one [[listener]] table.
+type ListenerConfig struct {
+	Name           string   `toml:"name"`
+	Protocol       string   `toml:"protocol"` // udp, tcp, unix
+	Address        string   `toml:"address"`  // host:port, or a socket path for unix
+	MaxMessageSize Size     `toml:"max_message_size"`
+	ReadBuffer     Size     `toml:"read_buffer"`     // udp, unix: SO_RCVBUF wanted
+	MaxConnections int      `toml:"max_connections"` // tcp
+	IdleTimeout    Duration `toml:"idle_timeout"`    // tcp
+	SocketMode     string   `toml:"socket_mode"`     // unix: octal permission bits
+}
+
+// OutputConfig is one [[output]] table.
+type OutputConfig struct {
+	Name           string      `toml:"name"`
+	Protocol       string      `toml:"protocol"` // tcp, udp, file
+	Address        string      `toml:"address"`  // tcp, udp
+	Path           string      `toml:"path"`     // file
+	Framing        string      `toml:"framing"`  // tcp: octet-counting or lf
+	ConnectTimeout Duration    `toml:"connect_timeout"`
+	WriteTimeout   Duration    `toml:"write_timeout"`
+	ConfirmDelay   Duration    `toml:"confirm_delay"` // tcp
+	RetryInitial   Duration    `toml:"retry_initial"`
+	RetryMax       Duration    `toml:"retry_max"`
+	Queue          QueueConfig `toml:"queue"`
+}
+
+// QueueConfig is the queue table inside an [[output]].
+type QueueConfig struct {
+	MaxFileSize   Size     `toml:"max_file_size"`
+	SyncEvery     int64    `toml:"sync_every"`
+	SyncInterval  Duration `toml:"sync_interval"`
+	BatchMessages int      `toml:"batch_messages"`
+	BatchBytes    Size     `toml:"batch_bytes"`
+	Linger        Duration `toml:"linger"`
+}
+
+// RouteConfig is one [[route]] table. A route without conditions matches
+// every message.
+type RouteConfig struct {
+	Name    string   `toml:"name"`
+	Outputs []string `toml:"outputs"`
+}
+
+// Defaults applied by LoadConfig where a key is absent.
+const (
+	DefaultMaxMessageSize  = 64 << 10
+	DefaultReadBuffer      = 4 << 20
+	DefaultMaxConnections  = 1024
+	DefaultIdleTimeout     = 10 * time.Minute
+	DefaultShutdownTimeout = 5 * time.Second
+	DefaultConnectTimeout  = 5 * time.Second
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultConfirmDelay    = 200 * time.Millisecond
+	DefaultRetryInitial    = 100 * time.Millisecond
+	DefaultRetryMax        = 30 * time.Second
+)
+
+// Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use a number with a unit, e.g. \"5s\" or \"250ms\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("invalid duration %q: must not be negative", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Size is a byte count written as an integer or as a string with a unit:
+// "64KiB", "4MiB", "1GiB" (powers of 1024) or "64KB", "4MB" (powers of 1000).
+type Size int64
+
+// UnmarshalTOML accepts an integer or a string with a unit.
+func (s *Size) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("invalid size %d: must not be negative", v)
+		}
+		*s = Size(v)
+		return nil
+	case string:
+		n, err := parseSize(v)
+		if err != nil {
+			return err
+		}
+		*s = Size(n)
+		return nil
+	default:
+		return fmt.Errorf("invalid size %v: use an integer number of bytes or a string such as \"64KiB\"", v)
+	}
+}
+
+var sizeUnits = []struct {
+	suffix string
+	factor int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30},
+	{"B", 1},
+}
+
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	factor := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t = strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			factor = u.factor
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/factor {
+		return 0, fmt.Errorf("invalid size %q: use an integer number of bytes or a string such as \"64KiB\"", s)
+	}
+	return n * factor, nil
+}
+
+// ConfigError lists every problem found in a configuration file.
+type ConfigError struct {
+	File     string
+	Problems []string
+}
+
+func (e *ConfigError) Error() string {
+	if len(e.Problems) == 1 {
+		return fmt.Sprintf("config %s: %s", e.File, e.Problems[0])
+	}
+	return fmt.Sprintf("config %s: %d problems:\n  %s", e.File, len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// LoadConfig reads, decodes, defaults and validates the file at path. A
+// *ConfigError reports every problem, each naming its key and, where it can
+// be found, its line.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig is LoadConfig on bytes already read; name is used in errors
+// and relative paths are kept as they are.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	var cfg Config
+	md, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &ConfigError{File: name, Problems: []string{describeParseError(pe)}}
+		}
+		return nil, &ConfigError{File: name, Problems: []string{err.Error()}}
+	}
+	lines := indexKeyLines(data)
+	var problems []string
+	for _, k := range md.Undecoded() {
+		problems = append(problems, lines.at(k, "unknown key "+strconv.Quote(k.String())))
+	}
+	cfg.applyDefaults()
+	problems = append(problems, cfg.validate(lines)...)
+	if len(problems) > 0 {
+		return nil, &ConfigError{File: name, Problems: problems}
+	}
+	return &cfg, nil
+}
+
+func describeParseError(pe toml.ParseError) string {
+	if pe.LastKey != "" {
+		return fmt.Sprintf("line %d: %s: %s", pe.Position.Line, pe.LastKey, pe.Message)
+	}
+	return fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.ShutdownTimeout.Duration == 0 {
+		c.ShutdownTimeout.Duration = DefaultShutdownTimeout
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		l.Protocol = strings.ToLower(l.Protocol)
+		if l.MaxMessageSize == 0 {
+			l.MaxMessageSize = DefaultMaxMessageSize
+		}
+		if l.ReadBuffer == 0 {
+			l.ReadBuffer = DefaultReadBuffer
+		}
+		if l.MaxConnections == 0 {
+			l.MaxConnections = DefaultMaxConnections
+		}
+		if l.IdleTimeout.Duration == 0 {
+			l.IdleTimeout.Duration = DefaultIdleTimeout
+		}
+		if l.SocketMode == "" {
+			l.SocketMode = "0666"
+		}
+	}
+	for i := range c.Outputs {
+		o := &c.Outputs[i]
+		o.Protocol = strings.ToLower(o.Protocol)
+		if o.Framing == "" {
+			o.Framing = "octet-counting"
+		}
+		if o.ConnectTimeout.Duration == 0 {
+			o.ConnectTimeout.Duration = DefaultConnectTimeout
+		}
+		if o.WriteTimeout.Duration == 0 {
+			o.WriteTimeout.Duration = DefaultWriteTimeout
+		}
+		if o.ConfirmDelay.Duration == 0 {
+			o.ConfirmDelay.Duration = DefaultConfirmDelay
+		}
+		if o.RetryInitial.Duration == 0 {
+			o.RetryInitial.Duration = DefaultRetryInitial
+		}
+		if o.RetryMax.Duration == 0 {
+			o.RetryMax.Duration = DefaultRetryMax
+		}
+	}
+}
+
+// validate returns every semantic problem, each naming its key.
+func (c *Config) validate(lines keyLines) []string {
+	var p []string
+	add := func(table string, idx int, key, format string, args ...any) {
+		p = append(p, lines.atIndex(table, idx, key, fmt.Sprintf(format, args...)))
+	}
+
+	if strings.TrimSpace(c.DataDir) == "" {
+		add("", -1, "data_dir", "must not be empty")
+	}
+	if c.Metrics.Address != "" {
+		if err := checkHostPort(c.Metrics.Address); err != nil {
+			add("metrics", -1, "address", "%v", err)
+		}
+	}
+
+	listenerNames := map[string]bool{}
+	for i, l := range c.Listeners {
+		if l.Name == "" {
+			add("listener", i, "name", "is required")
+		} else if listenerNames[l.Name] {
+			add("listener", i, "name", "duplicate listener name %q", l.Name)
+		}
+		listenerNames[l.Name] = true
+		switch l.Protocol {
+		case "udp", "tcp":
+			if err := checkHostPort(l.Address); err != nil {
+				add("listener", i, "address", "%v", err)
+			}
+		case "unix":
+			if l.Address == "" {
+				add("listener", i, "address", "is required: the path of the socket to create")
+			}
+			if m, err := strconv.ParseUint(l.SocketMode, 8, 32); err != nil || m > 0o777 {
+				add("listener", i, "socket_mode", "invalid mode %q: use octal permission bits such as \"0666\"", l.SocketMode)
+			}
+		case "":
+			add("listener", i, "protocol", "is required: one of udp, tcp, unix")
+		default:
+			add("listener", i, "protocol", "unknown protocol %q: use udp, tcp or unix", l.Protocol)
+		}
+		if l.MaxMessageSize < 480 || l.MaxMessageSize > 16<<20 {
+			add("listener", i, "max_message_size", "%d is out of range: use 480 bytes to 16MiB", l.MaxMessageSize)
+		}
+		if l.MaxConnections < 0 {
+			add("listener", i, "max_connections", "must not be negative")
+		}
+	}
+
+	outputNames := map[string]bool{}
+	for i, o := range c.Outputs {
+		if o.Name == "" {
+			add("output", i, "name", "is required")
+		} else if outputNames[o.Name] {
+			add("output", i, "name", "duplicate output name %q", o.Name)
+		} else if err := checkQueueName(o.Name); err != nil {
+			add("output", i, "name", "%v", err)
+		}
+		outputNames[o.Name] = true
+		switch o.Protocol {
+		case "tcp", "udp":
+			if err := checkHostPort(o.Address); err != nil {
+				add("output", i, "address", "%v", err)
+			}
+			if o.Path != "" {
+				add("output", i, "path", "is only for protocol \"file\"")
+			}
+		case "file":
+			if o.Path == "" {
+				add("output", i, "path", "is required for protocol \"file\"")
+			}
+			if o.Address != "" {
+				add("output", i, "address", "is not used by protocol \"file\": use path")
+			}
+		case "":
+			add("output", i, "protocol", "is required: one of tcp, udp, file")
+		default:
+			add("output", i, "protocol", "unknown protocol %q: use tcp, udp or file", o.Protocol)
+		}
+		switch o.Framing {
+		case "octet-counting", "lf":
+		default:
+			add("output", i, "framing", "unknown framing %q: use \"octet-counting\" or \"lf\"", o.Framing)
+		}
+		if o.RetryMax.Duration < o.RetryInitial.Duration {
+			add("output", i, "retry_max", "%s is shorter than retry_initial %s", o.RetryMax.Duration, o.RetryInitial.Duration)
+		}
+		if o.Queue.SyncEvery < 0 {
+			add("output", i, "queue.sync_every", "must not be negative")
+		}
+		if o.Queue.BatchMessages < 0 {
+			add("output", i, "queue.batch_messages", "must not be negative")
+		}
+	}
+
+	routeNames := map[string]bool{}
+	for i, r := range c.Routes {
+		if r.Name == "" {
+			add("route", i, "name", "is required")
+		} else if routeNames[r.Name] {
+			add("route", i, "name", "duplicate route name %q", r.Name)
+		}
+		routeNames[r.Name] = true
+		if len(r.Outputs) == 0 {
+			add("route", i, "outputs", "must name at least one output")
+		}
+		for _, name := range r.Outputs {
+			if !outputNames[name] {
+				add("route", i, "outputs", "names output %q, which is not defined", name)
+			}
+		}
+	}
+	if len(c.Listeners) == 0 {
+		add("", -1, "listener", "at least one [[listener]] is required")
+	}
+	if len(c.Outputs) == 0 {
+		add("", -1, "output", "at least one [[output]] is required")
+	}
+	if len(c.Routes) == 0 {
+		add("", -1, "route", "at least one [[route]] is required: without one every message is unrouted")
+	}
+	return p
+}
+
+func checkHostPort(addr string) error {
+	if addr == "" {
+		return errors.New("is required (host:port)")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: want host:port, e.g. \"127.0.0.1:514\" or \"[::1]:514\"", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid address %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("invalid address %q: bad host %q", addr, host)
+	}
+	return nil
+}
+
+// checkQueueName keeps output names usable as directory names under data_dir.
+func checkQueueName(name string) error {
+	if name == "." || name == ".." || strings.ContainsAny(name, `/\`+"\x00") || filepath.Base(name) != name {
+		return fmt.Errorf("invalid name %q: it names the queue directory, so it cannot contain a slash or be . or ..", name)
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package relay
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relay-syslog/relay/metrics"
+	"github.com/relay-syslog/relay/queue"
+)
+
+// listener is one bound socket. New binds it; serve reads until close is
+// called and returns only when every goroutine it started has ended.
+type listener interface {
+	name() string
+	addr() string
+	serve(ctx context.Context)
+	close() error
+}
+
+// ingest is the part every listener shares: count what arrived and hand it
+// to the router. The counters are bound to the listener's label once, so the
+// per-message path does no label lookups.
+type ingest struct {
+	listener string
+	router   *router
+	received prometheus.Counter
+	bytes    prometheus.Counter
+	accepted prometheus.Counter
+	unrouted prometheus.Counter
+	errors   *prometheus.CounterVec
+}
+
+func newIngest(name string, r *router, m *metrics.Metrics) *ingest {
+	return &ingest{
+		listener: name,
+		router:   r,
+		received: m.ListenerMessages.WithLabelValues(name),
+		bytes:    m.ListenerBytes.WithLabelValues(name),
+		accepted: m.Accepted.WithLabelValues(name),
+		unrouted: m.Unrouted.WithLabelValues(name),
+		errors:   m.ListenerErrors.MustCurryWith(prometheus.Labels{"listener": name}),
+	}
+}
+
+// handle routes one message. data may be reused by the caller afterwards:
+// the queues copy it.
+func (in *ingest) handle(data []byte, source string, now time.Time) {
+	in.received.Inc()
+	in.bytes.Add(float64(len(data)))
+	routed, accepted := in.router.dispatch(queue.Entry{
+		Received: now,
+		Listener: in.listener,
+		Source:   source,
+		Data:     data,
+	})
+	switch {
+	case !routed:
+		in.unrouted.Inc()
+	case accepted:
+		in.accepted.Inc()
+	}
+}
+
+// countError counts a problem with received data or a connection.
+func (in *ingest) countError(reason string) {
+	in.errors.WithLabelValues(reason).Inc()
+}

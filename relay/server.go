@@ -1,0 +1,319 @@
+// Package relay is the syslog relay daemon: configuration, listeners, the
+// router and the lifecycle that ties them to the output queues and workers.
+//
+// Data flows one way: listeners → router → one disk queue per output →
+// one worker per output → destination. A message is accepted when it is in
+// the queue of every output its routes name; from then on it survives a
+// restart or a kill -9 of the relay and is delivered at least once.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relay-syslog/relay/metrics"
+	"github.com/relay-syslog/relay/outputs"
+	"github.com/relay-syslog/relay/queue"
+)
+
+// Options are the parts of a Server that are not configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Registry receives the relay's metrics; a fresh one is made when nil.
+	Registry *prometheus.Registry
+}
+
+// Server is a running relay. New prepares it; Run serves until its context
+// ends and then shuts everything down in order.
+type Server struct {
+	cfg     *Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+
+	lock      *os.File
+	queues    map[string]*queue.Queue
+	workers   []*outputs.Worker
+	listeners []listener
+	httpLn    net.Listener
+}
+
+// New does every step that can fail — lock the data dir, open the queues,
+// bind the sockets, register the metrics — and starts nothing. On failure it
+// releases whatever it had opened.
+func New(cfg *Config, opts Options) (s *Server, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s = &Server{cfg: cfg, log: opts.Logger, reg: opts.Registry, queues: map[string]*queue.Queue{}}
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
+
+	if s.metrics, err = metrics.New(s.reg); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if err = os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	for _, oc := range cfg.Outputs {
+		q, err := openQueue(cfg.DataDir, oc, s.log, s.metrics)
+		if err != nil {
+			return nil, err
+		}
+		s.queues[oc.Name] = q
+		s.metrics.AddQueue(oc.Name, q)
+		dest, err := newDestination(oc, s.metrics)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", oc.Name, err)
+		}
+		s.workers = append(s.workers, outputs.NewWorker(outputs.WorkerOptions{
+			Name:         oc.Name,
+			RetryInitial: oc.RetryInitial.Duration,
+			RetryMax:     oc.RetryMax.Duration,
+		}, q, dest, s.metrics, s.log))
+	}
+	r := newRouter(cfg, s.queues, s.metrics, s.log)
+	for _, lc := range cfg.Listeners {
+		in := newIngest(lc.Name, r, s.metrics)
+		var l listener
+		switch lc.Protocol {
+		case "udp", "unix":
+			l, err = newDatagramListener(lc, in, s.log)
+		case "tcp":
+			l, err = newTCPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
+		default:
+			err = fmt.Errorf("unknown protocol %q", lc.Protocol)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+		}
+		s.listeners = append(s.listeners, l)
+	}
+	if cfg.Metrics.Address != "" {
+		if s.httpLn, err = net.Listen("tcp", cfg.Metrics.Address); err != nil {
+			return nil, fmt.Errorf("metrics.address: %w", err)
+		}
+		s.log.Info("serving metrics", "address", s.httpLn.Addr().String())
+	}
+	return s, nil
+}
+
+func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Metrics) (*queue.Queue, error) {
+	dropped := m.OutputDropped.MustCurryWith(prometheus.Labels{"output": oc.Name})
+	qlog := log.With("output", oc.Name)
+	q, err := queue.Open(queue.Options{
+		Name:            oc.Name,
+		Dir:             filepath.Join(dataDir, oc.Name),
+		MaxBytesPerFile: int64(oc.Queue.MaxFileSize),
+		SyncEvery:       oc.Queue.SyncEvery,
+		SyncInterval:    oc.Queue.SyncInterval.Duration,
+		BatchMessages:   oc.Queue.BatchMessages,
+		BatchBytes:      int(oc.Queue.BatchBytes),
+		Linger:          oc.Queue.Linger.Duration,
+		Logf:            func(format string, args ...any) { qlog.Warn(fmt.Sprintf(format, args...)) },
+		OnDrop: func(count int, err error) {
+			dropped.WithLabelValues("queue_error").Add(float64(count))
+			qlog.Error("store messages", "dropped", count, "err", err)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("output %q: open queue: %w", oc.Name, err)
+	}
+	return q, nil
+}
+
+func newDestination(oc OutputConfig, m *metrics.Metrics) (outputs.Destination, error) {
+	switch oc.Protocol {
+	case "tcp":
+		framing, err := outputs.ParseFraming(oc.Framing)
+		if err != nil {
+			return nil, err
+		}
+		return outputs.NewTCP(outputs.TCPOptions{
+			Address:        oc.Address,
+			Framing:        framing,
+			ConnectTimeout: oc.ConnectTimeout.Duration,
+			WriteTimeout:   oc.WriteTimeout.Duration,
+			ConfirmDelay:   oc.ConfirmDelay.Duration,
+		}), nil
+	case "udp":
+		u := outputs.NewUDP(oc.Address, oc.ConnectTimeout.Duration)
+		tooLarge := m.OutputDropped.WithLabelValues(oc.Name, "too_large")
+		u.OnTooLarge = tooLarge.Inc
+		return u, nil
+	case "file":
+		return outputs.NewFile(oc.Path), nil
+	}
+	return nil, fmt.Errorf("unknown protocol %q", oc.Protocol)
+}
+
+// ListenerAddr returns the bound address of the named listener, which tells
+// tests the port the kernel chose for ":0".
+func (s *Server) ListenerAddr(name string) string {
+	for _, l := range s.listeners {
+		if l.name() == name {
+			return l.addr()
+		}
+	}
+	return ""
+}
+
+// MetricsAddr returns the bound address of the metrics server, or "".
+func (s *Server) MetricsAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Registry returns the registry the relay's metrics are on.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Run starts every goroutine and serves until ctx ends. Then it stops the
+// listeners and waits for their readers, flushes partial queue records,
+// stops the output workers (unsent batches stay in the queues' in-flight
+// journals), closes the queues and unlocks the data dir. It never waits for
+// an upstream. Run returns only when every goroutine it started has ended.
+func (s *Server) Run(ctx context.Context) error {
+	var httpSrv *http.Server
+	var httpDone chan error
+	if s.httpLn != nil {
+		httpSrv = &http.Server{
+			Handler:           metrics.Handler(s.reg, s.ready),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		httpDone = make(chan error, 1)
+		go func() { httpDone <- httpSrv.Serve(s.httpLn) }()
+	}
+
+	workCtx, stopWorkers := context.WithCancel(context.Background())
+	defer stopWorkers()
+	var workers sync.WaitGroup
+	for _, w := range s.workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			w.Run(workCtx)
+		}()
+	}
+
+	var readers sync.WaitGroup
+	listenCtx, stopListeners := context.WithCancel(context.Background())
+	defer stopListeners()
+	for _, l := range s.listeners {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			l.serve(listenCtx)
+		}()
+	}
+
+	s.log.Info("relay started", "listeners", len(s.listeners), "outputs", len(s.workers))
+	<-ctx.Done()
+	start := time.Now()
+	s.log.Info("stopping")
+
+	stopListeners()
+	for _, l := range s.listeners {
+		if err := l.close(); err != nil {
+			s.log.Warn("close listener", "listener", l.name(), "err", err)
+		}
+	}
+	readers.Wait()
+
+	var errs []error
+	for name, q := range s.queues {
+		if err := q.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("flush queue %q: %w", name, err))
+		}
+	}
+	stopWorkers()
+	workers.Wait()
+
+	if httpSrv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = httpSrv.Shutdown(shutdownCtx)
+		cancel()
+		if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("metrics server: %w", err))
+		}
+		s.httpLn = nil
+	}
+	s.listeners = nil
+	if err := s.release(); err != nil {
+		errs = append(errs, err)
+	}
+	s.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return errors.Join(errs...)
+}
+
+// ready reports whether the relay can store messages.
+func (s *Server) ready() error { return nil }
+
+// release closes what New opened: listeners not yet closed by Run, queues,
+// the metrics socket and the data dir lock.
+func (s *Server) release() error {
+	var errs []error
+	for _, l := range s.listeners {
+		_ = l.close()
+	}
+	s.listeners = nil
+	if s.httpLn != nil {
+		_ = s.httpLn.Close()
+		s.httpLn = nil
+	}
+	for name, q := range s.queues {
+		if err := q.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close queue %q: %w", name, err))
+		}
+		s.metrics.RemoveQueue(name)
+	}
+	s.queues = map[string]*queue.Queue{}
+	if s.lock != nil {
+		_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+		_ = s.lock.Close()
+		s.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+// lockDataDir takes an exclusive lock so that two relays never share the
+// same queues. The kernel drops the lock when the process dies, so a
+// kill -9 never leaves a stale lock behind.
+func lockDataDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "relay.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data_dir %s is in use by another relay (lock %s held)", dir, path)
+		}
+		return nil, fmt.Errorf("data_dir lock %s: %w", path, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}

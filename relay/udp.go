@@ -1,0 +1,172 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/relay-syslog/relay/relay/syslog"
+)
+
+// datagramListener receives one message per datagram, over UDP (RFC 5426)
+// or a Unix datagram socket (the /dev/log kind).
+type datagramListener struct {
+	cfg    ListenerConfig
+	conn   net.PacketConn
+	in     *ingest
+	log    *slog.Logger
+	socket string // the unix socket path to remove on close
+}
+
+func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*datagramListener, error) {
+	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name)}
+	switch cfg.Protocol {
+	case "udp":
+		c, err := net.ListenPacket("udp", cfg.Address)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+		l.conn = c
+	case "unix":
+		if err := removeStaleSocket(cfg.Address); err != nil {
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+		c, err := net.ListenPacket("unixgram", cfg.Address)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+		l.conn, l.socket = c, cfg.Address
+		if err := os.Chmod(cfg.Address, socketMode(cfg.SocketMode)); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+	}
+	granted, err := setReadBuffer(l.conn, int(cfg.ReadBuffer))
+	if err != nil {
+		l.log.Warn("set receive buffer", "err", err)
+	}
+	level := slog.LevelInfo
+	if granted < int(cfg.ReadBuffer) {
+		level = slog.LevelWarn // bursts may be dropped by the kernel
+	}
+	l.log.Log(context.Background(), level, "listening", "protocol", cfg.Protocol, "address", l.addr(),
+		"read_buffer_wanted", int(cfg.ReadBuffer), "read_buffer_granted", granted)
+	return l, nil
+}
+
+func (l *datagramListener) name() string { return l.cfg.Name }
+func (l *datagramListener) addr() string { return l.conn.LocalAddr().String() }
+
+// serve reads datagrams until the socket is closed. One extra byte of buffer
+// tells a datagram that filled max_message_size from one that was longer:
+// the longer one is truncated to max_message_size and counted.
+func (l *datagramListener) serve(context.Context) {
+	max := int(l.cfg.MaxMessageSize)
+	buf := make([]byte, max+1)
+	udp, _ := l.conn.(*net.UDPConn)
+	var lastAddr netip.AddrPort
+	var lastSource string
+	for {
+		var n int
+		var source string
+		var err error
+		if udp != nil {
+			var ap netip.AddrPort
+			n, ap, err = udp.ReadFromUDPAddrPort(buf)
+			if err == nil {
+				// Most traffic comes from few senders: reuse the string.
+				if ap != lastAddr || lastSource == "" {
+					lastAddr, lastSource = ap, ap.String()
+				}
+				source = lastSource
+			}
+		} else {
+			var a net.Addr
+			n, a, err = l.conn.ReadFrom(buf)
+			if a != nil && a.String() != "" {
+				source = a.String()
+			}
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.in.countError("read_error")
+			l.log.Warn("read", "err", err)
+			continue
+		}
+		now := time.Now()
+		data := buf[:n]
+		if n > max {
+			data = data[:max]
+			l.in.countError("truncated")
+		}
+		data = syslog.TrimDatagram(data)
+		if len(data) == 0 {
+			l.in.countError("empty")
+			continue
+		}
+		l.in.handle(data, source, now)
+	}
+}
+
+func (l *datagramListener) close() error {
+	err := l.conn.Close()
+	if l.socket != "" {
+		_ = os.Remove(l.socket)
+	}
+	return err
+}
+
+// setReadBuffer asks for a receive buffer of size bytes and returns what the
+// kernel granted. SetReadBuffer is silently capped by net.core.rmem_max;
+// SO_RCVBUFFORCE passes the cap when the relay has CAP_NET_ADMIN.
+func setReadBuffer(c net.PacketConn, size int) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, errors.New("socket does not expose its descriptor")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var granted int
+	var opErr error
+	err = raw.Control(func(fd uintptr) {
+		if e := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, size); e != nil {
+			opErr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size)
+		}
+		v, e := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+		if e != nil && opErr == nil {
+			opErr = e
+		}
+		// Linux reports twice the usable size (it counts its bookkeeping).
+		granted = v / 2
+	})
+	if err != nil {
+		return 0, err
+	}
+	return granted, opErr
+}
+
+// removeStaleSocket removes a socket file left by an earlier run; it refuses
+// to remove anything that is not a socket.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	return os.Remove(path)
+}
