@@ -3,22 +3,24 @@ package outputs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"syscall"
 	"unsafe"
 )
 
 // connState checks a TCP connection without blocking and returns how many
-// written bytes the peer has not acknowledged yet (SIOCOUTQ). A peer that
-// closed (FIN) or reset the connection is reported as an error: a peer that
-// closes with our data unread in its buffer answers with a reset, and one
-// that closed cleanly will read nothing more, so in both cases whatever is
-// not settled must go out again on a new connection.
-func connState(c *net.TCPConn) (unacked int, err error) {
+// written bytes the peer has not acknowledged yet (SIOCOUTQ), and whether the
+// peer closed the connection cleanly (FIN). A reset is an error.
+//
+// The difference matters for what must be sent again. A peer process that
+// closes its socket with our data unread in its buffer makes its kernel
+// answer with a reset, never a FIN; so after a clean FIN every byte the peer
+// acknowledged was read by the peer process, and only the unacknowledged
+// rest needs resending. After a reset nothing unconfirmed can be trusted.
+func connState(c *net.TCPConn) (unacked int, peerClosed bool, err error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	var opErr error
 	ctrlErr := raw.Control(func(fd uintptr) {
@@ -30,8 +32,7 @@ func connState(c *net.TCPConn) (unacked int, err error) {
 			opErr = fmt.Errorf("peer: %w", rerr)
 			return
 		case n == 0:
-			opErr = fmt.Errorf("peer closed the connection: %w", io.EOF)
-			return
+			peerClosed = true
 		}
 		var q int32
 		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&q))); e != 0 {
@@ -41,13 +42,13 @@ func connState(c *net.TCPConn) (unacked int, err error) {
 		unacked = int(q)
 	})
 	if ctrlErr != nil {
-		return 0, ctrlErr
+		return 0, false, ctrlErr
 	}
 	if opErr != nil {
-		return 0, opErr
+		return 0, false, opErr
 	}
 	if unacked < 0 {
-		return 0, errors.New("SIOCOUTQ: negative queue length")
+		return 0, false, errors.New("SIOCOUTQ: negative queue length")
 	}
-	return unacked, nil
+	return unacked, peerClosed, nil
 }

@@ -38,7 +38,7 @@ type Destination interface {
 	// was written: for a file and UDP that is everything written; for TCP
 	// it is what the peer's kernel acknowledged on a connection still found
 	// healthy. An error means the connection broke and everything not
-	// settled must be sent again.
+	// settled must be sent again; the offset is still valid then.
 	Settled(now time.Time) (offset int64, err error)
 	// Close drops the connection; the next Write needs a Connect.
 	Close() error

@@ -132,29 +132,36 @@ func (t *TCP) Write(ctx context.Context, entries []queue.Entry) (int64, error) {
 }
 
 // Settled returns the offset the peer's kernel acknowledged at least
-// ConfirmDelay ago, after checking that the connection is still open. A
-// closed or reset connection is an error: the caller resends what is not
-// settled.
+// ConfirmDelay ago, after checking that the connection is still open. When
+// the peer has closed the connection cleanly, everything it acknowledged is
+// settled at once (it was read: see connState) and errPeerClosed tells the
+// caller to resend the rest on a new connection. A reset is an error with
+// nothing new settled.
 func (t *TCP) Settled(now time.Time) (int64, error) {
 	if t.conn == nil {
-		return 0, errors.New("not connected")
+		return t.settled, errors.New("not connected")
 	}
-	unacked, err := connState(t.conn)
+	unacked, peerClosed, err := connState(t.conn)
 	if err != nil {
-		return 0, err
+		return t.settled, err
 	}
 	acked := t.written - int64(unacked)
 	i := 0
 	for ; i < len(t.marks); i++ {
 		m := t.marks[i]
-		if m.end > acked || now.Sub(m.at) < t.opts.ConfirmDelay {
+		if m.end > acked || (!peerClosed && now.Sub(m.at) < t.opts.ConfirmDelay) {
 			break
 		}
 		t.settled = m.end
 	}
 	t.marks = append(t.marks[:0], t.marks[i:]...)
+	if peerClosed {
+		return t.settled, errPeerClosed
+	}
 	return t.settled, nil
 }
+
+var errPeerClosed = errors.New("upstream closed the connection")
 
 // Close drops the connection.
 func (t *TCP) Close() error {

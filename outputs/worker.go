@@ -150,9 +150,6 @@ func (w *Worker) settle() error {
 		return nil
 	}
 	upTo, err := w.dest.Settled(time.Now())
-	if err != nil {
-		return err
-	}
 	i := 0
 	for ; i < len(w.unsettled) && w.unsettled[i].end <= upTo; i++ {
 		s := w.unsettled[i]
@@ -167,7 +164,7 @@ func (w *Worker) settle() error {
 		clear(w.unsettled[:i])
 		w.unsettled = w.unsettled[i:]
 	}
-	return nil
+	return err
 }
 
 // fail handles a broken connection: everything written on it that is not yet

@@ -52,14 +52,14 @@ type Server struct {
 // New does every step that can fail — lock the data dir, open the queues,
 // bind the sockets, register the metrics — and starts nothing. On failure it
 // releases whatever it had opened.
-func New(cfg *Config, opts Options) (s *Server, err error) {
+func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	s = &Server{cfg: cfg, log: opts.Logger, reg: opts.Registry, queues: map[string]*queue.Queue{}}
+	s := &Server{cfg: cfg, log: opts.Logger, reg: opts.Registry, queues: map[string]*queue.Queue{}}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -286,7 +286,9 @@ func (s *Server) release() error {
 		if err := q.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close queue %q: %w", name, err))
 		}
-		s.metrics.RemoveQueue(name)
+		if s.metrics != nil {
+			s.metrics.RemoveQueue(name)
+		}
 	}
 	s.queues = map[string]*queue.Queue{}
 	if s.lock != nil {

@@ -1,0 +1,172 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// testRelay is a relay run in-process by a test.
+type testRelay struct {
+	t      testing.TB
+	srv    *Server
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startRelay parses cfgText (a TOML config; "{{DATA}}" is replaced by dataDir)
+// and runs a relay on it until the test ends or stop is called.
+func startRelay(t testing.TB, dataDir, cfgText string) *testRelay {
+	t.Helper()
+	cfgText = strings.ReplaceAll(cfgText, "{{DATA}}", dataDir)
+	cfg, err := ParseConfig("test.toml", []byte(cfgText))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	srv, err := New(cfg, Options{Logger: testLogger(t), Registry: reg})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &testRelay{t: t, srv: srv, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- srv.Run(ctx) }()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// stop stops the relay and returns how long Run took to return.
+func (r *testRelay) stop() time.Duration {
+	r.t.Helper()
+	if r.cancel == nil {
+		return 0
+	}
+	start := time.Now()
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		r.t.Fatalf("relay did not stop within 30s")
+	}
+	return time.Since(start)
+}
+
+func (r *testRelay) addr(listener string) string {
+	a := r.srv.ListenerAddr(listener)
+	if a == "" {
+		r.t.Fatalf("no listener %q", listener)
+	}
+	return a
+}
+
+// metric returns the value of the sample of name whose labels include all of
+// labels ("key", "value", ...); 0 when there is none.
+func (r *testRelay) metric(name string, labels ...string) float64 {
+	return metricValue(r.t, r.reg, name, labels...)
+}
+
+func metricValue(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		total := 0.0
+		for _, m := range mf.GetMetric() {
+			if !hasLabels(m, labels) {
+				continue
+			}
+			switch {
+			case m.Counter != nil:
+				total += m.Counter.GetValue()
+			case m.Gauge != nil:
+				total += m.Gauge.GetValue()
+			case m.Untyped != nil:
+				total += m.Untyped.GetValue()
+			}
+		}
+		return total
+	}
+	return 0
+}
+
+func hasLabels(m *dto.Metric, labels []string) bool {
+	for i := 0; i+1 < len(labels); i += 2 {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// testLogger logs through t.Log when -v is given, so failures show the
+// relay's own account; otherwise it discards.
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func needLong(t *testing.T) {
+	t.Helper()
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("integration test; run without -short")
+	}
+}
+
+// Config fragments for tests.
+func listenersTOML() string {
+	return `
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:0"
+`
+}
+
+func tcpOutputTOML(name, addr string) string {
+	return fmt.Sprintf(`
+[[output]]
+name = %q
+protocol = "tcp"
+address = %q
+retry_initial = "20ms"
+retry_max = "500ms"
+`, name, addr)
+}

@@ -1,0 +1,206 @@
+// Package testpeer provides the real peers the relay's tests talk to: a TCP
+// and UDP syslog receiver that records what arrives, a sender of
+// sequence-numbered messages, and a runner for a real rsyslogd as sender or
+// upstream. It is used by tests and by the benchmark harness; it is not part
+// of the daemon.
+package testpeer
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relay-syslog/relay/relay/syslog"
+)
+
+// Receiver is a TCP syslog server that records every message it reads, with
+// RFC 6587 framing detected per frame. In blackhole mode it accepts
+// connections and never reads from them, like an upstream that hangs.
+type Receiver struct {
+	ln        net.Listener
+	blackhole bool
+
+	mu    sync.Mutex
+	msgs  []string
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+	done  chan struct{}
+}
+
+// NewReceiver listens on addr ("127.0.0.1:0" for any port) and serves until
+// Close; t.Cleanup closes it.
+func NewReceiver(t testing.TB, addr string) *Receiver {
+	t.Helper()
+	r, err := ListenReceiver(addr, false)
+	if err != nil {
+		t.Fatalf("receiver: %v", err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// NewBlackhole is a Receiver that never reads.
+func NewBlackhole(t testing.TB, addr string) *Receiver {
+	t.Helper()
+	r, err := ListenReceiver(addr, true)
+	if err != nil {
+		t.Fatalf("blackhole: %v", err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// ListenReceiver starts a Receiver without a testing.TB.
+func ListenReceiver(addr string, blackhole bool) (*Receiver, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	r := &Receiver{ln: ln, blackhole: blackhole, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
+	r.wg.Add(1)
+	go r.accept()
+	return r, nil
+}
+
+// Addr is the address the receiver listens on.
+func (r *Receiver) Addr() string { return r.ln.Addr().String() }
+
+func (r *Receiver) accept() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		r.conns[c] = struct{}{}
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer func() {
+				c.Close()
+				r.mu.Lock()
+				delete(r.conns, c)
+				r.mu.Unlock()
+			}()
+			if r.blackhole {
+				<-r.done
+				return
+			}
+			fr := syslog.NewFrameReader(c, 1<<20)
+			for {
+				msg, _, err := fr.Next()
+				if len(msg) > 0 {
+					r.mu.Lock()
+					r.msgs = append(r.msgs, string(msg))
+					r.mu.Unlock()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// Count returns how many messages arrived so far.
+func (r *Receiver) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}
+
+// Messages returns a copy of what arrived so far, in arrival order.
+func (r *Receiver) Messages() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...)
+}
+
+// Close stops the receiver and closes every connection; it is idempotent.
+func (r *Receiver) Close() {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	close(r.done)
+	r.ln.Close()
+	r.mu.Lock()
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// WaitFor polls cond every few milliseconds until it holds or timeout
+// passes, and reports whether it held. Tests use it instead of sleeping.
+func WaitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// UDPReceiver records datagrams.
+type UDPReceiver struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	msgs []string
+	wg   sync.WaitGroup
+}
+
+// NewUDPReceiver listens on addr; t.Cleanup closes it.
+func NewUDPReceiver(t testing.TB, addr string) *UDPReceiver {
+	t.Helper()
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadBuffer(8 << 20)
+	r := &UDPReceiver{conn: c}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := c.ReadFromUDP(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+					return
+				}
+				continue
+			}
+			r.mu.Lock()
+			r.msgs = append(r.msgs, string(buf[:n]))
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.Close(); r.wg.Wait() })
+	return r
+}
+
+// Addr is the address the receiver listens on.
+func (r *UDPReceiver) Addr() string { return r.conn.LocalAddr().String() }
+
+// Messages returns a copy of what arrived so far.
+func (r *UDPReceiver) Messages() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...)
+}
