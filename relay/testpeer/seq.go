@@ -3,7 +3,9 @@ package testpeer
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"sort"
 	"strconv"
@@ -151,4 +153,16 @@ func SendUnixgram(path, run string, from, to int) error {
 		}
 	}
 	return nil
+}
+
+// HTTPGet returns the body at url, or "" on any error.
+func HTTPGet(url string) string {
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

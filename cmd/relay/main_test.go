@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relay-syslog/relay/relay/testpeer"
+)
+
+var relayBin string
+
+// TestMain builds the real binary once; the tests drive it as an
+// administrator would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "relay-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	relayBin = filepath.Join(dir, "relay")
+	if out, err := exec.Command("go", "build", "-race", "-o", relayBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build relay: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func runRelay(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(relayBin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), 0
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := runRelay(t, "-version")
+	if code != 0 || !strings.HasPrefix(out, "relay ") {
+		t.Fatalf("relay -version = %q, exit %d", out, code)
+	}
+}
+
+func TestCheckConfigValid(t *testing.T) {
+	out, errOut, code := runRelay(t, "-check-config", "-config", "../../config.toml.example")
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// Without -config the built-in copy of the example is checked.
+	if _, errOut, code := runRelay(t, "-check-config"); code != 0 {
+		t.Fatalf("built-in config: exit %d: %s", code, errOut)
+	}
+}
+
+// TestCheckConfigReportsEveryProblem: exit 1 and one line per problem.
+func TestCheckConfigReportsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	bad := `data_dir = "x"
+colour = "blue"
+[[listener]]
+name = "in"
+protocol = "udp"
+address = "localhost"
+[[output]]
+name = "out"
+protocol = "tcp"
+address = "127.0.0.1:514"
+retry_initial = "soon"
+[[route]]
+name = "r"
+outputs = ["out", "elsewhere"]
+`
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runRelay(t, "-check-config", "-config", path)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %q", code, errOut)
+	}
+	// The decoder stops at the bad duration; fix it and every other
+	// problem is listed together.
+	if !strings.Contains(errOut, `line 11`) || !strings.Contains(errOut, "retry_initial") {
+		t.Errorf("bad duration not reported with its line and key:\n%s", errOut)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(bad, `"soon"`, `"1s"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = runRelay(t, "-check-config", "-config", path)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		`line 2: colour: unknown key "colour"`,
+		`line 6: listener[0].address: invalid address "localhost"`,
+		`line 14: route[0].outputs: names output "elsewhere", which is not defined`,
+		"3 problems",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestMissingConfigFile(t *testing.T) {
+	_, errOut, code := runRelay(t, "-config", filepath.Join(t.TempDir(), "nope.toml"))
+	if code != 1 || !strings.Contains(errOut, "no such file") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestSIGTERMWithUpstreamDown starts the binary with an upstream that hangs
+// and one that does not exist, queues messages, and checks SIGTERM ends it
+// within a few seconds with exit 0, and that a restart finds the queue.
+func TestSIGTERMWithUpstreamDown(t *testing.T) {
+	dir := t.TempDir()
+	hung := testpeer.NewBlackhole(t, "127.0.0.1:0")
+	tcpPort := testpeer.FreePort(t)
+	deadPort := testpeer.FreePort(t)
+	metricsPort := testpeer.FreePort(t)
+	cfg := fmt.Sprintf(`data_dir = %q
+[metrics]
+address = "127.0.0.1:%d"
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:%d"
+[[output]]
+name = "hung"
+protocol = "tcp"
+address = %q
+[[output]]
+name = "dead"
+protocol = "tcp"
+address = "127.0.0.1:%d"
+[[route]]
+name = "all"
+outputs = ["hung", "dead"]
+`, filepath.Join(dir, "data"), metricsPort, tcpPort, hung.Addr(), deadPort)
+	path := filepath.Join(dir, "relay.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(relayBin, "-config", path)
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !testpeer.WaitFor(10*time.Second, testpeer.TCPReady(fmt.Sprintf("127.0.0.1:%d", tcpPort))) {
+			cmd.Process.Kill()
+			t.Fatalf("relay did not start:\n%s", logs.String())
+		}
+		return cmd, &logs
+	}
+	cmd, logs := start()
+	if err := testpeer.SendTCP(fmt.Sprintf("127.0.0.1:%d", tcpPort), "term", 0, 50000, true); err != nil {
+		t.Fatal(err)
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	if !testpeer.WaitFor(10*time.Second, func() bool {
+		return strings.Contains(testpeer.HTTPGet(metricsURL), `relay_messages_accepted_total{listener="tcp"} 50000`)
+	}) {
+		t.Fatalf("messages not accepted; metrics:\n%s", testpeer.HTTPGet(metricsURL))
+	}
+	began := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	took := time.Since(began)
+	if err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	if took > 5*time.Second {
+		t.Errorf("SIGTERM took %v with the upstreams down, want < 5s", took)
+	}
+	t.Logf("SIGTERM with both upstreams down: stopped in %v", took.Round(time.Millisecond))
+
+	// The queue is still there after a restart: its depth shows on /metrics.
+	cmd, logs = start()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	if !testpeer.WaitFor(10*time.Second, func() bool {
+		body := testpeer.HTTPGet(metricsURL)
+		return strings.Contains(body, `relay_queue_depth_records{output="dead"}`) &&
+			!strings.Contains(body, `relay_queue_depth_records{output="dead"} 0`)
+	}) {
+		t.Fatalf("queue of the dead output empty after restart:\n%s\n%s", testpeer.HTTPGet(metricsURL), logs.String())
+	}
+}

@@ -1,0 +1,57 @@
+// Package queue is the persistent queue of one relay output. It wraps
+// go-diskqueue (github.com/nsqio/go-diskqueue) and adds what the relay needs
+// from it: batching, checksums, and an acknowledgement of delivery.
+//
+// # Batching
+//
+// A go-diskqueue Put costs a round trip to the queue's goroutine plus one
+// write(2), which caps single-message throughput near 350k messages/s. Append
+// therefore packs many entries into one record (see RecordBuilder for the
+// layout) and puts the record when it holds Options.BatchMessages entries or
+// Options.BatchBytes bytes, or Options.Linger after its first entry. Flush
+// puts a partial record at once; a caller that must acknowledge a message to
+// its sender (RELP) calls Flush first, because an entry still in the partial
+// record lives only in memory.
+//
+// # Durability
+//
+// A record is durable against kill -9 once Put has returned: its bytes are in
+// the page cache. Against power loss it is durable after the next sync,
+// which go-diskqueue does every Options.SyncEvery records or
+// Options.SyncInterval.
+//
+// go-diskqueue cannot take a record back: its read position moves past a
+// record as soon as the record is received from ReadChan. Queue keeps its own
+// in-flight journal (see journal.go) so that a record returned by Next stays
+// on disk until Done, across a clean Close as well as kill -9. Records found
+// in the journal at Open are returned first.
+//
+// go-diskqueue also loses every record of a brand-new queue if the process is
+// killed before its first metadata sync, because without a metadata file it
+// starts empty and overwrites the old data file. Open therefore writes an
+// initial metadata file for a new queue; with one present, go-diskqueue
+// notices a data file longer than its metadata says and reads the extra
+// records instead of overwriting them.
+//
+// # At least once
+//
+// Delivery is at least once, not exactly once. go-diskqueue persists its read
+// position only when it syncs, so after a crash every record read since the
+// last sync is read again, including records already marked Done. Such
+// duplicates are expected after kill -9 or a power loss, never after a clean
+// Close. For the same reason go-diskqueue's depth is unreliable after a crash
+// (it can even go negative); Depth clamps it at zero.
+//
+// # Corruption
+//
+// Every record carries a CRC32C. A record that fails it or does not decode is
+// skipped, logged and counted (Corrupt); the queue goes on with the next
+// record. A damaged length prefix is caught by go-diskqueue itself, which
+// renames the rest of that data file to *.bad and moves to the next file.
+//
+// # Concurrency
+//
+// Append and Flush may be called from many goroutines. Next, TryNext and Done
+// belong to one consumer goroutine, the output worker. Depth, DiskBytes and
+// Corrupt may be called from anywhere, for example by metrics collectors.
+package queue

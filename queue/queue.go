@@ -1,0 +1,548 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nsqio/go-diskqueue"
+)
+
+// Entry is one syslog message with what the relay knows about its arrival.
+type Entry struct {
+	Received time.Time // receive time, stored as unix nanoseconds
+	Listener string    // name of the listener it arrived on (at most MaxNameLen bytes kept)
+	Source   string    // sender address, e.g. "192.0.2.1:514", or "" (at most MaxNameLen bytes kept)
+	Data     []byte    // the message bytes exactly as received, framing removed
+}
+
+// Options configures a Queue. Zero values select the defaults.
+type Options struct {
+	Name            string        // output name; used in log lines and as the diskqueue name
+	Dir             string        // directory of this queue, created with mode 0750 if missing
+	MaxBytesPerFile int64         // diskqueue file roll size; default 64 MiB
+	SyncEvery       int64         // diskqueue fsyncs after this many records read or written; default 1000
+	SyncInterval    time.Duration // diskqueue fsyncs at least this often when busy; default 1s
+	BatchMessages   int           // put a record when it holds this many entries; default 256
+	BatchBytes      int           // put a record when it holds this many encoded bytes; default 128 KiB, at most 16 MiB
+	Linger          time.Duration // put a partial record this long after its first entry; default 2ms
+
+	// Logf receives warnings and errors; it may be nil.
+	Logf func(format string, args ...any)
+
+	// OnDrop is told about entries lost because the Put of a record that the
+	// Linger timer flushed failed. It may be nil, in which case the loss is
+	// logged. Append and Flush report their own failures as a *DropError.
+	OnDrop func(count int, err error)
+}
+
+const (
+	defaultMaxBytesPerFile = 64 << 20
+	defaultSyncEvery       = 1000
+	defaultSyncInterval    = time.Second
+	defaultBatchMessages   = 256
+	defaultBatchBytes      = 128 << 10
+	defaultLinger          = 2 * time.Millisecond
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Name == "" || o.Name == "." || o.Name == ".." || strings.ContainsAny(o.Name, `/\`) {
+		return o, fmt.Errorf("queue name %q: must be a non-empty file name", o.Name)
+	}
+	if o.Dir == "" {
+		return o, fmt.Errorf("queue %q: no directory", o.Name)
+	}
+	// go-diskqueue builds its file names with fmt.Sprintf(path.Join(dir, ...)),
+	// so a '%' in the directory would garble every file name.
+	if strings.Contains(o.Dir, "%") {
+		return o, fmt.Errorf("queue %q: directory %q must not contain '%%'", o.Name, o.Dir)
+	}
+	if o.MaxBytesPerFile < 0 || o.SyncEvery < 0 || o.SyncInterval < 0 ||
+		o.BatchMessages < 0 || o.BatchBytes < 0 || o.Linger < 0 {
+		return o, fmt.Errorf("queue %q: negative size, count or duration", o.Name)
+	}
+	if o.BatchBytes > maxBatchBytes {
+		return o, fmt.Errorf("queue %q: batch bytes %d exceeds %d", o.Name, o.BatchBytes, maxBatchBytes)
+	}
+	if o.MaxBytesPerFile == 0 {
+		o.MaxBytesPerFile = defaultMaxBytesPerFile
+	}
+	if o.SyncEvery == 0 {
+		o.SyncEvery = defaultSyncEvery
+	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = defaultSyncInterval
+	}
+	if o.BatchMessages == 0 {
+		o.BatchMessages = defaultBatchMessages
+	}
+	if o.BatchBytes == 0 {
+		o.BatchBytes = defaultBatchBytes
+	}
+	if o.Linger == 0 {
+		o.Linger = defaultLinger
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return o, nil
+}
+
+// ErrClosed is returned by operations on a closed Queue.
+var ErrClosed = errors.New("queue closed")
+
+// ErrTooLarge is wrapped by the DropError Append returns for a message longer
+// than MaxDataLen.
+var ErrTooLarge = errors.New("message too large")
+
+// DropError reports entries that were accepted by Append but are lost,
+// because the record holding them could not be put. Count includes the entry
+// of the Append call that returned the error.
+type DropError struct {
+	Count int
+	Err   error
+}
+
+func (e *DropError) Error() string {
+	return fmt.Sprintf("%d entries dropped: %v", e.Count, e.Err)
+}
+
+func (e *DropError) Unwrap() error { return e.Err }
+
+// Batch is the decoded content of one record.
+type Batch struct {
+	// Entries are the messages of the record, in the order they were
+	// appended. Their Data slices point into the record buffer and are valid
+	// until Done.
+	Entries []Entry
+
+	q    *Queue
+	off  int64 // offset of the record's journal entry, or -1 if it has none
+	size int   // length of the record
+	done bool
+}
+
+// Queue is the persistent queue of one output. See the package comment.
+type Queue struct {
+	name     string
+	dir      string
+	logf     func(format string, args ...any)
+	onDrop   func(count int, err error)
+	maxMsgs  int
+	maxBytes int
+	linger   time.Duration
+	keepBuf  int // the packing buffer is dropped when it grows beyond this
+
+	dq diskqueue.Interface
+
+	// mu guards the producer side. It is held while a record is encoded and
+	// while it is Put; go-diskqueue serialises Puts anyway.
+	mu     sync.Mutex
+	closed bool
+	rb     RecordBuilder
+	gen    uint64      // counts records put, so a stale Linger timer does nothing
+	timer  *time.Timer // Linger timer of the current record, nil when empty
+
+	// closing is closed by Close; it wakes a Next blocked on an empty queue.
+	closing chan struct{}
+
+	// cmu guards the consumer side: the journal and the recovered records.
+	// Next holds it even while it waits, so that Close, which takes it before
+	// closing go-diskqueue, can never close the journal between Next's
+	// receive of a record and its journal write.
+	cmu       sync.Mutex
+	j         *journal
+	recovered []journalRecord
+	jclosed   bool
+
+	inflight atomic.Int64  // records returned (or to be returned) by Next and not Done
+	corrupt  atomic.Uint64 // records skipped as corrupt
+}
+
+// Open opens the queue in opts.Dir, creating it if needed, and reads its
+// in-flight journal.
+func Open(opts Options) (*Queue, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
+	}
+	if err := seedMetadata(opts.Dir, opts.Name); err != nil {
+		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
+	}
+	j, recovered, torn, err := openJournal(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
+	}
+
+	q := &Queue{
+		name:      opts.Name,
+		dir:       opts.Dir,
+		logf:      opts.Logf,
+		onDrop:    opts.OnDrop,
+		maxMsgs:   opts.BatchMessages,
+		maxBytes:  opts.BatchBytes,
+		linger:    opts.Linger,
+		keepBuf:   4*(opts.BatchBytes+headerRoom) + keepBufLen,
+		closing:   make(chan struct{}),
+		j:         j,
+		recovered: recovered,
+	}
+	q.inflight.Store(int64(len(recovered)))
+	if torn > 0 {
+		q.corrupt.Add(1)
+		q.logf("queue %q: ignored %d bytes of torn or corrupt in-flight journal", q.name, torn)
+	}
+	if len(recovered) > 0 {
+		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again", q.name, len(recovered))
+	}
+	q.dq = diskqueue.New(opts.Name, opts.Dir, opts.MaxBytesPerFile, 1, maxRecordLen,
+		opts.SyncEvery, opts.SyncInterval, q.diskqueueLog)
+	return q, nil
+}
+
+// diskqueueLog passes go-diskqueue's warnings and errors on; its DEBUG and
+// INFO lines (every file it opens) are chatter.
+func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any) {
+	if lvl < diskqueue.WARN {
+		return
+	}
+	q.logf("queue %q: %s: "+format, append([]any{q.name, lvl}, args...)...)
+}
+
+// seedMetadata writes the metadata of an empty queue unless the queue
+// already has one. Without a metadata file go-diskqueue starts from position
+// zero and overwrites data written before a crash that came before its first
+// sync; with one, it finds the data file longer than recorded and reads it.
+func seedMetadata(dir, name string) error {
+	meta := filepath.Join(dir, name+".diskqueue.meta.dat")
+	if _, err := os.Stat(meta); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stat metadata: %w", err)
+	}
+	// An empty first data file keeps go-diskqueue from logging an error
+	// about a missing file when the queue is reopened before any write.
+	data, err := os.OpenFile(filepath.Join(dir, name+".diskqueue.000000.dat"), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create data file: %w", err)
+	}
+	if err := data.Close(); err != nil {
+		return fmt.Errorf("create data file: %w", err)
+	}
+	tmp := meta + ".seed.tmp"
+	// This is go-diskqueue's own metadata format: depth, then read and write
+	// positions as file number and offset.
+	if err := writeFileSync(tmp, []byte("0\n0,0\n0,0\n")); err != nil {
+		return fmt.Errorf("write metadata: %w", err)
+	}
+	if err := os.Rename(tmp, meta); err != nil {
+		return fmt.Errorf("write metadata: %w", err)
+	}
+	return syncDir(dir)
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	return nil
+}
+
+// Append adds e to the current record and puts the record when it is full.
+// e.Data is copied. The first entry of a record arms a timer that puts the
+// record Linger later if it has not filled by then.
+//
+// A failed Put loses the entries of that record; Append then returns a
+// *DropError saying how many, wrapping the Put error (for example ENOSPC).
+func (q *Queue) Append(e Entry) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	if len(e.Data) > MaxDataLen {
+		return &DropError{Count: 1, Err: fmt.Errorf("queue %q: message of %d bytes: %w", q.name, len(e.Data), ErrTooLarge)}
+	}
+	q.rb.Add(e)
+	if q.rb.Len() >= q.maxMsgs || q.rb.Size() >= q.maxBytes {
+		return q.flushLocked()
+	}
+	if q.rb.Len() == 1 {
+		// A timer per record, rather than one long-lived goroutine, costs
+		// nothing while the queue is idle; the generation tells a timer that
+		// fires after its record was put by size that it has nothing to do.
+		gen := q.gen
+		q.timer = time.AfterFunc(q.linger, func() { q.lingerFlush(gen) })
+	}
+	return nil
+}
+
+// Flush puts the current partial record now. It returns a *DropError if the
+// Put fails.
+func (q *Queue) Flush() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	return q.flushLocked()
+}
+
+func (q *Queue) lingerFlush(gen uint64) {
+	q.mu.Lock()
+	if q.closed || q.gen != gen {
+		q.mu.Unlock()
+		return
+	}
+	err := q.flushLocked()
+	q.mu.Unlock()
+	if err == nil {
+		return
+	}
+	// The callback runs without q.mu so that it may call Append.
+	var de *DropError
+	if q.onDrop != nil && errors.As(err, &de) {
+		q.onDrop(de.Count, de.Err)
+		return
+	}
+	q.logf("queue %q: %v", q.name, err)
+}
+
+// flushLocked puts the current record, if any. q.mu must be held.
+func (q *Queue) flushLocked() error {
+	n := q.rb.Len()
+	if n == 0 {
+		return nil
+	}
+	if q.timer != nil {
+		q.timer.Stop()
+		q.timer = nil
+	}
+	q.gen++
+	// Put copies the record before it returns, so the buffer can be reused.
+	err := q.dq.Put(q.rb.Bytes())
+	q.rb.Reset()
+	if cap(q.rb.buf) > q.keepBuf {
+		q.rb.buf = nil
+	}
+	if err != nil {
+		return &DropError{Count: n, Err: fmt.Errorf("queue %q: put record: %w", q.name, err)}
+	}
+	return nil
+}
+
+// Next blocks until a record is available or ctx is done and returns it
+// decoded. Records recovered from the in-flight journal at Open come first.
+// The record stays in the journal until Done. Next returns ErrClosed once
+// Close has been called.
+func (q *Queue) Next(ctx context.Context) (*Batch, error) {
+	q.cmu.Lock()
+	defer q.cmu.Unlock()
+	return q.next(ctx, true)
+}
+
+// TryNext is Next without waiting: ok is false when no record is ready.
+func (q *Queue) TryNext() (b *Batch, ok bool, err error) {
+	q.cmu.Lock()
+	defer q.cmu.Unlock()
+	b, err = q.next(context.Background(), false)
+	return b, b != nil, err
+}
+
+// next returns the next record, waiting for one if wait is set. q.cmu must
+// be held.
+func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
+	for {
+		select {
+		case <-q.closing:
+			return nil, ErrClosed
+		default:
+		}
+		for len(q.recovered) > 0 {
+			r := q.recovered[0]
+			q.recovered[0] = journalRecord{} // let the buffer go once all are done
+			q.recovered = q.recovered[1:]
+			if b := q.batch(r.rec, r.off); b != nil {
+				return b, nil
+			}
+		}
+
+		var rec []byte
+		if !wait {
+			select {
+			case rec = <-q.dq.ReadChan():
+			default:
+				return nil, nil
+			}
+		} else {
+			select {
+			case rec = <-q.dq.ReadChan():
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-q.closing:
+				return nil, ErrClosed
+			}
+		}
+
+		// From here go-diskqueue has forgotten rec, so the journal write
+		// comes first, before even decoding, to keep the window in which a
+		// crash could lose it as short as possible (see journal.go).
+		q.inflight.Add(1)
+		off, err := q.j.append(rec)
+		if err != nil {
+			// Withholding the record would stall the output, and draining
+			// the queue is what frees disk space when the disk is full;
+			// deliver it, knowing that a crash before Done loses it.
+			q.logf("queue %q: delivering a record without crash protection: %v", q.name, err)
+			off = -1
+		}
+		if b := q.batch(rec, off); b != nil {
+			return b, nil
+		}
+	}
+}
+
+// batch decodes rec, whose journal entry is at off (or -1). A corrupt record
+// is counted, logged and taken out of the journal, and batch returns nil.
+func (q *Queue) batch(rec []byte, off int64) *Batch {
+	entries, err := DecodeRecord(rec)
+	if err == nil {
+		return &Batch{Entries: entries, q: q, off: off, size: len(rec)}
+	}
+	q.corrupt.Add(1)
+	q.logf("queue %q: skipped corrupt record of %d bytes: %v", q.name, len(rec), err)
+	q.inflight.Add(-1)
+	if off >= 0 {
+		if err := q.j.done(off, len(rec)); err != nil {
+			q.logf("queue %q: %v", q.name, err)
+		}
+	}
+	return nil
+}
+
+// Done marks b delivered and takes it out of the in-flight journal. Done of
+// a batch already done is a no-op. After Close, Done returns ErrClosed and b
+// is delivered again when the queue is reopened.
+func (q *Queue) Done(b *Batch) error {
+	if b == nil || b.q != q {
+		return fmt.Errorf("queue %q: done: batch is not from this queue", q.name)
+	}
+	q.cmu.Lock()
+	defer q.cmu.Unlock()
+	if b.done {
+		return nil
+	}
+	if q.jclosed {
+		return ErrClosed
+	}
+	b.done = true
+	q.inflight.Add(-1)
+	if b.off < 0 {
+		return nil
+	}
+	if err := q.j.done(b.off, b.size); err != nil {
+		return fmt.Errorf("queue %q: %w", q.name, err)
+	}
+	return nil
+}
+
+// Depth returns the number of records waiting in go-diskqueue plus those
+// taken by Next (or recovered at Open) and not yet Done. Entries in the
+// partial record are not counted.
+func (q *Queue) Depth() int64 {
+	d := q.dq.Depth()
+	if d < 0 {
+		d = 0
+	}
+	return d + q.inflight.Load()
+}
+
+// DiskBytes returns the size of this queue's files: data files, metadata and
+// journal, including data files go-diskqueue set aside as *.bad.
+func (q *Queue) DiskBytes() int64 {
+	des, err := os.ReadDir(q.dir)
+	if err != nil {
+		return 0
+	}
+	prefix := q.name + ".diskqueue."
+	var n int64
+	for _, de := range des {
+		if !de.Type().IsRegular() || !(strings.HasPrefix(de.Name(), prefix) || de.Name() == journalName) {
+			continue
+		}
+		// A file can disappear between ReadDir and Info when go-diskqueue
+		// removes a file it has read to the end.
+		if fi, err := de.Info(); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// Corrupt returns the number of records skipped because their checksum or
+// encoding was bad, including a torn in-flight journal found at Open.
+func (q *Queue) Corrupt() uint64 { return q.corrupt.Load() }
+
+// Close puts the partial record, closes go-diskqueue (which fsyncs and
+// writes its metadata) and closes the journal. Batches taken by Next and not
+// Done stay in the journal and are returned again after the next Open.
+// Close is idempotent; afterwards Append returns ErrClosed.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	flushErr := q.flushLocked()
+	q.mu.Unlock()
+
+	close(q.closing)
+	// Next holds cmu while it waits; closing has woken it, so this returns
+	// once any record it received is in the journal.
+	q.cmu.Lock()
+	defer q.cmu.Unlock()
+	errs := []error{flushErr}
+	if err := q.dq.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("queue %q: close diskqueue: %w", q.name, err))
+	}
+	q.jclosed = true
+	if err := q.j.close(); err != nil {
+		errs = append(errs, fmt.Errorf("queue %q: %w", q.name, err))
+	}
+	return errors.Join(errs...)
+}

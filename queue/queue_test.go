@@ -1,0 +1,734 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsqio/go-diskqueue"
+)
+
+// logSink collects log lines; t.Logf cannot be used because go-diskqueue
+// may log from its own goroutine.
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logSink) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func openQueue(t testing.TB, dir string, mod func(*Options)) (*Queue, *logSink) {
+	t.Helper()
+	logs := &logSink{}
+	opts := Options{Name: "out", Dir: dir, Logf: logs.logf}
+	if mod != nil {
+		mod(&opts)
+	}
+	q, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q, logs
+}
+
+const testPrefix = "<13>message "
+
+func testEntry(i int) Entry {
+	return Entry{
+		Received: time.Unix(1700000000, int64(i)),
+		Listener: "tcp",
+		Source:   fmt.Sprintf("192.0.2.%d:514", i%3),
+		Data:     fmt.Appendf(nil, "%s%06d", testPrefix, i),
+	}
+}
+
+// entryIndex returns i for an entry made by testEntry(i) and checks the
+// other fields.
+func entryIndex(t testing.TB, e Entry) int {
+	t.Helper()
+	i, err := strconv.Atoi(strings.TrimPrefix(string(e.Data), testPrefix))
+	if err != nil {
+		t.Fatalf("unexpected entry data %q", e.Data)
+	}
+	if want := testEntry(i); !sameEntry(e, want) {
+		t.Fatalf("entry %d = %+v, want %+v", i, e, want)
+	}
+	return i
+}
+
+func appendRange(t testing.TB, q *Queue, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := q.Append(testEntry(i)); err != nil {
+			t.Fatalf("Append(%d): %v", i, err)
+		}
+	}
+}
+
+// next calls Next with a deadline, so that a bug shows as a failure rather
+// than a hung test.
+func next(t testing.TB, q *Queue) *Batch {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := q.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return b
+}
+
+// drain takes batches and marks them done until n entries have arrived, and
+// returns their indexes in order.
+func drain(t testing.TB, q *Queue, n int) []int {
+	t.Helper()
+	var got []int
+	for len(got) < n {
+		b := next(t, q)
+		for _, e := range b.Entries {
+			got = append(got, entryIndex(t, e))
+		}
+		if err := q.Done(b); err != nil {
+			t.Fatalf("Done: %v", err)
+		}
+	}
+	return got
+}
+
+func checkSequence(t testing.TB, got []int, from, to int) {
+	t.Helper()
+	if len(got) != to-from {
+		t.Fatalf("got %d entries, want %d", len(got), to-from)
+	}
+	for k, i := range got {
+		if i != from+k {
+			t.Fatalf("entry %d is message %d, want %d", k, i, from+k)
+		}
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestRoundTripConcurrent(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) { o.BatchMessages = 64 })
+	const producers, perProducer = 4, 2500
+
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for k := range perProducer {
+				i := p*perProducer + k
+				if err := q.Append(testEntry(i)); err != nil {
+					t.Errorf("Append(%d): %v", i, err)
+					return
+				}
+			}
+		})
+	}
+
+	// The consumer runs while the producers append; each producer's entries
+	// must arrive complete and in its order.
+	last := make([]int, producers)
+	for p := range last {
+		last[p] = p*perProducer - 1
+	}
+	for got := 0; got < producers*perProducer; {
+		b := next(t, q)
+		if len(b.Entries) > 64 {
+			t.Errorf("batch of %d entries, want at most 64", len(b.Entries))
+		}
+		for _, e := range b.Entries {
+			i := entryIndex(t, e)
+			p := i / perProducer
+			if i != last[p]+1 {
+				t.Fatalf("producer %d: message %d after %d", p, i, last[p])
+			}
+			last[p] = i
+			got++
+		}
+		if err := q.Done(b); err != nil {
+			t.Fatalf("Done: %v", err)
+		}
+	}
+	wg.Wait()
+	if d := q.Depth(); d != 0 {
+		t.Errorf("Depth after drain = %d, want 0", d)
+	}
+	if c := q.Corrupt(); c != 0 {
+		t.Errorf("Corrupt = %d, want 0", c)
+	}
+}
+
+func TestRestart(t *testing.T) {
+	dir := t.TempDir()
+	batch := func(o *Options) { o.BatchMessages = 100 }
+	q, logs := openQueue(t, dir, batch)
+	appendRange(t, q, 0, 1050)
+	if err := q.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if s := logs.String(); s != "" {
+		t.Errorf("unexpected log lines from a new queue:\n%s", s)
+	}
+
+	q, _ = openQueue(t, dir, batch)
+	// Close put the partial record of 50 entries.
+	if d := q.Depth(); d != 11 {
+		t.Errorf("Depth after reopen = %d, want 11", d)
+	}
+	checkSequence(t, drain(t, q, 1050), 0, 1050)
+	if err := q.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	q, logs = openQueue(t, dir, batch)
+	if d := q.Depth(); d != 0 {
+		t.Errorf("Depth after draining and reopening = %d, want 0", d)
+	}
+	if b, ok, err := q.TryNext(); ok || err != nil {
+		t.Errorf("TryNext on a drained queue = %v, %v, %v; want nil, false, nil", b, ok, err)
+	}
+	if s := logs.String(); s != "" {
+		t.Errorf("unexpected log lines after a clean restart:\n%s", s)
+	}
+}
+
+func TestNotDoneBeforeClose(t *testing.T) {
+	dir := t.TempDir()
+	batch := func(o *Options) { o.BatchMessages = 10 }
+	q, _ := openQueue(t, dir, batch)
+	appendRange(t, q, 0, 40)
+	if err := q.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	held := next(t, q) // 0..9, never done
+	b := next(t, q)    // 10..19
+	if err := q.Done(b); err != nil {
+		t.Fatalf("Done: %v", err)
+	}
+	next(t, q) // 20..29, never done either
+	if err := q.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := q.Done(held); !errors.Is(err, ErrClosed) {
+		t.Errorf("Done after Close = %v, want ErrClosed", err)
+	}
+
+	q, logs := openQueue(t, dir, batch)
+	if d := q.Depth(); d != 3 {
+		t.Errorf("Depth after reopen = %d, want 3 (two recovered, one waiting)", d)
+	}
+	if !strings.Contains(logs.String(), "2 records taken but not delivered") {
+		t.Errorf("log does not report the recovered records:\n%s", logs)
+	}
+	var got []int
+	for range 3 {
+		b := next(t, q)
+		for _, e := range b.Entries {
+			got = append(got, entryIndex(t, e))
+		}
+		if err := q.Done(b); err != nil {
+			t.Fatalf("Done: %v", err)
+		}
+	}
+	var want []int
+	for i := range 40 {
+		if i < 10 || i >= 20 {
+			want = append(want, i)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after reopen got %v, want %v", got, want)
+	}
+	fi, err := os.Stat(filepath.Join(dir, journalName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != 0 {
+		t.Errorf("journal is %d bytes with nothing in flight, want 0", fi.Size())
+	}
+}
+
+// flipInRecord flips the last byte of the nth record of a diskqueue data
+// file, which lies inside the record's last message.
+func flipInRecord(t *testing.T, path string, n int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := 0
+	for i := 0; ; i++ {
+		if off+4 > len(data) {
+			t.Fatalf("%s has only %d records", path, i)
+		}
+		size := int(binary.BigEndian.Uint32(data[off:]))
+		if i == n {
+			data[off+4+size-1] ^= 0x20
+			break
+		}
+		off += 4 + size
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCorruptDataFile(t *testing.T) {
+	dir := t.TempDir()
+	batch := func(o *Options) { o.BatchMessages = 10 }
+	q, _ := openQueue(t, dir, batch)
+	appendRange(t, q, 0, 50)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flipInRecord(t, filepath.Join(dir, "out.diskqueue.000000.dat"), 1)
+	flipInRecord(t, filepath.Join(dir, "out.diskqueue.000000.dat"), 3)
+
+	q, logs := openQueue(t, dir, batch)
+	got := drain(t, q, 30)
+	var want []int
+	for i := range 50 {
+		if i/10 != 1 && i/10 != 3 {
+			want = append(want, i)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if c := q.Corrupt(); c != 2 {
+		t.Errorf("Corrupt = %d, want 2", c)
+	}
+	s := logs.String()
+	if n := strings.Count(s, `queue "out": skipped corrupt record`); n != 2 {
+		t.Errorf("log has %d lines about corrupt records, want 2:\n%s", n, s)
+	}
+	if d := q.Depth(); d != 0 {
+		t.Errorf("Depth = %d, want 0", d)
+	}
+}
+
+func TestCorruptJournal(t *testing.T) {
+	dir := t.TempDir()
+	batch := func(o *Options) { o.BatchMessages = 10 }
+	q, _ := openQueue(t, dir, batch)
+	appendRange(t, q, 0, 20)
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Take both records and deliver neither.
+	next(t, q)
+	next(t, q)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Tear the second journal entry: the first must still come back.
+	path := filepath.Join(dir, journalName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()-3); err != nil {
+		t.Fatal(err)
+	}
+
+	q, logs := openQueue(t, dir, batch)
+	if c := q.Corrupt(); c != 1 {
+		t.Errorf("Corrupt after a torn journal = %d, want 1", c)
+	}
+	if !strings.Contains(logs.String(), "torn or corrupt in-flight journal") {
+		t.Errorf("torn journal not logged:\n%s", logs)
+	}
+	checkSequence(t, drain(t, q, 10), 0, 10)
+}
+
+func TestTryNext(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), nil)
+	if b, ok, err := q.TryNext(); ok || b != nil || err != nil {
+		t.Fatalf("TryNext on an empty queue = %v, %v, %v; want nil, false, nil", b, ok, err)
+	}
+	appendRange(t, q, 0, 5)
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var b *Batch
+	eventually(t, "TryNext to return the record", func() bool {
+		var ok bool
+		var err error
+		b, ok, err = q.TryNext()
+		if err != nil {
+			t.Fatalf("TryNext: %v", err)
+		}
+		return ok
+	})
+	if len(b.Entries) != 5 {
+		t.Errorf("TryNext returned %d entries, want 5", len(b.Entries))
+	}
+	if err := q.Done(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := q.TryNext(); ok || !errors.Is(err, ErrClosed) {
+		t.Errorf("TryNext after Close = %v, %v; want false, ErrClosed", ok, err)
+	}
+}
+
+func TestLinger(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.BatchMessages = 1000
+		o.Linger = 20 * time.Millisecond
+	})
+	appendRange(t, q, 0, 3)
+	// No Flush: the Linger timer must put the record by itself.
+	b := next(t, q)
+	if len(b.Entries) != 3 {
+		t.Fatalf("lingered record has %d entries, want 3", len(b.Entries))
+	}
+	if err := q.Done(b); err != nil {
+		t.Fatal(err)
+	}
+	// A second record gets its own timer.
+	appendRange(t, q, 3, 4)
+	checkSequence(t, drain(t, q, 1), 3, 4)
+}
+
+func TestBatchBytes(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.BatchMessages = 1000
+		o.BatchBytes = 100
+		o.Linger = time.Hour
+	})
+	appendRange(t, q, 0, 10)
+	// Each entry encodes to more than 30 bytes, so a record holds at most 4.
+	got := 0
+	for got < 8 {
+		b := next(t, q)
+		if n := len(b.Entries); n > 4 {
+			t.Errorf("record of %d entries exceeds BatchBytes", n)
+		}
+		got += len(b.Entries)
+		q.Done(b)
+	}
+}
+
+// failPut makes every Put fail, as a full disk would.
+type failPut struct {
+	diskqueue.Interface
+	err error
+}
+
+func (f failPut) Put([]byte) error { return f.err }
+
+func TestDropError(t *testing.T) {
+	type drop struct {
+		count int
+		err   error
+	}
+	drops := make(chan drop, 1)
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.BatchMessages = 3
+		o.Linger = time.Millisecond
+		o.OnDrop = func(count int, err error) { drops <- drop{count, err} }
+	})
+	real := q.dq
+	q.mu.Lock()
+	q.dq = failPut{real, syscall.ENOSPC}
+	q.mu.Unlock()
+
+	// Append path: the third entry fills the record.
+	q.mu.Lock()
+	q.linger = time.Hour
+	q.mu.Unlock()
+	appendRange(t, q, 0, 2)
+	err := q.Append(testEntry(2))
+	var de *DropError
+	if !errors.As(err, &de) || de.Count != 3 || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Append with a failing Put = %v, want a DropError of 3 wrapping ENOSPC", err)
+	}
+
+	// Flush path.
+	appendRange(t, q, 3, 4)
+	err = q.Flush()
+	if !errors.As(err, &de) || de.Count != 1 || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Flush with a failing Put = %v, want a DropError of 1 wrapping ENOSPC", err)
+	}
+
+	// Linger path: reported through OnDrop.
+	q.mu.Lock()
+	q.linger = time.Millisecond
+	q.mu.Unlock()
+	appendRange(t, q, 4, 6)
+	select {
+	case d := <-drops:
+		if d.count != 2 || !errors.Is(d.err, syscall.ENOSPC) {
+			t.Errorf("OnDrop(%d, %v), want OnDrop(2, ENOSPC)", d.count, d.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnDrop was not called")
+	}
+
+	q.mu.Lock()
+	q.dq = real
+	q.mu.Unlock()
+
+	err = q.Append(Entry{Data: make([]byte, MaxDataLen+1)})
+	if !errors.As(err, &de) || de.Count != 1 || !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Append of an oversized message = %v, want a DropError of 1 wrapping ErrTooLarge", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := q.Next(context.Background())
+		errc <- err
+	}()
+	if err := q.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("blocked Next returned %v after Close, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not wake a blocked Next")
+	}
+	if err := q.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
+	}
+	if err := q.Append(testEntry(0)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Append after Close = %v, want ErrClosed", err)
+	}
+	if err := q.Flush(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Flush after Close = %v, want ErrClosed", err)
+	}
+	if _, err := q.Next(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Next after Close = %v, want ErrClosed", err)
+	}
+	if d := q.Depth(); d != 0 {
+		t.Errorf("Depth after Close = %d, want 0", d)
+	}
+}
+
+// TestLingerCloseRace lets Linger timers fire while Close runs; the race
+// detector and the final count check that a late timer does nothing.
+func TestLingerCloseRace(t *testing.T) {
+	dir := t.TempDir()
+	total := 0
+	for range 50 {
+		q, _ := openQueue(t, dir, func(o *Options) { o.Linger = time.Nanosecond })
+		appendRange(t, q, total, total+3)
+		total += 3
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, _ := openQueue(t, dir, nil)
+	checkSequence(t, drain(t, q, total), 0, total)
+}
+
+func TestNextContext(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := q.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Next on an empty queue = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestDoneForeignBatch(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), nil)
+	if err := q.Done(&Batch{}); err == nil {
+		t.Error("Done of a batch from no queue succeeded")
+	}
+	if err := q.Done(nil); err == nil {
+		t.Error("Done(nil) succeeded")
+	}
+}
+
+// negDepth reports the negative depth go-diskqueue can reach after a crash.
+type negDepth struct{ diskqueue.Interface }
+
+func (negDepth) Depth() int64 { return -5 }
+
+func TestDepthClamped(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), nil)
+	real := q.dq
+	q.dq = negDepth{real}
+	defer func() { q.dq = real }()
+	if d := q.Depth(); d != 0 {
+		t.Errorf("Depth with diskqueue depth -5 = %d, want 0", d)
+	}
+}
+
+func TestDiskBytes(t *testing.T) {
+	dir := t.TempDir()
+	q, _ := openQueue(t, dir, nil)
+	before := q.DiskBytes()
+	appendRange(t, q, 0, 1000)
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// An unrelated file in the directory is not the queue's.
+	if err := os.WriteFile(filepath.Join(dir, "other"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	after := q.DiskBytes()
+	if after-before < 1000*int64(len(testPrefix)) || after > 1<<20 {
+		t.Errorf("DiskBytes went from %d to %d after 1000 entries", before, after)
+	}
+}
+
+func TestOpenOptions(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no name", Options{Dir: dir}, "must be a non-empty file name"},
+		{"slash", Options{Name: "a/b", Dir: dir}, "must be a non-empty file name"},
+		{"dotdot", Options{Name: "..", Dir: dir}, "must be a non-empty file name"},
+		{"no dir", Options{Name: "out"}, "no directory"},
+		{"percent", Options{Name: "out", Dir: filepath.Join(dir, "100%")}, "must not contain '%'"},
+		{"negative", Options{Name: "out", Dir: dir, BatchMessages: -1}, "negative"},
+		{"batch bytes", Options{Name: "out", Dir: dir, BatchBytes: 32 << 20}, "exceeds"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := Open(tt.opts)
+			if err == nil {
+				q.Close()
+				t.Fatalf("Open(%+v) succeeded, want error containing %q", tt.opts, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Open(%+v) = %v, want error containing %q", tt.opts, err, tt.want)
+			}
+		})
+	}
+
+	// A new directory is created with mode 0750.
+	sub := filepath.Join(dir, "new", "queue")
+	q, err := Open(Options{Name: "out", Dir: sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	fi, err := os.Stat(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm&^0o750 != 0 {
+		t.Errorf("queue directory mode = %v, want at most 0750", perm)
+	}
+}
+
+func BenchmarkQueueAppend(b *testing.B) {
+	q, _ := openQueue(b, b.TempDir(), nil)
+	e := benchEntry()
+	b.SetBytes(int64(len(e.Data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := q.Append(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := q.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+func BenchmarkQueueAppendParallel(b *testing.B) {
+	q, _ := openQueue(b, b.TempDir(), nil)
+	b.SetBytes(200)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		e := benchEntry()
+		for pb.Next() {
+			if err := q.Append(e); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if err := q.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkQueueNext measures draining, one op per entry. The queue is
+// filled in chunks with the timer stopped, which keeps the disk use of a
+// long run bounded.
+func BenchmarkQueueNext(b *testing.B) {
+	q, _ := openQueue(b, b.TempDir(), nil)
+	e := benchEntry()
+	ctx := context.Background()
+	b.SetBytes(int64(len(e.Data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for remaining := b.N; remaining > 0; {
+		b.StopTimer()
+		n := min(remaining, 100_000)
+		for range n {
+			if err := q.Append(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := q.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for got := 0; got < n; {
+			batch, err := q.Next(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += len(batch.Entries)
+			if !bytes.Equal(batch.Entries[0].Data, e.Data) {
+				b.Fatal("wrong data")
+			}
+			if err := q.Done(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		remaining -= n
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

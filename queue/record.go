@@ -1,0 +1,279 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+	"unicode/utf8"
+)
+
+// A record is the unit the queue writes to go-diskqueue. It packs many
+// entries so that one Put (a goroutine round trip plus one write(2)) carries
+// many messages:
+//
+//	[version: 1 byte = RecordVersion]
+//	[crc32c of everything after it: 4 bytes, big endian]
+//	[uvarint entry count, at least 1]
+//	entry*: [uvarint receive time, unix nanoseconds; 0 is the zero time]
+//	        [1 byte length][listener]
+//	        [1 byte length][source]
+//	        [uvarint length][data]
+//
+// go-diskqueue has no checksums of its own and delivers flipped bytes
+// silently, so every record carries a CRC32C (Castagnoli, which the CPU
+// computes in hardware on amd64 and arm64).
+
+// RecordVersion is the first byte of every record this package writes.
+const RecordVersion = 1
+
+const (
+	// MaxNameLen is the longest listener or source name a record keeps;
+	// longer names are truncated.
+	MaxNameLen = 255
+
+	// MaxDataLen is the largest message Append accepts. It bounds the size of
+	// a record (and so the maxMsgSize given to go-diskqueue) and keeps one
+	// absurd message from making the reader allocate without limit.
+	MaxDataLen = 16 << 20
+
+	// maxEntryLen is the largest encoded entry.
+	maxEntryLen = binary.MaxVarintLen64 + 1 + MaxNameLen + 1 + MaxNameLen + binary.MaxVarintLen64 + MaxDataLen
+
+	// maxBatchBytes caps Options.BatchBytes. A record is flushed as soon as it
+	// reaches BatchBytes, so no record grows beyond maxBatchBytes plus one
+	// entry.
+	maxBatchBytes = 16 << 20
+
+	// headerRoom is the space RecordBuilder keeps in front of the entries for
+	// the version, the checksum and the count, which are known only when the
+	// record is finished.
+	headerRoom = 1 + 4 + binary.MaxVarintLen64
+
+	// maxRecordLen is the largest record this package writes or reads.
+	maxRecordLen = headerRoom + maxBatchBytes + maxEntryLen
+
+	// minEntryLen is the smallest encoded entry: a one-byte time, two empty
+	// names and an empty message. The decoder uses it to reject a count the
+	// record cannot possibly hold before it allocates for it.
+	minEntryLen = 4
+)
+
+// castagnoli is the CRC32C table shared by records and the journal.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorruptRecord is wrapped by every error DecodeRecord returns.
+var ErrCorruptRecord = errors.New("corrupt record")
+
+// AppendEntry appends the encoding of e (without any record header) to dst
+// and returns the extended slice. Listener and Source are truncated to
+// MaxNameLen bytes at a UTF-8 boundary. A Received time equal to the Unix
+// epoch is stored as 0 and so reads back as the zero time.
+func AppendEntry(dst []byte, e Entry) []byte {
+	dst = binary.AppendUvarint(dst, encodeTime(e.Received))
+	l := truncateName(e.Listener)
+	dst = append(dst, byte(len(l)))
+	dst = append(dst, l...)
+	s := truncateName(e.Source)
+	dst = append(dst, byte(len(s)))
+	dst = append(dst, s...)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
+	return append(dst, e.Data...)
+}
+
+// RecordBuilder packs entries into one record. The zero value is ready to
+// use; its buffer is reused across records after Reset.
+type RecordBuilder struct {
+	buf   []byte // headerRoom reserved bytes, then the encoded entries
+	count int
+}
+
+// Add appends e to the record.
+func (b *RecordBuilder) Add(e Entry) {
+	if len(b.buf) < headerRoom {
+		b.buf = append(b.buf[:0], make([]byte, headerRoom)...)
+	}
+	b.buf = AppendEntry(b.buf, e)
+	b.count++
+}
+
+// Len returns the number of entries added since the last Reset.
+func (b *RecordBuilder) Len() int { return b.count }
+
+// Size returns the encoded size of the entries added since the last Reset.
+func (b *RecordBuilder) Size() int {
+	if b.count == 0 {
+		return 0
+	}
+	return len(b.buf) - headerRoom
+}
+
+// Bytes finishes the record and returns it. The result aliases the
+// builder's buffer: it is valid until the next Add or Reset. Bytes must not
+// be used on an empty builder: DecodeRecord rejects a record without entries.
+func (b *RecordBuilder) Bytes() []byte {
+	if len(b.buf) < headerRoom {
+		b.buf = append(b.buf[:0], make([]byte, headerRoom)...)
+	}
+	var count [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(count[:], uint64(b.count))
+	// The count is written right-aligned against the entries and the header
+	// in front of it, so the record needs no copy.
+	start := headerRoom - n
+	copy(b.buf[start:], count[:n])
+	sum := crc32.Checksum(b.buf[start:], castagnoli)
+	start -= 4
+	binary.BigEndian.PutUint32(b.buf[start:], sum)
+	start--
+	b.buf[start] = RecordVersion
+	return b.buf[start:]
+}
+
+// Reset empties the builder and keeps its buffer.
+func (b *RecordBuilder) Reset() {
+	if len(b.buf) >= headerRoom {
+		b.buf = b.buf[:headerRoom]
+	}
+	b.count = 0
+}
+
+// AppendRecord appends one record holding entries to dst. It is a
+// convenience for tools and tests; the queue itself uses a RecordBuilder.
+// entries must not be empty.
+func AppendRecord(dst []byte, entries []Entry) []byte {
+	var b RecordBuilder
+	for _, e := range entries {
+		b.Add(e)
+	}
+	return append(dst, b.Bytes()...)
+}
+
+// DecodeRecord checks the version and checksum of rec and decodes its
+// entries. The Data of each entry points into rec (capacity-limited, so an
+// append cannot overwrite the next entry). Equal listener and source names of
+// consecutive entries share one string, which saves most string allocations
+// because a record usually comes from one listener and few senders.
+//
+// DecodeRecord never panics; any malformed input yields an error wrapping
+// ErrCorruptRecord.
+func DecodeRecord(rec []byte) ([]Entry, error) {
+	if len(rec) < 1+4 {
+		return nil, corruptf("%d bytes is too short", len(rec))
+	}
+	if rec[0] != RecordVersion {
+		return nil, corruptf("unknown version %d", rec[0])
+	}
+	want := binary.BigEndian.Uint32(rec[1:5])
+	body := rec[5:]
+	if got := crc32.Checksum(body, castagnoli); got != want {
+		return nil, corruptf("checksum %08x, want %08x", got, want)
+	}
+	count, n := binary.Uvarint(body)
+	if n <= 0 {
+		return nil, corruptf("bad entry count")
+	}
+	p := body[n:]
+	if count == 0 {
+		return nil, corruptf("no entries")
+	}
+	if count > uint64(len(p)/minEntryLen) {
+		return nil, corruptf("%d entries cannot fit in %d bytes", count, len(p))
+	}
+
+	entries := make([]Entry, 0, int(count))
+	var listener, source string
+	for i := uint64(0); i < count; i++ {
+		t, n := binary.Uvarint(p)
+		if n <= 0 {
+			return nil, corruptf("entry %d: bad time", i)
+		}
+		p = p[n:]
+
+		var lb, sb []byte
+		var ok bool
+		if lb, p, ok = cutName(p); !ok {
+			return nil, corruptf("entry %d: listener overruns record", i)
+		}
+		if sb, p, ok = cutName(p); !ok {
+			return nil, corruptf("entry %d: source overruns record", i)
+		}
+
+		size, n := binary.Uvarint(p)
+		if n <= 0 {
+			return nil, corruptf("entry %d: bad data length", i)
+		}
+		p = p[n:]
+		if size > uint64(len(p)) {
+			return nil, corruptf("entry %d: data length %d overruns record", i, size)
+		}
+		data := p[:size:size]
+		p = p[size:]
+
+		// The comparison of a []byte converted to string does not allocate.
+		if string(lb) != listener {
+			listener = string(lb)
+		}
+		if string(sb) != source {
+			source = string(sb)
+		}
+		entries = append(entries, Entry{
+			Received: decodeTime(t),
+			Listener: listener,
+			Source:   source,
+			Data:     data,
+		})
+	}
+	if len(p) != 0 {
+		return nil, corruptf("%d trailing bytes", len(p))
+	}
+	return entries, nil
+}
+
+// cutName splits a one-byte-length-prefixed name off the front of p.
+func cutName(p []byte) (name, rest []byte, ok bool) {
+	if len(p) < 1 {
+		return nil, p, false
+	}
+	n := int(p[0])
+	p = p[1:]
+	if len(p) < n {
+		return nil, p, false
+	}
+	return p[:n], p[n:], true
+}
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("decode record: "+format+": %w", append(args, ErrCorruptRecord)...)
+}
+
+// truncateName shortens s to at most MaxNameLen bytes without splitting a
+// UTF-8 sequence, so a truncated name stays printable.
+func truncateName(s string) string {
+	if len(s) <= MaxNameLen {
+		return s
+	}
+	// Back off at most to the start of the rune that straddles the limit;
+	// invalid UTF-8 is simply cut at the limit.
+	n := MaxNameLen
+	for i := 0; i < utf8.UTFMax-1 && !utf8.RuneStart(s[n]); i++ {
+		n--
+	}
+	return s[:n]
+}
+
+// encodeTime maps the zero time to 0 so that an entry without a receive
+// time round-trips; time.Time{}.UnixNano is otherwise undefined.
+func encodeTime(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func decodeTime(u uint64) time.Time {
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(u))
+}
