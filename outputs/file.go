@@ -25,10 +25,12 @@ type File struct {
 	ino       uint64
 	written   int64
 	lastCheck time.Time
+	// rotateCheck is how often the path is compared with the open file.
+	rotateCheck time.Duration
 }
 
 // NewFile returns a file destination writing to path.
-func NewFile(path string) *File { return &File{path: path} }
+func NewFile(path string) *File { return &File{path: path, rotateCheck: time.Second} }
 
 func (f *File) String() string { return "file://" + f.path }
 
@@ -91,11 +93,11 @@ func (f *File) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 	return f.written, nil
 }
 
-// reopenIfRotated checks, at most once a second, whether the path still
+// reopenIfRotated checks, at most every rotateCheck, whether the path still
 // names the open file.
 func (f *File) reopenIfRotated() error {
 	now := time.Now()
-	if now.Sub(f.lastCheck) < time.Second {
+	if now.Sub(f.lastCheck) < f.rotateCheck {
 		return nil
 	}
 	f.lastCheck = now
