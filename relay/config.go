@@ -41,6 +41,7 @@ type ListenerConfig struct {
 	MaxConnections int      `toml:"max_connections"` // tcp
 	IdleTimeout    Duration `toml:"idle_timeout"`    // tcp
 	SocketMode     string   `toml:"socket_mode"`     // unix: octal permission bits
+	Window         int      `toml:"window"`          // relp: unacknowledged frames allowed per connection
 }
 
 // OutputConfig is one [[output]] table.
@@ -53,6 +54,7 @@ type OutputConfig struct {
 	ConnectTimeout Duration    `toml:"connect_timeout"`
 	WriteTimeout   Duration    `toml:"write_timeout"`
 	ConfirmDelay   Duration    `toml:"confirm_delay"` // tcp
+	Window         int         `toml:"window"`        // relp: frames sent ahead of their acknowledgements
 	RetryInitial   Duration    `toml:"retry_initial"`
 	RetryMax       Duration    `toml:"retry_max"`
 	Queue          QueueConfig `toml:"queue"`
@@ -87,6 +89,7 @@ const (
 	DefaultConfirmDelay    = 200 * time.Millisecond
 	DefaultRetryInitial    = 100 * time.Millisecond
 	DefaultRetryMax        = 30 * time.Second
+	DefaultRELPWindow      = 128
 )
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
@@ -238,6 +241,9 @@ func (c *Config) applyDefaults() {
 		if l.SocketMode == "" {
 			l.SocketMode = "0666"
 		}
+		if l.Window == 0 {
+			l.Window = DefaultRELPWindow
+		}
 	}
 	for i := range c.Outputs {
 		o := &c.Outputs[i]
@@ -259,6 +265,9 @@ func (c *Config) applyDefaults() {
 		}
 		if o.RetryMax.Duration == 0 {
 			o.RetryMax.Duration = DefaultRetryMax
+		}
+		if o.Window == 0 {
+			o.Window = DefaultRELPWindow
 		}
 	}
 }
@@ -288,7 +297,7 @@ func (c *Config) validate(lines keyLines) []string {
 		}
 		listenerNames[l.Name] = true
 		switch l.Protocol {
-		case "udp", "tcp":
+		case "udp", "tcp", "relp":
 			if err := checkHostPort(l.Address); err != nil {
 				add("listener", i, "address", "%v", err)
 			}
@@ -300,15 +309,18 @@ func (c *Config) validate(lines keyLines) []string {
 				add("listener", i, "socket_mode", "invalid mode %q: use octal permission bits such as \"0666\"", l.SocketMode)
 			}
 		case "":
-			add("listener", i, "protocol", "is required: one of udp, tcp, unix")
+			add("listener", i, "protocol", "is required: one of udp, tcp, relp, unix")
 		default:
-			add("listener", i, "protocol", "unknown protocol %q: use udp, tcp or unix", l.Protocol)
+			add("listener", i, "protocol", "unknown protocol %q: use udp, tcp, relp or unix", l.Protocol)
 		}
 		if l.MaxMessageSize < 480 || l.MaxMessageSize > 16<<20 {
 			add("listener", i, "max_message_size", "%d is out of range: use 480 bytes to 16MiB", l.MaxMessageSize)
 		}
 		if l.MaxConnections < 0 {
 			add("listener", i, "max_connections", "must not be negative")
+		}
+		if l.Window < 0 || l.Window > 65536 {
+			add("listener", i, "window", "%d is out of range: use 1 to 65536", l.Window)
 		}
 	}
 
@@ -323,7 +335,7 @@ func (c *Config) validate(lines keyLines) []string {
 		}
 		outputNames[o.Name] = true
 		switch o.Protocol {
-		case "tcp", "udp":
+		case "tcp", "udp", "relp":
 			if err := checkHostPort(o.Address); err != nil {
 				add("output", i, "address", "%v", err)
 			}
@@ -338,9 +350,9 @@ func (c *Config) validate(lines keyLines) []string {
 				add("output", i, "address", "is not used by protocol \"file\": use path")
 			}
 		case "":
-			add("output", i, "protocol", "is required: one of tcp, udp, file")
+			add("output", i, "protocol", "is required: one of tcp, udp, relp, file")
 		default:
-			add("output", i, "protocol", "unknown protocol %q: use tcp, udp or file", o.Protocol)
+			add("output", i, "protocol", "unknown protocol %q: use tcp, udp, relp or file", o.Protocol)
 		}
 		switch o.Framing {
 		case "octet-counting", "lf":
@@ -349,6 +361,9 @@ func (c *Config) validate(lines keyLines) []string {
 		}
 		if o.RetryMax.Duration < o.RetryInitial.Duration {
 			add("output", i, "retry_max", "%s is shorter than retry_initial %s", o.RetryMax.Duration, o.RetryInitial.Duration)
+		}
+		if o.Window < 0 || o.Window > 65536 {
+			add("output", i, "window", "%d is out of range: use 1 to 65536", o.Window)
 		}
 		if o.Queue.SyncEvery < 0 {
 			add("output", i, "queue.sync_every", "must not be negative")

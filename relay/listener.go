@@ -44,9 +44,10 @@ func newIngest(name string, r *router, m *metrics.Metrics) *ingest {
 	}
 }
 
-// handle routes one message. data may be reused by the caller afterwards:
-// the queues copy it.
-func (in *ingest) handle(data []byte, source string, now time.Time) {
+// handle routes one message and reports whether it was accepted (stored in
+// every queue its routes name, or at least packed for storing: see flush).
+// data may be reused by the caller afterwards: the queues copy it.
+func (in *ingest) handle(data []byte, source string, now time.Time) (accepted bool) {
 	in.received.Inc()
 	in.bytes.Add(float64(len(data)))
 	routed, accepted := in.router.dispatch(queue.Entry{
@@ -61,6 +62,14 @@ func (in *ingest) handle(data []byte, source string, now time.Time) {
 	case accepted:
 		in.accepted.Inc()
 	}
+	return accepted
+}
+
+// flush writes the partial records of every queue to disk. A listener that
+// acknowledges messages to its sender (RELP) calls it before acknowledging:
+// only then are the messages on disk and survive a kill -9.
+func (in *ingest) flush() error {
+	return in.router.flush()
 }
 
 // countError counts a problem with received data or a connection.

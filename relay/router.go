@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,7 @@ import (
 // appender is what the router needs from an output's queue.
 type appender interface {
 	Append(e queue.Entry) error
+	Flush() error
 }
 
 // route is a compiled [[route]]: the outputs it sends to, as indexes into
@@ -110,4 +112,15 @@ func (r *router) countDrop(out *routeOutput, err error) {
 	}
 	out.dropped.Add(float64(n))
 	r.log.Error("store message", "output", out.name, "dropped", n, "err", err)
+}
+
+// flush writes every output's partial record to disk.
+func (r *router) flush() error {
+	var errs []error
+	for i := range r.outputs {
+		if err := r.outputs[i].queue.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", r.outputs[i].name, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -101,6 +101,8 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 			l, err = newDatagramListener(lc, in, s.log)
 		case "tcp":
 			l, err = newTCPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
+		case "relp":
+			l, err = newRELPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
 		default:
 			err = fmt.Errorf("unknown protocol %q", lc.Protocol)
 		}
@@ -161,6 +163,13 @@ func newDestination(oc OutputConfig, m *metrics.Metrics) (outputs.Destination, e
 		tooLarge := m.OutputDropped.WithLabelValues(oc.Name, "too_large")
 		u.OnTooLarge = tooLarge.Inc
 		return u, nil
+	case "relp":
+		return outputs.NewRELP(outputs.RELPOptions{
+			Address:        oc.Address,
+			Window:         oc.Window,
+			ConnectTimeout: oc.ConnectTimeout.Duration,
+			WriteTimeout:   oc.WriteTimeout.Duration,
+		}), nil
 	case "file":
 		return outputs.NewFile(oc.Path), nil
 	}
