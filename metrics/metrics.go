@@ -23,8 +23,9 @@ type Metrics struct {
 	ListenerErrors      *prometheus.CounterVec
 	ListenerConnections *prometheus.GaugeVec
 
-	Accepted *prometheus.CounterVec
-	Unrouted *prometheus.CounterVec
+	Accepted     *prometheus.CounterVec
+	Unrouted     *prometheus.CounterVec
+	RouteMatched *prometheus.CounterVec
 
 	OutputSent    *prometheus.CounterVec
 	OutputBytes   *prometheus.CounterVec
@@ -65,6 +66,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: namespace, Name: "messages_unrouted_total",
 			Help: "Messages no route matched, per listener; they are counted and not stored.",
 		}, []string{"listener"}),
+		RouteMatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "route_messages_matched_total",
+			Help: "Messages a route matched, per route.",
+		}, []string{"route"}),
 		OutputSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "output_messages_sent_total",
 			Help: "Messages handed to the destination (written and flushed), per output.",
@@ -97,7 +102,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	cs := []prometheus.Collector{
 		m.ListenerMessages, m.ListenerBytes, m.ListenerErrors, m.ListenerConnections,
-		m.Accepted, m.Unrouted,
+		m.Accepted, m.Unrouted, m.RouteMatched,
 		m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent,
 		m.OutputDropped, m.OutputUp,
 		m.queues,

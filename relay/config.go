@@ -70,11 +70,19 @@ type QueueConfig struct {
 	Linger        Duration `toml:"linger"`
 }
 
-// RouteConfig is one [[route]] table. A route without conditions matches
-// every message.
+// RouteConfig is one [[route]] table. Every condition that is set must
+// hold; a route without conditions matches every message.
 type RouteConfig struct {
-	Name    string   `toml:"name"`
-	Outputs []string `toml:"outputs"`
+	Name          string         `toml:"name"`
+	Outputs       []string       `toml:"outputs"`
+	Severity      NameOrNumber   `toml:"severity"`       // this severity and more severe
+	Severities    []NameOrNumber `toml:"severities"`     // exactly these
+	NotSeverities []NameOrNumber `toml:"not_severities"` // all but these
+	Facilities    []NameOrNumber `toml:"facilities"`
+	NotFacilities []NameOrNumber `toml:"not_facilities"`
+	Listeners     []string       `toml:"listeners"`
+	Final         bool           `toml:"final"`    // stop evaluating routes after this one matched
+	Fallback      bool           `toml:"fallback"` // only for messages no other route matched
 }
 
 // Defaults applied by LoadConfig where a key is absent.
@@ -384,6 +392,9 @@ func (c *Config) validate(lines keyLines) []string {
 		if len(r.Outputs) == 0 {
 			add("route", i, "outputs", "must name at least one output")
 		}
+		compileConditions(r, listenerNames, func(key, format string, args ...any) {
+			add("route", i, key, format, args...)
+		})
 		for _, name := range r.Outputs {
 			if !outputNames[name] {
 				add("route", i, "outputs", "names output %q, which is not defined", name)

@@ -235,3 +235,44 @@ outputs = ["head"]
 		t.Errorf("%v", tally)
 	}
 }
+
+// TestIPv6Listeners receives over UDP and TCP on [::1].
+func TestIPv6Listeners(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "messages.log")
+	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"
+[[listener]]
+name = "udp6"
+protocol = "udp"
+address = "[::1]:0"
+[[listener]]
+name = "tcp6"
+protocol = "tcp"
+address = "[::1]:0"
+`+fmt.Sprintf(`
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["file"]
+`, out))
+	if !strings.HasPrefix(r.addr("udp6"), "[::1]:") {
+		t.Fatalf("udp6 bound to %s", r.addr("udp6"))
+	}
+	if err := testpeer.SendUDP(r.addr("udp6"), "u6", 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := testpeer.SendTCP(r.addr("tcp6"), "t6", 0, 100, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= 200 }) {
+		t.Fatalf("file has %d lines, want 200", len(testpeer.ReadLines(out)))
+	}
+	for _, run := range []string{"u6", "t6"} {
+		if tally := testpeer.Check(run, 100, testpeer.ReadLines(out)); len(tally.Missing) > 0 || tally.Duplicates > 0 {
+			t.Errorf("%s: %v", run, tally)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
+	"github.com/relay-syslog/relay/relay/syslog"
 )
 
 // appender is what the router needs from an output's queue.
@@ -17,14 +18,15 @@ type appender interface {
 	Flush() error
 }
 
-// route is a compiled [[route]]: the outputs it sends to, as indexes into
-// router.outputs. A route without conditions matches every message.
+// route is a compiled [[route]]: its conditions and the outputs it sends
+// to, as indexes into router.outputs.
 type route struct {
 	name    string
+	cond    conditions
 	outputs []int
+	final   bool
+	matched prometheus.Counter
 }
-
-func (r *route) match(queue.Entry) bool { return true }
 
 // routeOutput is one output as the router sees it.
 type routeOutput struct {
@@ -37,9 +39,10 @@ type routeOutput struct {
 // It is called concurrently by every listener goroutine; it holds no mutable
 // state of its own (the queues serialise themselves).
 type router struct {
-	routes  []route
-	outputs []routeOutput
-	log     *slog.Logger
+	routes    []route // in config order
+	fallbacks []route // for messages no route matched
+	outputs   []routeOutput
+	log       *slog.Logger
 }
 
 func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, log *slog.Logger) *router {
@@ -53,55 +56,99 @@ func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, 
 			dropped: m.OutputDropped.WithLabelValues(o.Name, "queue_error"),
 		})
 	}
+	listeners := map[string]bool{}
+	for _, l := range cfg.Listeners {
+		listeners[l.Name] = true
+	}
 	for _, rc := range cfg.Routes {
-		rt := route{name: rc.Name}
+		rt := route{
+			name:    rc.Name,
+			cond:    compileConditions(rc, listeners, func(string, string, ...any) {}),
+			final:   rc.Final,
+			matched: m.RouteMatched.WithLabelValues(rc.Name),
+		}
 		for _, name := range rc.Outputs {
 			rt.outputs = append(rt.outputs, index[name])
 		}
-		r.routes = append(r.routes, rt)
+		if rc.Fallback {
+			r.fallbacks = append(r.fallbacks, rt)
+		} else {
+			r.routes = append(r.routes, rt)
+		}
 	}
 	return r
 }
 
 // dispatch stores e in the queue of every output a matching route names,
-// once per output even when several routes name it. It reports whether any
-// route matched and whether every store succeeded; a failed store is
-// counted as a drop of that output.
+// once per output even when several routes name it. Routes are tried in
+// order; a matching final route ends the search; fallback routes are tried
+// only when no other route matched. It reports whether any route matched
+// and whether every store succeeded; a failed store is counted as a drop of
+// that output.
 func (r *router) dispatch(e queue.Entry) (routed, accepted bool) {
+	pri, _, ok := syslog.ReadPRI(e.Data)
+	if !ok {
+		pri = syslog.DefaultPRI
+	}
 	// A uint64 set keeps this allocation-free; configurations with more
 	// than 64 outputs fall back to a slice.
-	var seen uint64
-	var seenBig []bool
+	var seen outputSet
 	if len(r.outputs) > 64 {
-		seenBig = make([]bool, len(r.outputs))
+		seen.big = make([]bool, len(r.outputs))
 	}
 	accepted = true
-	for i := range r.routes {
-		rt := &r.routes[i]
-		if !rt.match(e) {
+	routed = r.apply(r.routes, e, pri, &seen, &accepted)
+	if !routed {
+		routed = r.apply(r.fallbacks, e, pri, &seen, &accepted)
+	}
+	return routed, routed && accepted
+}
+
+func (r *router) apply(routes []route, e queue.Entry, pri int, seen *outputSet, accepted *bool) (matched bool) {
+	for i := range routes {
+		rt := &routes[i]
+		if !rt.cond.matchPRI(pri, e.Listener) {
 			continue
 		}
-		routed = true
+		matched = true
+		rt.matched.Inc()
 		for _, oi := range rt.outputs {
-			if seenBig != nil {
-				if seenBig[oi] {
-					continue
-				}
-				seenBig[oi] = true
-			} else {
-				if seen&(1<<oi) != 0 {
-					continue
-				}
-				seen |= 1 << oi
+			if !seen.add(oi) {
+				continue
 			}
 			out := &r.outputs[oi]
 			if err := out.queue.Append(e); err != nil {
-				accepted = false
+				*accepted = false
 				r.countDrop(out, err)
 			}
 		}
+		if rt.final {
+			break
+		}
 	}
-	return routed, routed && accepted
+	return matched
+}
+
+// outputSet records which outputs a message was already stored for.
+type outputSet struct {
+	small uint64
+	big   []bool
+}
+
+// add marks output i and reports whether it was new.
+func (s *outputSet) add(i int) bool {
+	if s.big != nil {
+		if s.big[i] {
+			return false
+		}
+		s.big[i] = true
+		return true
+	}
+	if s.small&(1<<i) != 0 {
+		return false
+	}
+	s.small |= 1 << i
+	return true
 }
 
 func (r *router) countDrop(out *routeOutput, err error) {

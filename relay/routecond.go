@@ -1,0 +1,173 @@
+package relay
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// NameOrNumber is a config value that may be written as a name ("local0",
+// "warning") or as its number (16, 4).
+type NameOrNumber string
+
+// UnmarshalTOML accepts a string or an integer.
+func (n *NameOrNumber) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*n = NameOrNumber(v)
+	case int64:
+		*n = NameOrNumber(strconv.FormatInt(v, 10))
+	default:
+		return fmt.Errorf("invalid value %v: use a name or a number", v)
+	}
+	return nil
+}
+
+// severityNames maps every spelling an rsyslog or Cisco user may write to a
+// severity code.
+var severityNames = map[string]int{
+	"emerg": 0, "emergency": 0, "panic": 0,
+	"alert": 1,
+	"crit":  2, "critical": 2,
+	"err": 3, "error": 3, "errors": 3,
+	"warning": 4, "warn": 4, "warnings": 4,
+	"notice": 5, "notification": 5, "notifications": 5,
+	"info": 6, "informational": 6,
+	"debug": 7, "debugging": 7,
+}
+
+// facilityNames maps facility names, as rsyslog and RFC 5424 §6.2.1 name
+// them, to codes.
+var facilityNames = map[string]int{
+	"kern": 0, "kernel": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4,
+	"syslog": 5, "lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10,
+	"ftp": 11, "ntp": 12, "security": 13, "audit": 13, "console": 14, "alert": 14,
+	"solaris-cron": 15, "clock": 15,
+	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
+	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+
+func lookupCode(s string, names map[string]int, max int) (int, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, n >= 0 && n <= max
+	}
+	n, ok := names[s]
+	return n, ok
+}
+
+// conditions is the compiled form of a route's match keys. Every condition
+// that is set must hold; within a list, any entry may match.
+type conditions struct {
+	severities uint8  // bit s set: severity s passes
+	facilities uint32 // bit f set: facility f passes
+	listeners  []string
+	hostnames  []string // globs
+	appNames   []string // globs
+}
+
+const (
+	allSeverities = uint8(0xff)
+	allFacilities = uint32(1<<24 - 1)
+)
+
+// compileConditions turns the keys of rc into conditions, adding a problem
+// (key, message) for every bad value.
+func compileConditions(rc RouteConfig, listeners map[string]bool, problem func(key, format string, args ...any)) conditions {
+	c := conditions{severities: allSeverities, facilities: allFacilities}
+	if rc.Severity != "" {
+		if s, ok := lookupCode(string(rc.Severity), severityNames, 7); ok {
+			// "warning" means warning and everything more severe (lower
+			// codes), as in rsyslog's *.warning and Cisco's logging trap.
+			c.severities &= uint8(1<<(s+1) - 1)
+		} else {
+			problem("severity", "unknown severity %q: use emerg, alert, crit, err, warning, notice, info, debug or 0-7", rc.Severity)
+		}
+	}
+	if len(rc.Severities) > 0 {
+		c.severities &= severityMask(rc.Severities, "severities", problem)
+	}
+	if len(rc.NotSeverities) > 0 {
+		c.severities &^= severityMask(rc.NotSeverities, "not_severities", problem)
+	}
+	if len(rc.Facilities) > 0 {
+		c.facilities &= facilityMask(rc.Facilities, "facilities", problem)
+	}
+	if len(rc.NotFacilities) > 0 {
+		c.facilities &^= facilityMask(rc.NotFacilities, "not_facilities", problem)
+	}
+	for _, l := range rc.Listeners {
+		if !listeners[l] {
+			problem("listeners", "names listener %q, which is not defined", l)
+		}
+	}
+	c.listeners = rc.Listeners
+	return c
+}
+
+func severityMask(names []NameOrNumber, key string, problem func(key, format string, args ...any)) uint8 {
+	var m uint8
+	for _, n := range names {
+		s, ok := lookupCode(string(n), severityNames, 7)
+		if !ok {
+			problem(key, "unknown severity %q: use emerg, alert, crit, err, warning, notice, info, debug or 0-7", n)
+			continue
+		}
+		m |= 1 << s
+	}
+	return m
+}
+
+func facilityMask(names []NameOrNumber, key string, problem func(key, format string, args ...any)) uint32 {
+	var m uint32
+	for _, n := range names {
+		f, ok := lookupCode(string(n), facilityNames, 23)
+		if !ok {
+			problem(key, "unknown facility %q: use a name such as kern, user, mail, daemon, auth, local0-local7, or 0-23", n)
+			continue
+		}
+		m |= 1 << f
+	}
+	return m
+}
+
+// needsHeader reports whether matching must look past the PRI.
+func (c *conditions) needsHeader() bool { return len(c.hostnames) > 0 || len(c.appNames) > 0 }
+
+// matchPRI checks the conditions that only need the PRI and the listener.
+func (c *conditions) matchPRI(pri int, listener string) bool {
+	if c.severities&(1<<(pri&7)) == 0 || c.facilities&(1<<(pri>>3)) == 0 {
+		return false
+	}
+	if len(c.listeners) > 0 {
+		found := false
+		for _, l := range c.listeners {
+			if l == listener {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// matchHeader checks the hostname and app-name globs.
+func (c *conditions) matchHeader(hostname, appName string) bool {
+	return matchAny(c.hostnames, hostname) && matchAny(c.appNames, appName)
+}
+
+func matchAny(globs []string, s string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		if ok, _ := path.Match(g, s); ok {
+			return true
+		}
+	}
+	return false
+}
