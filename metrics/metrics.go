@@ -35,6 +35,10 @@ type Metrics struct {
 	OutputDropped *prometheus.CounterVec
 	OutputUp      *prometheus.GaugeVec
 
+	TargetUp     *prometheus.GaugeVec
+	TargetSent   *prometheus.CounterVec
+	TargetErrors *prometheus.CounterVec
+
 	queues *queueCollector
 }
 
@@ -98,6 +102,18 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: namespace, Name: "output_up",
 			Help: "1 when the output's last send succeeded, 0 while it is failing.",
 		}, []string{"output"}),
+		TargetUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "target_up",
+			Help: "1 while the target of an output with several targets is connected, 0 while it is down.",
+		}, []string{"output", "target"}),
+		TargetSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "target_messages_sent_total",
+			Help: "Messages sent to each target of an output with several targets.",
+		}, []string{"output", "target"}),
+		TargetErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "target_errors_total",
+			Help: "Failed connections and sends, per target of an output with several targets.",
+		}, []string{"output", "target"}),
 		queues: &queueCollector{stats: map[string]QueueStats{}},
 	}
 	cs := []prometheus.Collector{
@@ -105,6 +121,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.Accepted, m.Unrouted, m.RouteMatched,
 		m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent,
 		m.OutputDropped, m.OutputUp,
+		m.TargetUp, m.TargetSent, m.TargetErrors,
 		m.queues,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

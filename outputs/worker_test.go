@@ -31,7 +31,12 @@ func newTestQueue(t *testing.T) *queue.Queue {
 
 func fill(t *testing.T, q *queue.Queue, run string, n int) {
 	t.Helper()
-	for i := range n {
+	appendRange(t, q, run, 0, n)
+}
+
+func appendRange(t *testing.T, q *queue.Queue, run string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
 		if err := q.Append(queue.Entry{Received: time.Now(), Listener: "l", Data: []byte(testpeer.SeqMessage(run, i))}); err != nil {
 			t.Fatal(err)
 		}

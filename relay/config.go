@@ -48,9 +48,12 @@ type ListenerConfig struct {
 type OutputConfig struct {
 	Name           string      `toml:"name"`
 	Protocol       string      `toml:"protocol"` // tcp, udp, file
-	Address        string      `toml:"address"`  // tcp, udp
-	Path           string      `toml:"path"`     // file
-	Framing        string      `toml:"framing"`  // tcp: octet-counting or lf
+	Address        string      `toml:"address"`  // tcp, udp, relp
+	Targets        []string    `toml:"targets"`  // several upstreams instead of address
+	Mode           string      `toml:"mode"`     // with targets: failover or loadbalance
+	ProbeInterval  Duration    `toml:"probe_interval"`
+	Path           string      `toml:"path"`    // file
+	Framing        string      `toml:"framing"` // tcp: octet-counting or lf
 	ConnectTimeout Duration    `toml:"connect_timeout"`
 	WriteTimeout   Duration    `toml:"write_timeout"`
 	ConfirmDelay   Duration    `toml:"confirm_delay"` // tcp
@@ -98,6 +101,7 @@ const (
 	DefaultRetryInitial    = 100 * time.Millisecond
 	DefaultRetryMax        = 30 * time.Second
 	DefaultRELPWindow      = 128
+	DefaultProbeInterval   = 30 * time.Second
 )
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
@@ -277,6 +281,12 @@ func (c *Config) applyDefaults() {
 		if o.Window == 0 {
 			o.Window = DefaultRELPWindow
 		}
+		if o.Mode == "" {
+			o.Mode = "failover"
+		}
+		if o.ProbeInterval.Duration == 0 {
+			o.ProbeInterval.Duration = DefaultProbeInterval
+		}
 	}
 }
 
@@ -344,8 +354,24 @@ func (c *Config) validate(lines keyLines) []string {
 		outputNames[o.Name] = true
 		switch o.Protocol {
 		case "tcp", "udp", "relp":
-			if err := checkHostPort(o.Address); err != nil {
-				add("output", i, "address", "%v", err)
+			switch {
+			case o.Address != "" && len(o.Targets) > 0:
+				add("output", i, "targets", "set either address or targets, not both")
+			case len(o.Targets) > 0:
+				for _, t := range o.Targets {
+					if err := checkHostPort(t); err != nil {
+						add("output", i, "targets", "%v", err)
+					}
+				}
+			default:
+				if err := checkHostPort(o.Address); err != nil {
+					add("output", i, "address", "%v", err)
+				}
+			}
+			switch o.Mode {
+			case "failover", "loadbalance":
+			default:
+				add("output", i, "mode", "unknown mode %q: use \"failover\" or \"loadbalance\"", o.Mode)
 			}
 			if o.Path != "" {
 				add("output", i, "path", "is only for protocol \"file\"")
@@ -354,7 +380,7 @@ func (c *Config) validate(lines keyLines) []string {
 			if o.Path == "" {
 				add("output", i, "path", "is required for protocol \"file\"")
 			}
-			if o.Address != "" {
+			if o.Address != "" || len(o.Targets) > 0 {
 				add("output", i, "address", "is not used by protocol \"file\": use path")
 			}
 		case "":

@@ -145,6 +145,25 @@ func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Met
 }
 
 func newDestination(oc OutputConfig, m *metrics.Metrics) (outputs.Destination, error) {
+	if len(oc.Targets) == 0 {
+		return newSingleDestination(oc, oc.Address, m)
+	}
+	mode, err := outputs.ParsePoolMode(oc.Mode)
+	if err != nil {
+		return nil, err
+	}
+	var targets []outputs.PoolTarget
+	for _, addr := range oc.Targets {
+		d, err := newSingleDestination(oc, addr, m)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, outputs.PoolTarget{Name: addr, Dest: d})
+	}
+	return outputs.NewPool(oc.Name, mode, oc.ProbeInterval.Duration, targets, m), nil
+}
+
+func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics) (outputs.Destination, error) {
 	switch oc.Protocol {
 	case "tcp":
 		framing, err := outputs.ParseFraming(oc.Framing)
@@ -152,20 +171,20 @@ func newDestination(oc OutputConfig, m *metrics.Metrics) (outputs.Destination, e
 			return nil, err
 		}
 		return outputs.NewTCP(outputs.TCPOptions{
-			Address:        oc.Address,
+			Address:        address,
 			Framing:        framing,
 			ConnectTimeout: oc.ConnectTimeout.Duration,
 			WriteTimeout:   oc.WriteTimeout.Duration,
 			ConfirmDelay:   oc.ConfirmDelay.Duration,
 		}), nil
 	case "udp":
-		u := outputs.NewUDP(oc.Address, oc.ConnectTimeout.Duration)
+		u := outputs.NewUDP(address, oc.ConnectTimeout.Duration)
 		tooLarge := m.OutputDropped.WithLabelValues(oc.Name, "too_large")
 		u.OnTooLarge = tooLarge.Inc
 		return u, nil
 	case "relp":
 		return outputs.NewRELP(outputs.RELPOptions{
-			Address:        oc.Address,
+			Address:        address,
 			Window:         oc.Window,
 			ConnectTimeout: oc.ConnectTimeout.Duration,
 			WriteTimeout:   oc.WriteTimeout.Duration,
