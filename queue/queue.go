@@ -124,8 +124,7 @@ type Batch struct {
 	Entries []Entry
 
 	q    *Queue
-	off  int64 // offset of the record's journal entry, or -1 if it has none
-	size int   // length of the record
+	je   *jentry // the record's journal entry, or nil if it has none
 	done bool
 }
 
@@ -153,7 +152,9 @@ type Queue struct {
 	// closing is closed by Close; it wakes a Next blocked on an empty queue.
 	closing chan struct{}
 
-	// cmu guards the consumer side: the journal and the recovered records.
+	// cmu guards the consumer side: the journal, with the handles of the
+	// live entries that Batches and recovered records refer to, and the
+	// recovered records.
 	// Next holds it even while it waits, so that Close, which takes it before
 	// closing go-diskqueue, can never close the journal between Next's
 	// receive of a record and its journal write.
@@ -396,7 +397,7 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 			r := q.recovered[0]
 			q.recovered[0] = journalRecord{} // let the buffer go once all are done
 			q.recovered = q.recovered[1:]
-			if b := q.batch(r.rec, r.off); b != nil {
+			if b := q.batch(r.rec, r.e); b != nil {
 				return b, nil
 			}
 		}
@@ -422,36 +423,47 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 		// comes first, before even decoding, to keep the window in which a
 		// crash could lose it as short as possible (see journal.go).
 		q.inflight.Add(1)
-		off, err := q.j.append(rec)
+		je, err := q.j.append(rec)
 		if err != nil {
 			// Withholding the record would stall the output, and draining
 			// the queue is what frees disk space when the disk is full;
 			// deliver it, knowing that a crash before Done loses it.
 			q.logf("queue %q: delivering a record without crash protection: %v", q.name, err)
-			off = -1
 		}
-		if b := q.batch(rec, off); b != nil {
+		if b := q.batch(rec, je); b != nil {
 			return b, nil
 		}
 	}
 }
 
-// batch decodes rec, whose journal entry is at off (or -1). A corrupt record
-// is counted, logged and taken out of the journal, and batch returns nil.
-func (q *Queue) batch(rec []byte, off int64) *Batch {
+// batch decodes rec, whose journal entry is je (or nil). A corrupt record is
+// counted, logged and taken out of the journal, and batch returns nil.
+func (q *Queue) batch(rec []byte, je *jentry) *Batch {
 	entries, err := DecodeRecord(rec)
 	if err == nil {
-		return &Batch{Entries: entries, q: q, off: off, size: len(rec)}
+		return &Batch{Entries: entries, q: q, je: je}
 	}
 	q.corrupt.Add(1)
 	q.logf("queue %q: skipped corrupt record of %d bytes: %v", q.name, len(rec), err)
 	q.inflight.Add(-1)
-	if off >= 0 {
-		if err := q.j.done(off, len(rec)); err != nil {
+	if je != nil {
+		if err := q.journalDone(je); err != nil {
 			q.logf("queue %q: %v", q.name, err)
 		}
 	}
 	return nil
+}
+
+// journalDone takes je out of the journal and compacts the journal if
+// enough of it is dead. q.cmu must be held. A failed compaction is only
+// logged: the entry is done either way, and the old journal, still in
+// place, holds every live entry.
+func (q *Queue) journalDone(je *jentry) error {
+	err := q.j.done(je)
+	if cerr := q.j.maybeCompact(); cerr != nil {
+		q.logf("queue %q: %v", q.name, cerr)
+	}
+	return err
 }
 
 // Done marks b delivered and takes it out of the in-flight journal. Done of
@@ -471,10 +483,10 @@ func (q *Queue) Done(b *Batch) error {
 	}
 	b.done = true
 	q.inflight.Add(-1)
-	if b.off < 0 {
+	if b.je == nil {
 		return nil
 	}
-	if err := q.j.done(b.off, b.size); err != nil {
+	if err := q.journalDone(b.je); err != nil {
 		return fmt.Errorf("queue %q: %w", q.name, err)
 	}
 	return nil
@@ -492,7 +504,8 @@ func (q *Queue) Depth() int64 {
 }
 
 // DiskBytes returns the size of this queue's files: data files, metadata and
-// journal, including data files go-diskqueue set aside as *.bad.
+// journal (with the new journal file of a compaction under way), including
+// data files go-diskqueue set aside as *.bad.
 func (q *Queue) DiskBytes() int64 {
 	des, err := os.ReadDir(q.dir)
 	if err != nil {
@@ -501,7 +514,8 @@ func (q *Queue) DiskBytes() int64 {
 	prefix := q.name + ".diskqueue."
 	var n int64
 	for _, de := range des {
-		if !de.Type().IsRegular() || !(strings.HasPrefix(de.Name(), prefix) || de.Name() == journalName) {
+		name := de.Name()
+		if !de.Type().IsRegular() || !(strings.HasPrefix(name, prefix) || name == journalName || name == journalTmpName) {
 			continue
 		}
 		// A file can disappear between ReadDir and Info when go-diskqueue
