@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nsqio/go-diskqueue"
@@ -37,11 +39,48 @@ type Options struct {
 	// Logf receives warnings and errors; it may be nil.
 	Logf func(format string, args ...any)
 
-	// OnDrop is told about entries lost because the Put of a record that the
-	// Linger timer flushed failed. It may be nil, in which case the loss is
-	// logged. Append and Flush report their own failures as a *DropError.
-	OnDrop func(count int, err error)
+	// MaxBytes caps the bytes waiting in the queue's data files (0: no cap
+	// but the disk). What happens to a message that does not fit is
+	// FullPolicy's choice.
+	MaxBytes   int64
+	FullPolicy FullPolicy
+	// BlockTimeout is how long Append waits for room under FullPolicy
+	// Block before it drops the message (0: default 2s).
+	BlockTimeout time.Duration
+
+	// OnDrop is told about entries lost outside an Append call: a record
+	// the Linger timer flushed whose Put failed, or old records evicted by
+	// DropOldest. It may be nil, in which case the loss is logged. Append
+	// and Flush report their own failures as a *DropError.
+	OnDrop func(count int, reason string, err error)
 }
+
+// FullPolicy says what Append does when the queue is at MaxBytes.
+type FullPolicy int
+
+const (
+	// Block makes Append wait for the output to free room, which stops the
+	// listener's reading and so pushes back on TCP senders; after
+	// BlockTimeout the message is dropped.
+	Block FullPolicy = iota
+	// DropNewest refuses the message being appended.
+	DropNewest
+	// DropOldest evicts the oldest waiting records to make room.
+	DropOldest
+)
+
+// Drop reasons, used in DropError.Reason and OnDrop; they are metric labels.
+const (
+	ReasonQueueFull     = "queue_full" // DropNewest, or Block after BlockTimeout
+	ReasonEvicted       = "evicted"    // DropOldest made room for newer messages
+	ReasonDiskFull      = "disk_full"  // ENOSPC or EDQUOT writing the queue
+	ReasonDiskError     = "disk_error" // any other write error
+	ReasonTooLarge      = "too_large"  // a message larger than MaxDataLen
+	defaultBlockTimeout = 2 * time.Second
+)
+
+// ErrFull is wrapped by the DropError of a message refused by a full queue.
+var ErrFull = errors.New("queue full")
 
 const (
 	defaultMaxBytesPerFile = 64 << 20
@@ -89,6 +128,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Linger == 0 {
 		o.Linger = defaultLinger
 	}
+	if o.BlockTimeout == 0 {
+		o.BlockTimeout = defaultBlockTimeout
+	}
+	if o.MaxBytes < 0 || o.BlockTimeout < 0 {
+		return o, fmt.Errorf("queue %q: negative size or duration", o.Name)
+	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
@@ -106,8 +151,9 @@ var ErrTooLarge = errors.New("message too large")
 // because the record holding them could not be put. Count includes the entry
 // of the Append call that returned the error.
 type DropError struct {
-	Count int
-	Err   error
+	Count  int
+	Reason string // one of the Reason constants
+	Err    error
 }
 
 func (e *DropError) Error() string {
@@ -130,10 +176,37 @@ type Batch struct {
 
 // Queue is the persistent queue of one output. See the package comment.
 type Queue struct {
-	name     string
-	dir      string
-	logf     func(format string, args ...any)
-	onDrop   func(count int, err error)
+	name   string
+	dir    string
+	logf   func(format string, args ...any)
+	onDrop func(count int, reason string, err error)
+
+	maxQueued    int64
+	policy       FullPolicy
+	blockTimeout time.Duration
+	// queued counts the bytes of records put and not yet taken from
+	// go-diskqueue (the length prefix included): what MaxBytes caps. It is
+	// kept by hand because reading file sizes per Append would cost a
+	// syscall per message.
+	queued atomic.Int64
+	// room is signalled (without blocking) whenever the consumer takes a
+	// record, waking an Append blocked on a full queue.
+	room chan struct{}
+	// putErr holds the last Put error until a Put succeeds; it makes the
+	// sinceEmpty counts bytes put since the queue's files were last
+	// emptied. go-diskqueue frees disk space only by deleting a data file
+	// once it has read past it, so a queue that is read as fast as it is
+	// written keeps one growing file up to MaxBytesPerFile. When everything
+	// put has been read, the files hold nothing of value and are emptied.
+	// q.mu guards it.
+	// retained is set while the record in rb could not be written; it is
+	// kept for a retry. q.mu guards it.
+	retained bool
+	// sv holds the *.bad files waiting to be salvaged (see salvage.go).
+	sv         salvager
+	sinceEmpty int64
+	// relay unready while its disk refuses writes.
+	putErr   atomic.Pointer[error]
 	maxMsgs  int
 	maxBytes int
 	linger   time.Duration
@@ -186,17 +259,22 @@ func Open(opts Options) (*Queue, error) {
 	}
 
 	q := &Queue{
-		name:      opts.Name,
-		dir:       opts.Dir,
-		logf:      opts.Logf,
-		onDrop:    opts.OnDrop,
-		maxMsgs:   opts.BatchMessages,
-		maxBytes:  opts.BatchBytes,
-		linger:    opts.Linger,
-		keepBuf:   4*(opts.BatchBytes+headerRoom) + keepBufLen,
-		closing:   make(chan struct{}),
-		j:         j,
-		recovered: recovered,
+		name:     opts.Name,
+		dir:      opts.Dir,
+		logf:     opts.Logf,
+		onDrop:   opts.OnDrop,
+		maxMsgs:  opts.BatchMessages,
+		maxBytes: opts.BatchBytes,
+		linger:   opts.Linger,
+		keepBuf:  4*(opts.BatchBytes+headerRoom) + keepBufLen,
+		closing:  make(chan struct{}),
+
+		maxQueued:    opts.MaxBytes,
+		policy:       opts.FullPolicy,
+		blockTimeout: opts.BlockTimeout,
+		room:         make(chan struct{}, 1),
+		j:            j,
+		recovered:    recovered,
 	}
 	q.inflight.Store(int64(len(recovered)))
 	if torn > 0 {
@@ -206,9 +284,41 @@ func Open(opts Options) (*Queue, error) {
 	if len(recovered) > 0 {
 		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again", q.name, len(recovered))
 	}
+	q.queued.Store(unreadBytes(opts.Dir, opts.Name))
+	q.findBadFiles()
 	q.dq = diskqueue.New(opts.Name, opts.Dir, opts.MaxBytesPerFile, 1, maxRecordLen,
 		opts.SyncEvery, opts.SyncInterval, q.diskqueueLog)
+	if len(q.sv.jobs) > 0 {
+		q.runSalvage()
+	}
 	return q, nil
+}
+
+// unreadBytes estimates, from go-diskqueue's metadata and file sizes, how
+// many bytes of records wait in the queue's data files. After a crash the
+// metadata may be stale, which makes this an overestimate by at most what
+// was read since the last sync.
+func unreadBytes(dir, name string) int64 {
+	meta, err := os.ReadFile(filepath.Join(dir, name+".diskqueue.meta.dat"))
+	if err != nil {
+		return 0
+	}
+	var depth, readNum, readPos, writeNum, writePos int64
+	if _, err := fmt.Sscanf(string(meta), "%d\n%d,%d\n%d,%d\n", &depth, &readNum, &readPos, &writeNum, &writePos); err != nil {
+		return 0
+	}
+	var n int64
+	for num := readNum; ; num++ {
+		fi, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%s.diskqueue.%06d.dat", name, num)))
+		if err != nil {
+			break
+		}
+		n += fi.Size()
+		if num == readNum {
+			n -= min(readPos, fi.Size())
+		}
+	}
+	return max(n, 0)
 }
 
 // diskqueueLog passes go-diskqueue's warnings and errors on; its DEBUG and
@@ -216,6 +326,9 @@ func Open(opts Options) (*Queue, error) {
 func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any) {
 	if lvl < diskqueue.WARN {
 		return
+	}
+	if format == readErrorFormat {
+		q.noteReadError(args)
 	}
 	q.logf("queue %q: %s: "+format, append([]any{q.name, lvl}, args...)...)
 }
@@ -287,8 +400,11 @@ func syncDir(dir string) error {
 // e.Data is copied. The first entry of a record arms a timer that puts the
 // record Linger later if it has not filled by then.
 //
-// A failed Put loses the entries of that record; Append then returns a
-// *DropError saying how many, wrapping the Put error (for example ENOSPC).
+// Append refuses e with a *DropError when the queue is full under
+// DropNewest (or Block after BlockTimeout), when e is too large, or while an
+// earlier record that could not be written (for example ENOSPC) still waits
+// in memory for a retry. A nil return means e is accepted: in the record
+// being packed, on disk within Linger.
 func (q *Queue) Append(e Entry) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -296,11 +412,27 @@ func (q *Queue) Append(e Entry) error {
 		return ErrClosed
 	}
 	if len(e.Data) > MaxDataLen {
-		return &DropError{Count: 1, Err: fmt.Errorf("queue %q: message of %d bytes: %w", q.name, len(e.Data), ErrTooLarge)}
+		return &DropError{Count: 1, Reason: ReasonTooLarge, Err: fmt.Errorf("queue %q: message of %d bytes: %w", q.name, len(e.Data), ErrTooLarge)}
+	}
+	if q.maxQueued > 0 {
+		if err := q.makeRoom(entrySize(e)); err != nil {
+			return err
+		}
+	}
+	if q.retained {
+		// The record before could not be written: it waits in memory,
+		// and a new message is refused until it is on disk.
+		if err := q.flushLocked(); err != nil {
+			return dropError(1, err)
+		}
 	}
 	q.rb.Add(e)
 	if q.rb.Len() >= q.maxMsgs || q.rb.Size() >= q.maxBytes {
-		return q.flushLocked()
+		// A failed write keeps the record, e included, for a retry: e was
+		// accepted, and only a stop before the disk takes it again can
+		// lose it (counted; see Close).
+		_ = q.flushLocked()
+		return nil
 	}
 	if q.rb.Len() == 1 {
 		// A timer per record, rather than one long-lived goroutine, costs
@@ -312,8 +444,87 @@ func (q *Queue) Append(e Entry) error {
 	return nil
 }
 
-// Flush puts the current partial record now. It returns a *DropError if the
-// Put fails.
+// entrySize is an upper bound of what e adds to a record.
+func entrySize(e Entry) int64 {
+	return int64(len(e.Data) + min(len(e.Listener), MaxNameLen) + min(len(e.Source), MaxNameLen) + 2*binary.MaxVarintLen64 + 2)
+}
+
+// makeRoom applies the full-queue policy until an entry of size bytes fits
+// under MaxBytes together with the record being packed. q.mu must be held;
+// Block releases it while it waits.
+func (q *Queue) makeRoom(size int64) error {
+	var deadline *time.Timer
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
+		}
+	}()
+	for q.queued.Load()+int64(q.rb.Size())+size+4 > q.maxQueued {
+		switch q.policy {
+		case DropNewest:
+			return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w", q.name, ErrFull)}
+		case DropOldest:
+			if !q.evictOldest() {
+				// Nothing waits on disk to evict: what fills the cap is the
+				// record being packed, so this message does not fit.
+				return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w", q.name, ErrFull)}
+			}
+		default: // Block
+			if deadline == nil {
+				deadline = time.NewTimer(q.blockTimeout)
+			}
+			q.mu.Unlock()
+			var timedOut bool
+			select {
+			case <-q.room:
+			case <-q.closing:
+			case <-deadline.C:
+				timedOut = true
+			}
+			q.mu.Lock()
+			if q.closed {
+				return ErrClosed
+			}
+			if timedOut && q.queued.Load()+int64(q.rb.Size())+size+4 > q.maxQueued {
+				return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w after waiting %s for room", q.name, ErrFull, q.blockTimeout)}
+			}
+		}
+	}
+	return nil
+}
+
+// evictOldest takes the oldest record off go-diskqueue and drops it,
+// reporting it through OnDrop. It returns false when no record is waiting.
+// go-diskqueue offers the next record asynchronously, so while records are
+// known to be queued it waits briefly for one — or for the output worker to
+// take one, which makes room as well.
+func (q *Queue) evictOldest() bool {
+	if q.queued.Load() <= 0 {
+		return false
+	}
+	wait := time.NewTimer(100 * time.Millisecond)
+	defer wait.Stop()
+	select {
+	case rec := <-q.dq.ReadChan():
+		q.queued.Add(-int64(len(rec) + 4))
+		n := recordCount(rec)
+		if q.onDrop != nil {
+			q.onDrop(n, ReasonEvicted, fmt.Errorf("queue %q: %w: oldest record evicted", q.name, ErrFull))
+		}
+		return true
+	case <-q.room:
+		return true
+	case <-q.closing:
+		return false
+	case <-wait.C:
+		return false
+	}
+}
+
+// Flush puts the current partial record now. If the write fails the record
+// stays in memory for a retry and the error is returned: its messages are
+// not on disk yet, so a listener that acknowledges to its sender (RELP) must
+// not acknowledge them.
 func (q *Queue) Flush() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -325,25 +536,20 @@ func (q *Queue) Flush() error {
 
 func (q *Queue) lingerFlush(gen uint64) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed || q.gen != gen {
-		q.mu.Unlock()
 		return
 	}
-	err := q.flushLocked()
-	q.mu.Unlock()
-	if err == nil {
-		return
-	}
-	// The callback runs without q.mu so that it may call Append.
-	var de *DropError
-	if q.onDrop != nil && errors.As(err, &de) {
-		q.onDrop(de.Count, de.Err)
-		return
-	}
-	q.logf("queue %q: %v", q.name, err)
+	_ = q.flushLocked() // a failure keeps the record and schedules a retry
 }
 
-// flushLocked puts the current record, if any. q.mu must be held.
+// retryInterval is how soon a record that could not be written is tried
+// again when no new message comes to try it.
+const retryInterval = 100 * time.Millisecond
+
+// flushLocked puts the current record, if any. q.mu must be held. When the
+// write fails (a full disk, say) the record stays in memory, retained, and
+// a timer tries again; the error is returned, and logged once per outage.
 func (q *Queue) flushLocked() error {
 	n := q.rb.Len()
 	if n == 0 {
@@ -354,14 +560,85 @@ func (q *Queue) flushLocked() error {
 		q.timer = nil
 	}
 	q.gen++
+	q.reclaimIfDrained(false)
 	// Put copies the record before it returns, so the buffer can be reused.
-	err := q.dq.Put(q.rb.Bytes())
+	rec := q.rb.Bytes()
+	err := q.dq.Put(rec)
+	if err != nil && q.reclaimIfDrained(true) {
+		err = q.dq.Put(rec)
+	}
+	if err != nil {
+		err = fmt.Errorf("queue %q: put record: %w", q.name, err)
+		if q.putErr.Load() == nil {
+			q.logf("%v; %d messages wait in memory and new ones are refused until it can be written", err, n)
+		}
+		q.putErr.Store(&err)
+		q.retained = true
+		if !q.closed {
+			gen := q.gen
+			q.timer = time.AfterFunc(retryInterval, func() { q.lingerFlush(gen) })
+		}
+		return err
+	}
+	size := int64(len(rec) + 4)
 	q.rb.Reset()
 	if cap(q.rb.buf) > q.keepBuf {
 		q.rb.buf = nil
 	}
-	if err != nil {
-		return &DropError{Count: n, Err: fmt.Errorf("queue %q: put record: %w", q.name, err)}
+	q.retained = false
+	q.queued.Add(size)
+	q.sinceEmpty += size
+	if q.putErr.Load() != nil {
+		q.putErr.Store(nil)
+		q.logf("queue %q: writing works again", q.name)
+	}
+	return nil
+}
+
+// dropError describes count messages lost to the write error err.
+func dropError(count int, err error) *DropError {
+	reason := ReasonDiskError
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		reason = ReasonDiskFull
+	}
+	return &DropError{Count: count, Reason: reason, Err: err}
+}
+
+// reclaimThreshold is how many bytes a drained queue's files may hold before
+// they are emptied.
+const reclaimThreshold = 1 << 20
+
+// reclaimIfDrained empties go-diskqueue's files when every record put has
+// been read (the consumer's journal keeps what is in flight), so a full disk
+// frees up as soon as the output has caught up. Unless force is set, it
+// does so only when the files have grown past reclaimThreshold. q.mu must be
+// held, which keeps Puts out; it reports whether it emptied the files.
+func (q *Queue) reclaimIfDrained(force bool) bool {
+	if q.sinceEmpty == 0 || (!force && q.sinceEmpty < reclaimThreshold) {
+		return false
+	}
+	// go-diskqueue's depth counts the records not yet handed to the
+	// consumer; it is exact within a run (and repairs itself at the tail
+	// after a crash), where queued could drift if go-diskqueue skipped a
+	// damaged file.
+	if q.dq.Depth() > 0 {
+		return false
+	}
+	if err := q.dq.Empty(); err != nil {
+		q.logf("queue %q: empty drained queue files: %v", q.name, err)
+		return false
+	}
+	q.sinceEmpty = 0
+	q.queued.Store(0)
+	return true
+}
+
+// Err returns the error of the last failed write to the queue's files, or
+// nil once a write has succeeded since. A relay with a queue that cannot
+// write is not ready.
+func (q *Queue) Err() error {
+	if p := q.putErr.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
@@ -424,6 +701,11 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 		// crash could lose it as short as possible (see journal.go).
 		q.inflight.Add(1)
 		je, err := q.j.append(rec)
+		q.queued.Add(-int64(len(rec) + 4))
+		select {
+		case q.room <- struct{}{}:
+		default:
+		}
 		if err != nil {
 			// Withholding the record would stall the output, and draining
 			// the queue is what frees disk space when the disk is full;
@@ -543,9 +825,24 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	flushErr := q.flushLocked()
+	if flushErr != nil {
+		// The only place a message accepted by Append is lost: the disk
+		// still refuses the record when the queue closes.
+		de := dropError(q.rb.Len(), flushErr)
+		if q.onDrop != nil {
+			q.onDrop(de.Count, de.Reason, de.Err)
+		}
+		q.rb.Reset()
+		flushErr = de
+	}
 	q.mu.Unlock()
 
 	close(q.closing)
+	q.sv.mu.Lock()
+	if q.sv.timer != nil {
+		q.sv.timer.Stop()
+	}
+	q.sv.mu.Unlock()
 	// Next holds cmu while it waits; closing has woken it, so this returns
 	// once any record it received is in the journal.
 	q.cmu.Lock()

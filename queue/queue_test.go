@@ -452,63 +452,82 @@ type failPut struct {
 
 func (f failPut) Put([]byte) error { return f.err }
 
-func TestDropError(t *testing.T) {
+// TestFailedWriteRetainsRecord: a record the disk refuses stays in memory
+// and is written once the disk accepts again; meanwhile new messages are
+// refused with a counted DropError; nothing accepted is lost. Only a Close
+// while the disk still refuses loses the retained record, through OnDrop.
+func TestFailedWriteRetainsRecord(t *testing.T) {
 	type drop struct {
-		count int
-		err   error
+		count  int
+		reason string
 	}
-	drops := make(chan drop, 1)
+	drops := make(chan drop, 4)
 	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
 		o.BatchMessages = 3
-		o.Linger = time.Millisecond
-		o.OnDrop = func(count int, err error) { drops <- drop{count, err} }
+		o.Linger = time.Hour
+		o.OnDrop = func(count int, reason string, _ error) { drops <- drop{count, reason} }
 	})
 	real := q.dq
-	q.mu.Lock()
-	q.dq = failPut{real, syscall.ENOSPC}
-	q.mu.Unlock()
+	setDQ := func(d diskqueue.Interface) {
+		q.mu.Lock()
+		q.dq = d
+		q.mu.Unlock()
+	}
+	setDQ(failPut{real, syscall.ENOSPC})
 
-	// Append path: the third entry fills the record.
-	q.mu.Lock()
-	q.linger = time.Hour
-	q.mu.Unlock()
-	appendRange(t, q, 0, 2)
-	err := q.Append(testEntry(2))
+	// The third entry fills the record; its write fails, but the entries
+	// are accepted and retained.
+	appendRange(t, q, 0, 3)
+	if !errors.Is(q.Err(), syscall.ENOSPC) {
+		t.Fatalf("Err() = %v, want ENOSPC", q.Err())
+	}
+	// While it is retained, new entries are refused and counted.
+	err := q.Append(testEntry(3))
 	var de *DropError
-	if !errors.As(err, &de) || de.Count != 3 || !errors.Is(err, syscall.ENOSPC) {
-		t.Errorf("Append with a failing Put = %v, want a DropError of 3 wrapping ENOSPC", err)
+	if !errors.As(err, &de) || de.Count != 1 || de.Reason != ReasonDiskFull || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append while retained = %v, want a disk_full DropError of 1", err)
+	}
+	if err := q.Flush(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Flush while the disk refuses = %v, want ENOSPC", err)
 	}
 
-	// Flush path.
-	appendRange(t, q, 3, 4)
-	err = q.Flush()
-	if !errors.As(err, &de) || de.Count != 1 || !errors.Is(err, syscall.ENOSPC) {
-		t.Errorf("Flush with a failing Put = %v, want a DropError of 1 wrapping ENOSPC", err)
-	}
-
-	// Linger path: reported through OnDrop.
-	q.mu.Lock()
-	q.linger = time.Millisecond
-	q.mu.Unlock()
+	// The disk accepts again: the retry timer writes the retained record
+	// without any new Append.
+	setDQ(real)
+	eventually(t, "the retained record to be written after the disk recovered", func() bool { return q.Err() == nil })
 	appendRange(t, q, 4, 6)
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := drain(t, q, 5)
+	if want := []int{0, 1, 2, 4, 5}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
 	select {
 	case d := <-drops:
-		if d.count != 2 || !errors.Is(d.err, syscall.ENOSPC) {
-			t.Errorf("OnDrop(%d, %v), want OnDrop(2, ENOSPC)", d.count, d.err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("OnDrop was not called")
+		t.Errorf("OnDrop(%d, %q) called though nothing accepted was lost", d.count, d.reason)
+	default:
 	}
 
-	q.mu.Lock()
-	q.dq = real
-	q.mu.Unlock()
-
-	err = q.Append(Entry{Data: make([]byte, MaxDataLen+1)})
-	if !errors.As(err, &de) || de.Count != 1 || !errors.Is(err, ErrTooLarge) {
-		t.Errorf("Append of an oversized message = %v, want a DropError of 1 wrapping ErrTooLarge", err)
+	// Close while the disk refuses: the retained record is lost, and said so.
+	setDQ(failPut{real, syscall.ENOSPC})
+	appendRange(t, q, 6, 8)
+	setDQ(failClosePut{real}) // Close still closes go-diskqueue itself
+	_ = q.Close()
+	select {
+	case d := <-drops:
+		if d.count != 2 || d.reason != ReasonDiskFull {
+			t.Errorf("OnDrop(%d, %q) at Close, want (2, disk_full)", d.count, d.reason)
+		}
+	default:
+		t.Error("Close lost the retained record without OnDrop")
 	}
 }
+
+// failClosePut refuses Puts with ENOSPC but closes the real queue.
+type failClosePut struct{ diskqueue.Interface }
+
+func (f failClosePut) Put([]byte) error { return syscall.ENOSPC }
 
 func TestClosed(t *testing.T) {
 	q, _ := openQueue(t, t.TempDir(), nil)

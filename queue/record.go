@@ -58,6 +58,10 @@ const (
 	// names and an empty message. The decoder uses it to reject a count the
 	// record cannot possibly hold before it allocates for it.
 	minEntryLen = 4
+
+	// minRecordLen is the smallest encoded record: version, CRC, a one-byte
+	// count and one entry.
+	minRecordLen = 1 + 4 + 1 + minEntryLen
 )
 
 // castagnoli is the CRC32C table shared by records and the journal.
@@ -276,4 +280,18 @@ func decodeTime(u uint64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, int64(u))
+}
+
+// recordCount returns the entry count a record claims without checking or
+// decoding it, for counting the messages of a record that is dropped whole;
+// a record too damaged to say counts as one.
+func recordCount(rec []byte) int {
+	if len(rec) < 6 {
+		return 1
+	}
+	count, n := binary.Uvarint(rec[5:])
+	if n <= 0 || count == 0 || count > uint64(len(rec)) {
+		return 1
+	}
+	return int(count)
 }

@@ -71,6 +71,9 @@ type QueueConfig struct {
 	BatchMessages int      `toml:"batch_messages"`
 	BatchBytes    Size     `toml:"batch_bytes"`
 	Linger        Duration `toml:"linger"`
+	MaxBytes      Size     `toml:"max_bytes"`
+	FullPolicy    string   `toml:"full_policy"`
+	BlockTimeout  Duration `toml:"block_timeout"`
 }
 
 // RouteConfig is one [[route]] table. Every condition that is set must
@@ -284,6 +287,9 @@ func (c *Config) applyDefaults() {
 		if o.Mode == "" {
 			o.Mode = "failover"
 		}
+		if o.Queue.FullPolicy == "" {
+			o.Queue.FullPolicy = "block"
+		}
 		if o.ProbeInterval.Duration == 0 {
 			o.ProbeInterval.Duration = DefaultProbeInterval
 		}
@@ -401,6 +407,11 @@ func (c *Config) validate(lines keyLines) []string {
 		}
 		if o.Queue.SyncEvery < 0 {
 			add("output", i, "queue.sync_every", "must not be negative")
+		}
+		switch o.Queue.FullPolicy {
+		case "block", "drop_newest", "drop_oldest":
+		default:
+			add("output", i, "queue.full_policy", "unknown policy %q: use \"block\", \"drop_newest\" or \"drop_oldest\"", o.Queue.FullPolicy)
 		}
 		if o.Queue.BatchMessages < 0 {
 			add("output", i, "queue.batch_messages", "must not be negative")

@@ -32,7 +32,7 @@ type route struct {
 type routeOutput struct {
 	name    string
 	queue   appender
-	dropped prometheus.Counter
+	dropped *prometheus.CounterVec // by reason
 }
 
 // router hands each message to the queue of every output its routes name.
@@ -53,7 +53,7 @@ func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, 
 		r.outputs = append(r.outputs, routeOutput{
 			name:    o.Name,
 			queue:   queues[o.Name],
-			dropped: m.OutputDropped.WithLabelValues(o.Name, "queue_error"),
+			dropped: m.OutputDropped.MustCurryWith(prometheus.Labels{"output": o.Name}),
 		})
 	}
 	listeners := map[string]bool{}
@@ -151,14 +151,20 @@ func (s *outputSet) add(i int) bool {
 	return true
 }
 
+// countDrop counts the messages a failed append lost. A full queue is
+// counted silently (the counter tells the story; a log line per message
+// would flood the log exactly when the relay is overloaded); write errors
+// are logged too.
 func (r *router) countDrop(out *routeOutput, err error) {
-	n := 1
+	n, reason := 1, queue.ReasonDiskError
 	var de *queue.DropError
 	if errors.As(err, &de) {
-		n = de.Count
+		n, reason = de.Count, de.Reason
 	}
-	out.dropped.Add(float64(n))
-	r.log.Error("store message", "output", out.name, "dropped", n, "err", err)
+	out.dropped.WithLabelValues(reason).Add(float64(n))
+	if reason != queue.ReasonQueueFull {
+		r.log.Error("store message", "output", out.name, "dropped", n, "reason", reason, "err", err)
+	}
 }
 
 // flush writes every output's partial record to disk.

@@ -132,10 +132,15 @@ func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Met
 		BatchMessages:   oc.Queue.BatchMessages,
 		BatchBytes:      int(oc.Queue.BatchBytes),
 		Linger:          oc.Queue.Linger.Duration,
+		MaxBytes:        int64(oc.Queue.MaxBytes),
+		FullPolicy:      fullPolicy(oc.Queue.FullPolicy),
+		BlockTimeout:    oc.Queue.BlockTimeout.Duration,
 		Logf:            func(format string, args ...any) { qlog.Warn(fmt.Sprintf(format, args...)) },
-		OnDrop: func(count int, err error) {
-			dropped.WithLabelValues("queue_error").Add(float64(count))
-			qlog.Error("store messages", "dropped", count, "err", err)
+		OnDrop: func(count int, reason string, err error) {
+			dropped.WithLabelValues(reason).Add(float64(count))
+			if reason != queue.ReasonEvicted {
+				qlog.Error("store messages", "dropped", count, "reason", reason, "err", err)
+			}
 		},
 	})
 	if err != nil {
@@ -295,8 +300,28 @@ func (s *Server) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// ready reports whether the relay can store messages.
-func (s *Server) ready() error { return nil }
+func fullPolicy(s string) queue.FullPolicy {
+	switch s {
+	case "drop_newest":
+		return queue.DropNewest
+	case "drop_oldest":
+		return queue.DropOldest
+	}
+	return queue.Block
+}
+
+// ready reports whether the relay can store messages: not while a queue's
+// last write failed (a full disk, say). It recovers by itself once a write
+// succeeds again.
+func (s *Server) ready() error {
+	var errs []error
+	for name, q := range s.queues {
+		if err := q.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("output %q cannot write its queue: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // release closes what New opened: listeners not yet closed by Run, queues,
 // the metrics socket and the data dir lock.

@@ -1,0 +1,225 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// drainAll takes records until none arrives for half a second (go-diskqueue
+// reads ahead asynchronously, so an empty TryNext does not mean an empty
+// queue) and returns the entry indexes in order.
+func drainAll(t *testing.T, q *Queue) []int {
+	t.Helper()
+	var got []int
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		b, err := q.Next(ctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range b.Entries {
+			got = append(got, entryIndex(t, e))
+		}
+		if err := q.Done(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestMaxBytesDropNewest(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.MaxBytes = 8 << 10
+		o.FullPolicy = DropNewest
+		o.BatchMessages = 10
+	})
+	accepted, dropped := 0, 0
+	for i := range 2000 {
+		err := q.Append(testEntry(i))
+		var de *DropError
+		switch {
+		case err == nil:
+			accepted++
+		case errors.As(err, &de) && de.Reason == ReasonQueueFull && errors.Is(err, ErrFull):
+			dropped++
+		default:
+			t.Fatalf("Append(%d): %v", i, err)
+		}
+	}
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if dropped == 0 || accepted == 0 {
+		t.Fatalf("accepted %d, dropped %d: the cap did nothing", accepted, dropped)
+	}
+	if got := q.queued.Load(); got > 8<<10 {
+		t.Errorf("queued bytes %d exceed the cap", got)
+	}
+	got := drainAll(t, q)
+	if len(got) != accepted {
+		t.Errorf("delivered %d, accepted %d", len(got), accepted)
+	}
+	// Once drained, there is room again.
+	if err := q.Append(testEntry(5000)); err != nil {
+		t.Errorf("Append after draining: %v", err)
+	}
+	t.Logf("cap 8 KiB: accepted %d, dropped %d", accepted, dropped)
+}
+
+func TestMaxBytesDropOldest(t *testing.T) {
+	var evicted atomic.Int64
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.MaxBytes = 8 << 10
+		o.FullPolicy = DropOldest
+		o.BatchMessages = 10
+		o.OnDrop = func(count int, reason string, _ error) {
+			if reason != ReasonEvicted {
+				t.Errorf("drop reason %q, want %q", reason, ReasonEvicted)
+			}
+			evicted.Add(int64(count))
+		}
+	})
+	const n = 2000
+	refused := 0
+	for i := range n {
+		if err := q.Append(testEntry(i)); err != nil {
+			refused++
+		}
+	}
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := drainAll(t, q)
+	if evicted.Load() == 0 {
+		t.Fatal("nothing evicted")
+	}
+	if len(got)+int(evicted.Load())+refused != n {
+		t.Errorf("delivered %d + evicted %d + refused %d != appended %d", len(got), evicted.Load(), refused, n)
+	}
+	// What survives is the newest.
+	if got[len(got)-1] != n-1 {
+		t.Errorf("last delivered %d, want %d", got[len(got)-1], n-1)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("order broken at %d: %d after %d", i, got[i], got[i-1])
+		}
+	}
+}
+
+func TestMaxBytesBlock(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.MaxBytes = 4 << 10
+		o.FullPolicy = Block
+		o.BlockTimeout = time.Minute
+		o.BatchMessages = 10
+	})
+	const n = 1000
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := q.Append(testEntry(i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- q.Flush()
+	}()
+	// The producer must block: nothing drains yet.
+	select {
+	case err := <-done:
+		t.Fatalf("producer finished without a consumer: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Draining lets it through, and nothing is lost.
+	var got []int
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(got) < n {
+		b, err := q.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next after %d entries: %v", len(got), err)
+		}
+		for _, e := range b.Entries {
+			got = append(got, entryIndex(t, e))
+		}
+		q.Done(b)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("entry %d is %d", i, v)
+		}
+	}
+}
+
+func TestMaxBytesBlockTimeout(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.MaxBytes = 2 << 10
+		o.FullPolicy = Block
+		o.BlockTimeout = 50 * time.Millisecond
+		o.BatchMessages = 5
+	})
+	var err error
+	for i := 0; i < 500 && err == nil; i++ {
+		err = q.Append(testEntry(i))
+	}
+	var de *DropError
+	if !errors.As(err, &de) || de.Reason != ReasonQueueFull {
+		t.Fatalf("err = %v, want a queue_full DropError after the block timeout", err)
+	}
+}
+
+// TestQueuedBytesSurviveReopen: the cap counts what an earlier run left.
+func TestQueuedBytesSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	q, _ := openQueue(t, dir, nil)
+	appendRange(t, q, 0, 1000)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := q.queued.Load()
+	q2, _ := openQueue(t, dir, nil)
+	if got := q2.queued.Load(); got != want {
+		t.Errorf("queued after reopen %d, before %d", got, want)
+	}
+	drainAll(t, q2)
+	if got := q2.queued.Load(); got != 0 {
+		t.Errorf("queued after draining %d, want 0", got)
+	}
+}
+
+// TestErrTracksWriteFailures: a refused write makes Err non-nil until a
+// write succeeds again.
+func TestErrTracksWriteFailures(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), nil)
+	real := q.dq
+	q.mu.Lock()
+	q.dq = failPut{real, syscall.ENOSPC}
+	q.mu.Unlock()
+	q.Append(testEntry(0))
+	if err := q.Flush(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Flush = %v, want ENOSPC", err)
+	}
+	if !errors.Is(q.Err(), syscall.ENOSPC) {
+		t.Errorf("Err() = %v, want ENOSPC", q.Err())
+	}
+	q.mu.Lock()
+	q.dq = real
+	q.mu.Unlock()
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if q.Err() != nil {
+		t.Errorf("Err() = %v after a successful write, want nil", q.Err())
+	}
+}

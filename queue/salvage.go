@@ -1,0 +1,219 @@
+package queue
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// go-diskqueue v1.1.0, when it cannot read its current data file, renames
+// the file to *.bad, skips to the next file and never looks at the rest of it
+// again. Two things reach that path:
+//
+//   - a damaged length prefix (corruption): every record after it in that
+//     file would be lost;
+//   - a reader that had caught up with the writer at the moment the writer
+//     started a new file reads past the end of the old one: the *.bad file
+//     holds nothing unread, but it is never deleted, so disk space leaks a
+//     file at a time.
+//
+// The queue therefore watches go-diskqueue's log for the read error, which
+// names the file and the read position, and salvages the file from that
+// position: it scans for records whose length and CRC32C check out, skipping
+// damaged bytes, puts the records it finds back on the queue (at its tail),
+// counts the damaged regions as corrupt, and deletes the file. A small
+// sidecar file (<file>.bad.pos) remembers the position across a restart;
+// a *.bad file found at Open without one is salvaged from its start, which
+// may deliver records again (duplicates, never losses).
+
+// readErrorFormat is the line go-diskqueue logs just before renaming a file
+// to *.bad; its arguments are the queue name, the read position, the file
+// name and the error.
+const readErrorFormat = "DISKQUEUE(%s) reading at %d of %s - %s"
+
+const salvageRetry = 50 * time.Millisecond
+
+type salvageJob struct {
+	file  string // the data file name before go-diskqueue renamed it
+	pos   int64
+	tries int
+}
+
+type salvager struct {
+	mu    sync.Mutex
+	jobs  []salvageJob
+	timer *time.Timer
+}
+
+// noteReadError is called from go-diskqueue's goroutine (through its log
+// function) right before it renames file to file.bad.
+func (q *Queue) noteReadError(args []any) {
+	if len(args) < 3 {
+		return
+	}
+	pos, ok1 := args[1].(int64)
+	file, ok2 := args[2].(string)
+	if !ok1 || !ok2 {
+		return
+	}
+	// The sidecar is written before the rename happens, so a crash between
+	// the two leaves a position that is still right.
+	_ = os.WriteFile(file+".bad.pos", []byte(strconv.FormatInt(pos, 10)), 0o640)
+	q.sv.mu.Lock()
+	defer q.sv.mu.Unlock()
+	q.sv.jobs = append(q.sv.jobs, salvageJob{file: file, pos: pos})
+	q.armSalvageLocked()
+}
+
+func (q *Queue) armSalvageLocked() {
+	if q.sv.timer == nil {
+		q.sv.timer = time.AfterFunc(salvageRetry, q.runSalvage)
+	} else {
+		q.sv.timer.Reset(salvageRetry)
+	}
+}
+
+// findBadFiles queues every *.bad data file of the queue for salvage, with
+// its recorded position or from the start.
+func (q *Queue) findBadFiles() {
+	des, err := os.ReadDir(q.dir)
+	if err != nil {
+		return
+	}
+	prefix := q.name + ".diskqueue."
+	for _, de := range des {
+		name := de.Name()
+		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ".dat.bad") {
+			continue
+		}
+		file := filepath.Join(q.dir, strings.TrimSuffix(name, ".bad"))
+		var pos int64
+		if b, err := os.ReadFile(file + ".bad.pos"); err == nil {
+			pos, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		}
+		q.sv.jobs = append(q.sv.jobs, salvageJob{file: file, pos: pos})
+	}
+}
+
+// runSalvage works through the pending jobs. It runs on a timer, holding the
+// producer lock while it puts salvaged records.
+func (q *Queue) runSalvage() {
+	q.sv.mu.Lock()
+	jobs := q.sv.jobs
+	q.sv.jobs = nil
+	q.sv.mu.Unlock()
+
+	var again []salvageJob
+	q.mu.Lock()
+	for _, job := range jobs {
+		if q.closed {
+			again = append(again, job)
+			continue
+		}
+		if _, err := os.Stat(job.file + ".bad"); err != nil {
+			// go-diskqueue renames right after it logs; if the file never
+			// appears, the read failed for another reason (the file was
+			// already gone) and there is nothing to salvage.
+			if job.tries++; job.tries < 20 {
+				again = append(again, job)
+			} else {
+				_ = os.Remove(job.file + ".bad.pos")
+			}
+			continue
+		}
+		if err := q.salvageLocked(job); err != nil {
+			q.logf("queue %q: salvage %s: %v", q.name, filepath.Base(job.file)+".bad", err)
+			if job.tries++; job.tries < 20 {
+				again = append(again, job)
+			}
+		}
+	}
+	q.mu.Unlock()
+
+	if len(again) > 0 {
+		q.sv.mu.Lock()
+		q.sv.jobs = append(again, q.sv.jobs...)
+		if !q.isClosed() {
+			q.armSalvageLocked()
+		}
+		q.sv.mu.Unlock()
+	}
+}
+
+func (q *Queue) isClosed() bool {
+	select {
+	case <-q.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// salvageLocked scans job.file.bad from job.pos, puts every intact record
+// back on the queue and removes the file. q.mu must be held.
+func (q *Queue) salvageLocked(job salvageJob) error {
+	bad := job.file + ".bad"
+	f, err := os.Open(bad)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	var recovered, damaged int
+	inDamage := false
+	var hdr [5]byte
+	for pos := job.pos; pos+4+minRecordLen <= size; {
+		if _, err := f.ReadAt(hdr[:], pos); err != nil {
+			if err == io.EOF {
+				break
+			}
+			return err
+		}
+		n := int64(binary.BigEndian.Uint32(hdr[:4]))
+		if hdr[4] == RecordVersion && n >= minRecordLen && n <= maxRecordLen && pos+4+n <= size {
+			rec := make([]byte, n)
+			if _, err := f.ReadAt(rec, pos+4); err != nil {
+				return err
+			}
+			if _, derr := DecodeRecord(rec); derr == nil {
+				if err := q.dq.Put(rec); err != nil {
+					return fmt.Errorf("put salvaged record: %w", err)
+				}
+				q.queued.Add(n + 4)
+				recovered++
+				inDamage = false
+				pos += 4 + n
+				continue
+			}
+		}
+		// Not a record here: step one byte and look again. The CRC makes a
+		// false match at a damaged offset practically impossible.
+		if !inDamage {
+			damaged++
+			inDamage = true
+		}
+		pos++
+	}
+	if damaged > 0 {
+		q.corrupt.Add(uint64(damaged))
+	}
+	if recovered > 0 || damaged > 0 {
+		q.logf("queue %q: salvaged %s from offset %d: %d records recovered, %d damaged regions skipped",
+			q.name, filepath.Base(bad), job.pos, recovered, damaged)
+	}
+	if err := os.Remove(bad); err != nil {
+		return err
+	}
+	_ = os.Remove(job.file + ".bad.pos")
+	return nil
+}

@@ -1,0 +1,120 @@
+package queue
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func badFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	for _, de := range des {
+		if strings.Contains(de.Name(), ".bad") {
+			bad = append(bad, de.Name())
+		}
+	}
+	return bad
+}
+
+// TestDamagedLengthPrefixBetweenRuns damages the length prefix of one record
+// in a data file while the relay is stopped. go-diskqueue gives up on the
+// file; the salvage delivers every other record, counts the damage and
+// removes the file.
+func TestDamagedLengthPrefixBetweenRuns(t *testing.T) {
+	dir := t.TempDir()
+	q, _ := openQueue(t, dir, func(o *Options) { o.BatchMessages = 1 })
+	appendRange(t, q, 0, 100)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "out.diskqueue.000000.dat")
+	b, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Walk to record 10 and make its length absurd.
+	pos := 0
+	for range 10 {
+		pos += 4 + int(binary.BigEndian.Uint32(b[pos:]))
+	}
+	binary.BigEndian.PutUint32(b[pos:], 0x7fffffff)
+	if err := os.WriteFile(data, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	q2, logs := openQueue(t, dir, func(o *Options) { o.BatchMessages = 1 })
+	got := map[int]int{}
+	eventually(t, "99 records", func() bool {
+		for {
+			b, ok, err := q2.TryNext()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			for _, e := range b.Entries {
+				got[entryIndex(t, e)]++
+			}
+			q2.Done(b)
+		}
+		return len(got) >= 99
+	})
+	for i := range 100 {
+		if i != 10 && got[i] != 1 {
+			t.Errorf("record %d delivered %d times", i, got[i])
+		}
+	}
+	if got[10] != 0 {
+		t.Errorf("damaged record 10 delivered")
+	}
+	if q2.Corrupt() == 0 {
+		t.Error("damage not counted")
+	}
+	eventually(t, "the .bad file to be removed", func() bool { return len(badFiles(t, dir)) == 0 })
+	if !strings.Contains(logs.String(), "salvaged") {
+		t.Errorf("no salvage log line:\n%s", logs.String())
+	}
+}
+
+// TestCaughtUpReaderAtFileRollLeavesNoBadFiles: go-diskqueue renames a fully
+// read file to *.bad when its reader had caught up at the moment the writer
+// started a new file. The salvage finds nothing unread there and deletes it,
+// so disk space does not leak, and nothing is delivered twice.
+func TestCaughtUpReaderAtFileRollLeavesNoBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	q, logs := openQueue(t, dir, func(o *Options) {
+		o.BatchMessages = 1
+		o.MaxBytesPerFile = 1024
+	})
+	const n = 300
+	seen := map[int]int{}
+	for i := range n {
+		appendRange(t, q, i, i+1)
+		b := next(t, q)
+		for _, e := range b.Entries {
+			seen[entryIndex(t, e)]++
+		}
+		q.Done(b)
+	}
+	for i := range n {
+		if seen[i] != 1 {
+			t.Fatalf("entry %d delivered %d times", i, seen[i])
+		}
+	}
+	if !strings.Contains(logs.String(), "saving bad file") {
+		t.Fatalf("go-diskqueue never renamed a file to *.bad, so this test shows nothing:\n%s", logs.String())
+	}
+	eventually(t, "no *.bad files", func() bool { return len(badFiles(t, dir)) == 0 })
+	// Nothing comes back from the salvage of fully read files.
+	if b, ok, _ := q.TryNext(); ok {
+		t.Errorf("salvage delivered %d entries again", len(b.Entries))
+	}
+}
