@@ -77,8 +77,10 @@ outputs = ["head"]
 	}
 	// Once the backlog is out, the queue's files are emptied, the relay
 	// reports ready again, and new messages are accepted and delivered.
-	if !testpeer.WaitFor(30*time.Second, func() bool { return r.srv.ready() == nil }) {
-		t.Fatalf("not ready after the backlog drained: %v", r.srv.ready())
+	if !testpeer.WaitFor(30*time.Second, func() bool {
+		return r.srv.ready() == nil && r.metric("relay_queue_disk_bytes") < 512<<10
+	}) {
+		t.Fatalf("after the backlog drained: ready() = %v, queue disk bytes %v", r.srv.ready(), r.metric("relay_queue_disk_bytes"))
 	}
 	if err := testpeer.SendTCP(r.addr("tcp"), "after", 0, 1000, true); err != nil {
 		t.Fatal(err)
