@@ -140,6 +140,7 @@ type QueueStats interface {
 	Depth() int64
 	DiskBytes() int64
 	Corrupt() uint64
+	Unwritten() int
 }
 
 // AddQueue exports the queue of output name until RemoveQueue is called.
@@ -163,6 +164,9 @@ var (
 	queueBytesDesc = prometheus.NewDesc(namespace+"_queue_disk_bytes",
 		"Bytes the output's queue occupies on disk.",
 		[]string{"output"}, nil)
+	queueUnwrittenDesc = prometheus.NewDesc(namespace+"_queue_unwritten_messages",
+		"Messages accepted into the output's queue but not yet written to its files (they are written within queue.linger, or retried after a write error).",
+		[]string{"output"}, nil)
 	queueCorruptDesc = prometheus.NewDesc(namespace+"_queue_corrupt_records_total",
 		"Queue records skipped because their checksum or encoding was bad.",
 		[]string{"output"}, nil)
@@ -178,6 +182,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueDepthDesc
 	ch <- queueBytesDesc
 	ch <- queueCorruptDesc
+	ch <- queueUnwrittenDesc
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -198,5 +203,6 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(q.Depth()), name)
 		ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(q.DiskBytes()), name)
 		ch <- prometheus.MustNewConstMetric(queueCorruptDesc, prometheus.CounterValue, float64(q.Corrupt()), name)
+		ch <- prometheus.MustNewConstMetric(queueUnwrittenDesc, prometheus.GaugeValue, float64(q.Unwritten()), name)
 	}
 }

@@ -809,6 +809,15 @@ func (q *Queue) DiskBytes() int64 {
 	return n
 }
 
+// Unwritten returns how many appended entries are not yet written to the
+// queue's files: the record being packed, or one retained after a failed
+// write. A kill -9 would lose these; everything else survives it.
+func (q *Queue) Unwritten() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.rb.Len()
+}
+
 // Corrupt returns the number of records skipped because their checksum or
 // encoding was bad, including a torn in-flight journal found at Open.
 func (q *Queue) Corrupt() uint64 { return q.corrupt.Load() }

@@ -100,7 +100,7 @@ const (
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultConnectTimeout  = 5 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
-	DefaultConfirmDelay    = 200 * time.Millisecond
+	DefaultConfirmDelay    = 100 * time.Millisecond
 	DefaultRetryInitial    = 100 * time.Millisecond
 	DefaultRetryMax        = 30 * time.Second
 	DefaultRELPWindow      = 128

@@ -134,3 +134,78 @@ outputs = ["head"]
 		t.Errorf("dropped %v with the block policy", d)
 	}
 }
+
+// TestUpstreamDown30sUnderLoad: the upstream disappears for 30 seconds while
+// messages keep arriving at a steady rate, then returns: none is lost.
+func TestUpstreamDown30sUnderLoad(t *testing.T) {
+	needLong(t)
+	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
+	addr := recv.Addr()
+	r := startRelay(t, t.TempDir(), `data_dir = "{{DATA}}"`+listenersTOML()+tcpOutputTOML("head", addr)+`
+[[route]]
+name = "all"
+outputs = ["head"]
+`)
+	// 500 messages every 50 ms (10k/s) for 36 s; the upstream is away from
+	// 3 s to 33 s.
+	const per, rounds = 500, 720
+	start := time.Now()
+	var down *testpeer.Receiver = recv
+	var back *testpeer.Receiver
+	for i := 0; i < rounds; i++ {
+		if err := testpeer.SendTCP(r.addr("tcp"), "out30", i*per, (i+1)*per, true); err != nil {
+			t.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		if down != nil && elapsed > 3*time.Second {
+			down.Close()
+			down = nil
+		}
+		if back == nil && elapsed > 33*time.Second {
+			back = testpeer.NewReceiver(t, addr)
+		}
+		next := start.Add(time.Duration(i+1) * 50 * time.Millisecond)
+		time.Sleep(time.Until(next)) // pacing the load, not synchronisation
+	}
+	if back == nil {
+		back = testpeer.NewReceiver(t, addr)
+	}
+	all := func() []string { return append(recv.Messages(), back.Messages()...) }
+	const n = per * rounds
+	if !testpeer.WaitFor(60*time.Second, func() bool { return testpeer.Check("out30", n, all()).Delivered() == n }) {
+		t.Fatalf("%v", testpeer.Check("out30", n, all()))
+	}
+	tally := testpeer.Check("out30", n, all())
+	t.Logf("30 s outage under 10k msg/s: sent %d, delivered %d, duplicates %d, before the outage %d, after %d",
+		n, tally.Delivered(), tally.Duplicates, recv.Count(), back.Count())
+}
+
+// TestUpstreamResetsMidBatch: an upstream that resets the connection after
+// reading a random part of the stream, ten times over, then behaves.
+// Nothing is lost; what was cut off is sent again.
+func TestUpstreamResetsMidBatch(t *testing.T) {
+	needLong(t)
+	port := testpeer.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	resets := testpeer.NewResetter(t, addr, 10, 20000)
+	r := startRelay(t, t.TempDir(), `data_dir = "{{DATA}}"`+listenersTOML()+tcpOutputTOML("head", addr)+`
+[[route]]
+name = "all"
+outputs = ["head"]
+`)
+	const n = 50000
+	if err := testpeer.SendTCP(r.addr("tcp"), "rst", 0, n, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool { return resets.Done() }) {
+		t.Fatalf("only %d resets happened", resets.Count())
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		return testpeer.Check("rst", n, resets.Receiver().Messages()).Delivered() == n
+	}) {
+		t.Fatalf("%v", testpeer.Check("rst", n, resets.Receiver().Messages()))
+	}
+	tally := testpeer.Check("rst", n, resets.Receiver().Messages())
+	t.Logf("10 resets mid-batch: sent %d, delivered after the resets %d, duplicates %d, relay resent %v",
+		n, tally.Delivered(), tally.Duplicates, r.metric("relay_output_messages_resent_total"))
+}
