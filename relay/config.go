@@ -1,9 +1,11 @@
 package relay
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,25 +44,54 @@ type ListenerConfig struct {
 	IdleTimeout    Duration `toml:"idle_timeout"`    // tcp
 	SocketMode     string   `toml:"socket_mode"`     // unix: octal permission bits
 	Window         int      `toml:"window"`          // relp: unacknowledged frames allowed per connection
+
+	AllowedNetworks []string `toml:"allowed_networks"` // sender CIDRs; empty allows all
+	RateLimit       float64  `toml:"rate_limit"`       // messages per second per sender; 0 = none
+	RateBurst       int      `toml:"rate_burst"`
+
+	TLS ListenerTLSConfig `toml:"tls"`
+}
+
+// ListenerTLSConfig is the tls table of a listener with protocol "tls"
+// (RFC 5425).
+type ListenerTLSConfig struct {
+	CertFile     string   `toml:"cert_file"`
+	KeyFile      string   `toml:"key_file"`
+	ClientCAFile string   `toml:"client_ca_file"` // set: clients must present a certificate signed by it
+	AllowedNames []string `toml:"allowed_names"`  // client certificate subject CN or SAN allow-list
+	MinVersion   string   `toml:"min_version"`    // "1.2" (default) or "1.3"
+	CipherSuites []string `toml:"cipher_suites"`  // TLS 1.2 suites by Go name; empty = Go's defaults
+}
+
+// OutputTLSConfig is the tls table of an output with protocol "tls".
+type OutputTLSConfig struct {
+	CAFile             string   `toml:"ca_file"`     // empty: the system roots
+	ServerName         string   `toml:"server_name"` // empty: the host of address
+	CertFile           string   `toml:"cert_file"`   // client certificate for mutual TLS
+	KeyFile            string   `toml:"key_file"`
+	InsecureSkipVerify bool     `toml:"insecure_skip_verify"`
+	MinVersion         string   `toml:"min_version"`
+	CipherSuites       []string `toml:"cipher_suites"`
 }
 
 // OutputConfig is one [[output]] table.
 type OutputConfig struct {
-	Name           string      `toml:"name"`
-	Protocol       string      `toml:"protocol"` // tcp, udp, file
-	Address        string      `toml:"address"`  // tcp, udp, relp
-	Targets        []string    `toml:"targets"`  // several upstreams instead of address
-	Mode           string      `toml:"mode"`     // with targets: failover or loadbalance
-	ProbeInterval  Duration    `toml:"probe_interval"`
-	Path           string      `toml:"path"`    // file
-	Framing        string      `toml:"framing"` // tcp: octet-counting or lf
-	ConnectTimeout Duration    `toml:"connect_timeout"`
-	WriteTimeout   Duration    `toml:"write_timeout"`
-	ConfirmDelay   Duration    `toml:"confirm_delay"` // tcp
-	Window         int         `toml:"window"`        // relp: frames sent ahead of their acknowledgements
-	RetryInitial   Duration    `toml:"retry_initial"`
-	RetryMax       Duration    `toml:"retry_max"`
-	Queue          QueueConfig `toml:"queue"`
+	Name           string          `toml:"name"`
+	Protocol       string          `toml:"protocol"` // tcp, udp, file
+	Address        string          `toml:"address"`  // tcp, udp, relp
+	Targets        []string        `toml:"targets"`  // several upstreams instead of address
+	Mode           string          `toml:"mode"`     // with targets: failover or loadbalance
+	ProbeInterval  Duration        `toml:"probe_interval"`
+	Path           string          `toml:"path"`    // file
+	Framing        string          `toml:"framing"` // tcp: octet-counting or lf
+	ConnectTimeout Duration        `toml:"connect_timeout"`
+	WriteTimeout   Duration        `toml:"write_timeout"`
+	ConfirmDelay   Duration        `toml:"confirm_delay"` // tcp
+	Window         int             `toml:"window"`        // relp: frames sent ahead of their acknowledgements
+	TLS            OutputTLSConfig `toml:"tls"`
+	RetryInitial   Duration        `toml:"retry_initial"`
+	RetryMax       Duration        `toml:"retry_max"`
+	Queue          QueueConfig     `toml:"queue"`
 }
 
 // QueueConfig is the queue table inside an [[output]].
@@ -321,7 +352,7 @@ func (c *Config) validate(lines keyLines) []string {
 		}
 		listenerNames[l.Name] = true
 		switch l.Protocol {
-		case "udp", "tcp", "relp":
+		case "udp", "tcp", "relp", "tls":
 			if err := checkHostPort(l.Address); err != nil {
 				add("listener", i, "address", "%v", err)
 			}
@@ -333,9 +364,9 @@ func (c *Config) validate(lines keyLines) []string {
 				add("listener", i, "socket_mode", "invalid mode %q: use octal permission bits such as \"0666\"", l.SocketMode)
 			}
 		case "":
-			add("listener", i, "protocol", "is required: one of udp, tcp, relp, unix")
+			add("listener", i, "protocol", "is required: one of udp, tcp, tls, relp, unix")
 		default:
-			add("listener", i, "protocol", "unknown protocol %q: use udp, tcp, relp or unix", l.Protocol)
+			add("listener", i, "protocol", "unknown protocol %q: use udp, tcp, tls, relp or unix", l.Protocol)
 		}
 		if l.MaxMessageSize < 480 || l.MaxMessageSize > 16<<20 {
 			add("listener", i, "max_message_size", "%d is out of range: use 480 bytes to 16MiB", l.MaxMessageSize)
@@ -346,6 +377,33 @@ func (c *Config) validate(lines keyLines) []string {
 		if l.Window < 0 || l.Window > 65536 {
 			add("listener", i, "window", "%d is out of range: use 1 to 65536", l.Window)
 		}
+		for _, n := range l.AllowedNetworks {
+			if _, err := netip.ParsePrefix(n); err != nil {
+				if _, err := netip.ParseAddr(n); err != nil {
+					add("listener", i, "allowed_networks", "invalid network %q: use CIDR notation such as \"192.0.2.0/24\" or an address", n)
+				}
+			}
+		}
+		if l.RateLimit < 0 {
+			add("listener", i, "rate_limit", "must not be negative")
+		}
+		if l.RateBurst < 0 {
+			add("listener", i, "rate_burst", "must not be negative")
+		}
+		if l.Protocol == "tls" {
+			if l.TLS.CertFile == "" {
+				add("listener", i, "tls.cert_file", "is required for protocol \"tls\"")
+			}
+			if l.TLS.KeyFile == "" {
+				add("listener", i, "tls.key_file", "is required for protocol \"tls\"")
+			}
+		}
+		if len(l.TLS.AllowedNames) > 0 && l.TLS.ClientCAFile == "" {
+			add("listener", i, "tls.allowed_names", "needs tls.client_ca_file: names are checked on verified client certificates")
+		}
+		checkTLSVersionAndSuites(l.TLS.MinVersion, l.TLS.CipherSuites, func(key, format string, args ...any) {
+			add("listener", i, "tls."+key, format, args...)
+		})
 	}
 
 	outputNames := map[string]bool{}
@@ -359,7 +417,7 @@ func (c *Config) validate(lines keyLines) []string {
 		}
 		outputNames[o.Name] = true
 		switch o.Protocol {
-		case "tcp", "udp", "relp":
+		case "tcp", "udp", "relp", "tls":
 			switch {
 			case o.Address != "" && len(o.Targets) > 0:
 				add("output", i, "targets", "set either address or targets, not both")
@@ -390,9 +448,9 @@ func (c *Config) validate(lines keyLines) []string {
 				add("output", i, "address", "is not used by protocol \"file\": use path")
 			}
 		case "":
-			add("output", i, "protocol", "is required: one of tcp, udp, relp, file")
+			add("output", i, "protocol", "is required: one of tcp, tls, udp, relp, file")
 		default:
-			add("output", i, "protocol", "unknown protocol %q: use tcp, udp, relp or file", o.Protocol)
+			add("output", i, "protocol", "unknown protocol %q: use tcp, tls, udp, relp or file", o.Protocol)
 		}
 		switch o.Framing {
 		case "octet-counting", "lf":
@@ -402,6 +460,12 @@ func (c *Config) validate(lines keyLines) []string {
 		if o.RetryMax.Duration < o.RetryInitial.Duration {
 			add("output", i, "retry_max", "%s is shorter than retry_initial %s", o.RetryMax.Duration, o.RetryInitial.Duration)
 		}
+		if (o.TLS.CertFile == "") != (o.TLS.KeyFile == "") {
+			add("output", i, "tls.cert_file", "tls.cert_file and tls.key_file go together")
+		}
+		checkTLSVersionAndSuites(o.TLS.MinVersion, o.TLS.CipherSuites, func(key, format string, args ...any) {
+			add("output", i, "tls."+key, format, args...)
+		})
 		if o.Window < 0 || o.Window > 65536 {
 			add("output", i, "window", "%d is out of range: use 1 to 65536", o.Window)
 		}
@@ -448,6 +512,24 @@ func (c *Config) validate(lines keyLines) []string {
 		add("", -1, "route", "at least one [[route]] is required: without one every message is unrouted")
 	}
 	return p
+}
+
+// checkTLSVersionAndSuites validates min_version and cipher_suites.
+func checkTLSVersionAndSuites(minVersion string, suites []string, problem func(key, format string, args ...any)) {
+	switch minVersion {
+	case "", "1.2", "1.3":
+	default:
+		problem("min_version", "unsupported version %q: use \"1.2\" or \"1.3\"", minVersion)
+	}
+	known := map[string]bool{}
+	for _, cs := range tls.CipherSuites() {
+		known[cs.Name] = true
+	}
+	for _, name := range suites {
+		if !known[name] {
+			problem("cipher_suites", "unknown or insecure cipher suite %q (use Go's names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)", name)
+		}
+	}
 }
 
 func checkHostPort(addr string) error {

@@ -38,12 +38,12 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 	}
 }
 
-// displayKey is how a key is written in the example: queue keys with their
-// table, others by their last part.
+// displayKey is how a key is written in the example: queue and tls keys
+// with their table, others by their last part.
 func displayKey(key string) string {
 	parts := strings.Split(key, ".")
-	if len(parts) >= 2 && parts[len(parts)-2] == "queue" {
-		return "queue." + parts[len(parts)-1]
+	if len(parts) >= 2 && (parts[len(parts)-2] == "queue" || parts[len(parts)-2] == "tls") {
+		return parts[len(parts)-2] + "." + parts[len(parts)-1]
 	}
 	return parts[len(parts)-1]
 }
