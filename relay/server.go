@@ -32,6 +32,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the relay's metrics; a fresh one is made when nil.
 	Registry *prometheus.Registry
+	// Notify, when set, is told "READY=1" once every listener serves and
+	// "STOPPING=1" when the stop begins (systemd's notify protocol).
+	Notify func(state string)
 }
 
 // Server is a running relay. New prepares it; Run serves until its context
@@ -41,6 +44,7 @@ type Server struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
+	notify  func(state string)
 
 	lock      *os.File
 	queues    map[string]*queue.Queue
@@ -59,7 +63,10 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, reg: opts.Registry, queues: map[string]*queue.Queue{}}
+	if opts.Notify == nil {
+		opts.Notify = func(string) {}
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, reg: opts.Registry, notify: opts.Notify, queues: map[string]*queue.Queue{}}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -262,8 +269,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	s.log.Info("relay started", "listeners", len(s.listeners), "outputs", len(s.workers))
+	s.notify("READY=1")
 	<-ctx.Done()
 	start := time.Now()
+	s.notify("STOPPING=1")
 	s.log.Info("stopping")
 
 	stopListeners()

@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	srv, err := relay.New(cfg, relay.Options{Logger: log})
+	srv, err := relay.New(cfg, relay.Options{Logger: log, Notify: sdNotify})
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,5 +208,81 @@ outputs = ["hung", "dead"]
 			!strings.Contains(body, `relay_queue_depth_records{output="dead"} 0`)
 	}) {
 		t.Fatalf("queue of the dead output empty after restart:\n%s\n%s", testpeer.HTTPGet(metricsURL), logs.String())
+	}
+}
+
+// TestSystemdNotify runs the binary as systemd would with Type=notify and
+// checks it reports READY=1 once it serves and STOPPING=1 on SIGTERM.
+func TestSystemdNotify(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tcpPort := testpeer.FreePort(t)
+	cfg := fmt.Sprintf(`data_dir = %q
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:%d"
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["file"]
+`, filepath.Join(dir, "data"), tcpPort, filepath.Join(dir, "out.log"))
+	path := filepath.Join(dir, "relay.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(relayBin, "-config", path)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	read := func() string {
+		buf := make([]byte, 256)
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			cmd.Process.Kill()
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
+	}
+	if got := read(); got != "READY=1" {
+		t.Errorf("first notification %q, want READY=1", got)
+	}
+	// READY means serving: the listener answers.
+	if !testpeer.TCPReady(fmt.Sprintf("127.0.0.1:%d", tcpPort))() {
+		t.Error("READY=1 sent before the TCP listener accepts")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if got := read(); got != "STOPPING=1" {
+		t.Errorf("notification on SIGTERM %q, want STOPPING=1", got)
+	}
+}
+
+// TestSystemdUnitVerifies runs systemd-analyze verify on the shipped unit,
+// pointed at the built binary.
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze := testpeer.Need(t, "systemd-analyze", "systemd")
+	unit, err := os.ReadFile("../../dist/relay.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "relay.service")
+	if err := os.WriteFile(path, bytes.ReplaceAll(unit, []byte("/usr/local/bin/relay"), []byte(relayBin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
