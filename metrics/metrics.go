@@ -35,6 +35,8 @@ type Metrics struct {
 	OutputDropped *prometheus.CounterVec
 	OutputUp      *prometheus.GaugeVec
 
+	ParseProblems *prometheus.CounterVec
+
 	TargetUp     *prometheus.GaugeVec
 	TargetSent   *prometheus.CounterVec
 	TargetErrors *prometheus.CounterVec
@@ -102,6 +104,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: namespace, Name: "output_up",
 			Help: "1 when the output's last send succeeded, 0 while it is failing.",
 		}, []string{"output"}),
+		ParseProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "parse_problems_total",
+			Help: "Messages that did not parse cleanly when an output converted them (format rfc5424 or rfc3164), per output, listener and reason. They are still forwarded, whole.",
+		}, []string{"output", "listener", "reason"}),
 		TargetUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "target_up",
 			Help: "1 while the target of an output with several targets is connected, 0 while it is down.",
@@ -121,6 +127,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.Accepted, m.Unrouted, m.RouteMatched,
 		m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent,
 		m.OutputDropped, m.OutputUp,
+		m.ParseProblems,
 		m.TargetUp, m.TargetSent, m.TargetErrors,
 		m.queues,
 		collectors.NewGoCollector(),

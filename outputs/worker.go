@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
 )
@@ -22,6 +24,10 @@ type WorkerOptions struct {
 	// MaxUnsettledBytes bounds the memory held by batches written but not
 	// yet confirmed; past it the Worker waits for confirmations.
 	MaxUnsettledBytes int
+	// Format is what the output writes; Normalize holds, per listener
+	// name, how its messages are completed when they are converted.
+	Format    Format
+	Normalize map[string]Normalize
 }
 
 // Worker drains one queue into one Destination. Run is its only goroutine.
@@ -32,7 +38,8 @@ type Worker struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 
-	retry backoff
+	retry  backoff
+	format formatter
 	// unsettled holds batches written on the current connection, in order,
 	// with the destination offset at the end of each.
 	unsettled      []sentBatch
@@ -63,6 +70,11 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 		metrics: m,
 		log:     log.With("output", opts.Name, "destination", dest.String()),
 		retry:   backoff{initial: opts.RetryInitial, max: opts.RetryMax},
+		format: formatter{
+			format:    opts.Format,
+			normalize: opts.Normalize,
+			problems:  m.ParseProblems.MustCurryWith(prometheus.Labels{"output": opts.Name}),
+		},
 	}
 }
 
@@ -130,7 +142,7 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 		}
 		w.log.Info("connected")
 	}
-	end, err := w.dest.Write(ctx, b.Entries)
+	end, err := w.dest.Write(ctx, w.format.apply(b.Entries))
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}

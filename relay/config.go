@@ -45,6 +45,11 @@ type ListenerConfig struct {
 	SocketMode     string   `toml:"socket_mode"`     // unix: octal permission bits
 	Window         int      `toml:"window"`          // relp: unacknowledged frames allowed per connection
 
+	// How an output that converts formats completes this listener's messages.
+	Timezone     string `toml:"timezone"`      // IANA zone for RFC 3164 stamps; default the host's
+	FillHostname *bool  `toml:"fill_hostname"` // default true
+	AddOrigin    *bool  `toml:"add_origin"`    // default true
+
 	AllowedNetworks []string `toml:"allowed_networks"` // sender CIDRs; empty allows all
 	RateLimit       float64  `toml:"rate_limit"`       // messages per second per sender; 0 = none
 	RateBurst       int      `toml:"rate_burst"`
@@ -84,6 +89,7 @@ type OutputConfig struct {
 	ProbeInterval  Duration        `toml:"probe_interval"`
 	Path           string          `toml:"path"`    // file
 	Framing        string          `toml:"framing"` // tcp: octet-counting or lf
+	Format         string          `toml:"format"`  // raw, rfc5424 or rfc3164
 	ConnectTimeout Duration        `toml:"connect_timeout"`
 	WriteTimeout   Duration        `toml:"write_timeout"`
 	ConfirmDelay   Duration        `toml:"confirm_delay"` // tcp
@@ -118,8 +124,10 @@ type RouteConfig struct {
 	Facilities    []NameOrNumber `toml:"facilities"`
 	NotFacilities []NameOrNumber `toml:"not_facilities"`
 	Listeners     []string       `toml:"listeners"`
-	Final         bool           `toml:"final"`    // stop evaluating routes after this one matched
-	Fallback      bool           `toml:"fallback"` // only for messages no other route matched
+	Hostnames     []string       `toml:"hostnames"` // globs, case-insensitive
+	AppNames      []string       `toml:"app_names"` // globs
+	Final         bool           `toml:"final"`     // stop evaluating routes after this one matched
+	Fallback      bool           `toml:"fallback"`  // only for messages no other route matched
 }
 
 // Defaults applied by LoadConfig where a key is absent.
@@ -290,6 +298,12 @@ func (c *Config) applyDefaults() {
 		if l.Window == 0 {
 			l.Window = DefaultRELPWindow
 		}
+		if l.FillHostname == nil {
+			l.FillHostname = ptr(true)
+		}
+		if l.AddOrigin == nil {
+			l.AddOrigin = ptr(true)
+		}
 	}
 	for i := range c.Outputs {
 		o := &c.Outputs[i]
@@ -317,6 +331,9 @@ func (c *Config) applyDefaults() {
 		}
 		if o.Mode == "" {
 			o.Mode = "failover"
+		}
+		if o.Format == "" {
+			o.Format = "raw"
 		}
 		if o.Queue.FullPolicy == "" {
 			o.Queue.FullPolicy = "block"
@@ -376,6 +393,11 @@ func (c *Config) validate(lines keyLines) []string {
 		}
 		if l.Window < 0 || l.Window > 65536 {
 			add("listener", i, "window", "%d is out of range: use 1 to 65536", l.Window)
+		}
+		if l.Timezone != "" {
+			if _, err := time.LoadLocation(l.Timezone); err != nil {
+				add("listener", i, "timezone", "unknown time zone %q: use an IANA name such as \"Europe/Berlin\" or \"UTC\"", l.Timezone)
+			}
 		}
 		for _, n := range l.AllowedNetworks {
 			if _, err := netip.ParsePrefix(n); err != nil {
@@ -452,6 +474,11 @@ func (c *Config) validate(lines keyLines) []string {
 		default:
 			add("output", i, "protocol", "unknown protocol %q: use tcp, tls, udp, relp or file", o.Protocol)
 		}
+		switch o.Format {
+		case "raw", "rfc5424", "rfc3164":
+		default:
+			add("output", i, "format", "unknown format %q: use \"raw\", \"rfc5424\" or \"rfc3164\"", o.Format)
+		}
 		switch o.Framing {
 		case "octet-counting", "lf":
 		default:
@@ -513,6 +540,8 @@ func (c *Config) validate(lines keyLines) []string {
 	}
 	return p
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // checkTLSVersionAndSuites validates min_version and cipher_suites.
 func checkTLSVersionAndSuites(minVersion string, suites []string, problem func(key, format string, args ...any)) {

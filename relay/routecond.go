@@ -5,6 +5,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/relay-syslog/relay/relay/syslog"
 )
 
 // NameOrNumber is a config value that may be written as a name ("local0",
@@ -103,6 +105,18 @@ func compileConditions(rc RouteConfig, listeners map[string]bool, problem func(k
 		}
 	}
 	c.listeners = rc.Listeners
+	for _, g := range rc.Hostnames {
+		if _, err := path.Match(g, ""); err != nil {
+			problem("hostnames", "invalid glob %q: %v", g, err)
+		}
+		c.hostnames = append(c.hostnames, strings.ToLower(g))
+	}
+	for _, g := range rc.AppNames {
+		if _, err := path.Match(g, ""); err != nil {
+			problem("app_names", "invalid glob %q: %v", g, err)
+		}
+	}
+	c.appNames = rc.AppNames
 	return c
 }
 
@@ -155,10 +169,34 @@ func (c *conditions) matchPRI(pri int, listener string) bool {
 	return true
 }
 
-// matchHeader checks the hostname and app-name globs.
-func (c *conditions) matchHeader(hostname, appName string) bool {
-	return matchAny(c.hostnames, hostname) && matchAny(c.appNames, appName)
+// matchHeader checks the hostname globs (hostnames compare without regard to
+// case, as DNS names do) and the app-name globs.
+func (c *conditions) matchHeader(h *header) bool {
+	return matchAny(c.hostnames, h.lowerHostname()) && matchAny(c.appNames, h.appName())
 }
+
+// header is the part of a message past the PRI that routing may need,
+// parsed at most once per message and only when a route asks for it.
+type header struct {
+	data   []byte
+	parsed bool
+	msg    syslog.Message
+	host   string
+	app    string
+}
+
+func (h *header) parse() {
+	if h.parsed {
+		return
+	}
+	h.parsed = true
+	syslog.Parse(h.data, syslog.ParseOptions{SkipTimestamp: true}, &h.msg)
+	h.host = strings.ToLower(string(h.msg.Hostname))
+	h.app = string(h.msg.AppName)
+}
+
+func (h *header) lowerHostname() string { h.parse(); return h.host }
+func (h *header) appName() string       { h.parse(); return h.app }
 
 func matchAny(globs []string, s string) bool {
 	if len(globs) == 0 {

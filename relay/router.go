@@ -97,17 +97,21 @@ func (r *router) dispatch(e queue.Entry) (routed, accepted bool) {
 		seen.big = make([]bool, len(r.outputs))
 	}
 	accepted = true
-	routed = r.apply(r.routes, e, pri, &seen, &accepted)
+	h := header{data: e.Data}
+	routed = r.apply(r.routes, e, pri, &h, &seen, &accepted)
 	if !routed {
-		routed = r.apply(r.fallbacks, e, pri, &seen, &accepted)
+		routed = r.apply(r.fallbacks, e, pri, &h, &seen, &accepted)
 	}
 	return routed, routed && accepted
 }
 
-func (r *router) apply(routes []route, e queue.Entry, pri int, seen *outputSet, accepted *bool) (matched bool) {
+func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, seen *outputSet, accepted *bool) (matched bool) {
 	for i := range routes {
 		rt := &routes[i]
 		if !rt.cond.matchPRI(pri, e.Listener) {
+			continue
+		}
+		if rt.cond.needsHeader() && !rt.cond.matchHeader(h) {
 			continue
 		}
 		matched = true

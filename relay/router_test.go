@@ -146,6 +146,36 @@ outputs = ["c"]
 	}
 }
 
+func TestRouteHostnameAndAppNameGlobs(t *testing.T) {
+	r, qs := testRouter(t, `
+[[route]]
+name = "core-switches"
+hostnames = ["core-sw-*", "EDGE-?"]
+outputs = ["a"]
+
+[[route]]
+name = "auth"
+app_names = ["sshd", "su", "sudo*"]
+outputs = ["b"]
+`)
+	for _, m := range []string{
+		"<13>Nov 23 10:00:00 core-sw-01 kernel: link up",                 // a
+		"<13>Nov 23 10:00:00 CORE-SW-02 kernel: link down",               // a (case-insensitive)
+		"<13>Nov 23 10:00:00 edge-7 sshd[1]: Accepted",                   // a and b
+		"<13>Nov 23 10:00:00 web1 sudo: pam_unix(sudo:session)",          // b
+		"<13>1 2026-11-23T10:00:00Z core-sw-09 sshd 42 - - 5424 message", // a and b
+		"<13>Nov 23 10:00:00 web1 nginx: GET /",                          // neither
+	} {
+		r.dispatch(queue.Entry{Listener: "udp", Data: []byte(m)})
+	}
+	if got := len(qs["a"].got); got != 4 {
+		t.Errorf("hostname route got %d messages, want 4: %q", got, qs["a"].got)
+	}
+	if got := len(qs["b"].got); got != 3 {
+		t.Errorf("app-name route got %d messages, want 3: %q", got, qs["b"].got)
+	}
+}
+
 func TestRouteConfigErrors(t *testing.T) {
 	for _, c := range []struct{ route, want string }{
 		{`severity = "loud"`, `route[0].severity: unknown severity "loud"`},
@@ -153,6 +183,7 @@ func TestRouteConfigErrors(t *testing.T) {
 		{`facilities = ["local8"]`, `route[0].facilities: unknown facility "local8"`},
 		{`not_facilities = [24]`, `route[0].not_facilities: unknown facility "24"`},
 		{`listeners = ["nope"]`, `route[0].listeners: names listener "nope", which is not defined`},
+		{`hostnames = ["[a-"]`, `route[0].hostnames: invalid glob "[a-"`},
 	} {
 		text := validBase + c.route + "\n"
 		_, err := ParseConfig("t.toml", []byte(text))

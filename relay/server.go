@@ -93,10 +93,16 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("output %q: %w", oc.Name, err)
 		}
+		format, err := outputs.ParseFormat(oc.Format)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", oc.Name, err)
+		}
 		s.workers = append(s.workers, outputs.NewWorker(outputs.WorkerOptions{
 			Name:         oc.Name,
 			RetryInitial: oc.RetryInitial.Duration,
 			RetryMax:     oc.RetryMax.Duration,
+			Format:       format,
+			Normalize:    normalizeSettings(cfg.Listeners),
 		}, q, dest, s.metrics, s.log))
 	}
 	r := newRouter(cfg, s.queues, s.metrics, s.log)
@@ -125,6 +131,22 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		s.log.Info("serving metrics", "address", s.httpLn.Addr().String())
 	}
 	return s, nil
+}
+
+// normalizeSettings collects, per listener, how converting outputs complete
+// its messages.
+func normalizeSettings(listeners []ListenerConfig) map[string]outputs.Normalize {
+	m := make(map[string]outputs.Normalize, len(listeners))
+	for _, l := range listeners {
+		loc := time.Local
+		if l.Timezone != "" {
+			if z, err := time.LoadLocation(l.Timezone); err == nil {
+				loc = z
+			}
+		}
+		m[l.Name] = outputs.Normalize{Location: loc, FillHostname: *l.FillHostname, AddOrigin: *l.AddOrigin}
+	}
+	return m
 }
 
 func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Metrics) (*queue.Queue, error) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // listener timezones work on hosts without a zoneinfo database
 
 	relayroot "github.com/relay-syslog/relay"
 	"github.com/relay-syslog/relay/relay"

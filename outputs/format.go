@@ -1,0 +1,133 @@
+package outputs
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relay-syslog/relay/queue"
+	"github.com/relay-syslog/relay/relay/syslog"
+)
+
+// Format is what an output writes: the bytes as received, or the message
+// converted to one of the syslog formats.
+type Format int
+
+const (
+	// Raw forwards every message byte for byte.
+	Raw Format = iota
+	// RFC5424 converts RFC 3164 messages to RFC 5424 with a full timestamp,
+	// passes RFC 5424 through, and wraps what does not parse.
+	RFC5424
+	// RFC3164 rewrites every message as a BSD syslog line, for legacy
+	// receivers.
+	RFC3164
+)
+
+// ParseFormat maps the config words to a Format.
+func ParseFormat(s string) (Format, error) {
+	switch s {
+	case "", "raw":
+		return Raw, nil
+	case "rfc5424":
+		return RFC5424, nil
+	case "rfc3164":
+		return RFC3164, nil
+	}
+	return 0, fmt.Errorf("unknown format %q", s)
+}
+
+// Normalize is what a listener's settings say about the messages it
+// received, used when an output converts them.
+type Normalize struct {
+	// Location is the zone assumed for RFC 3164 timestamps without one.
+	Location *time.Location
+	// FillHostname writes the sender's address as HOSTNAME when the
+	// message has none.
+	FillHostname bool
+	// AddOrigin adds [origin ip="…"] with the sender's address to RFC 5424
+	// output (RFC 5424 §7.2), keeping where the message came from.
+	AddOrigin bool
+}
+
+// DefaultNormalize applies to messages whose listener is no longer
+// configured.
+var DefaultNormalize = Normalize{Location: time.Local, FillHostname: true, AddOrigin: true}
+
+// formatter converts batches for one output. Only the output's worker uses
+// it; its buffers are reused from batch to batch.
+type formatter struct {
+	format    Format
+	normalize map[string]Normalize
+	problems  *prometheus.CounterVec // by listener and reason
+
+	msg     syslog.Message
+	buf     []byte
+	sd      []byte
+	out     []queue.Entry
+	ends    []int
+	lastSrc string
+	lastIP  netip.Addr
+}
+
+// apply returns entries converted to the output's format. The result is
+// valid until the next call.
+func (f *formatter) apply(entries []queue.Entry) []queue.Entry {
+	if f.format == Raw {
+		return entries
+	}
+	f.buf, f.out, f.ends = f.buf[:0], f.out[:0], f.ends[:0]
+	for _, e := range entries {
+		n, ok := f.normalize[e.Listener]
+		if !ok {
+			n = DefaultNormalize
+		}
+		syslog.Parse(e.Data, syslog.ParseOptions{Location: n.Location, Received: e.Received}, &f.msg)
+		if p := f.msg.Problem; p != syslog.ProblemNone && f.problems != nil {
+			f.problems.WithLabelValues(e.Listener, p.String()).Inc()
+		}
+		ip := f.sourceIP(e.Source)
+		opts := syslog.FormatOptions{Location: n.Location}
+		if n.FillHostname && ip.IsValid() {
+			opts.Hostname = ip.String()
+		}
+		if n.AddOrigin && ip.IsValid() {
+			f.sd = syslog.AppendOriginSD(f.sd[:0], ip)
+			opts.ExtraSD = f.sd
+		}
+		switch f.format {
+		case RFC5424:
+			f.buf = syslog.AppendRFC5424(f.buf, &f.msg, opts)
+		case RFC3164:
+			f.buf = syslog.AppendRFC3164(f.buf, &f.msg, opts)
+		}
+		f.ends = append(f.ends, len(f.buf))
+		f.out = append(f.out, e)
+	}
+	// The buffer may have moved while it grew, so the slices are taken
+	// only now.
+	start := 0
+	for i, end := range f.ends {
+		f.out[i].Data = f.buf[start:end:end]
+		start = end
+	}
+	return f.out
+}
+
+// sourceIP parses a sender address ("192.0.2.1:514"), remembering the last
+// one because a batch usually comes from few senders.
+func (f *formatter) sourceIP(src string) netip.Addr {
+	if src == f.lastSrc {
+		return f.lastIP
+	}
+	f.lastSrc = src
+	f.lastIP = netip.Addr{}
+	if ap, err := netip.ParseAddrPort(src); err == nil {
+		f.lastIP = ap.Addr().Unmap()
+	} else if a, err := netip.ParseAddr(src); err == nil {
+		f.lastIP = a.Unmap()
+	}
+	return f.lastIP
+}
