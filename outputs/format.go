@@ -3,6 +3,7 @@ package outputs
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,12 +57,38 @@ type Normalize struct {
 // configured.
 var DefaultNormalize = Normalize{Location: time.Local, FillHostname: true, AddOrigin: true}
 
+// StampSDID is the SD-ID of the stamp an output with stamping adds to
+// RFC 5424 output: [relay@32473 origin="…" epoch="…" seq="…"]. 32473 is the
+// enterprise number RFC 5612 reserves for documentation and examples, which
+// keeps the element clearly private.
+const StampSDID = "relay@32473"
+
+// appendStamp appends the standard [meta sequenceId] of RFC 5424 §7.3.1
+// (1 to 2147483647, wrapping) and the relay's own stamp to dst. The stamp
+// carries the origin relay's id and epoch (one run of it) so that a
+// receiving relay can tell copies of one message apart from another
+// relay's, or another run's, messages.
+func appendStamp(dst []byte, origin string, epoch uint32, seq uint64) []byte {
+	dst = append(dst, "[meta sequenceId=\""...)
+	dst = strconv.AppendUint(dst, (seq-1)%2147483647+1, 10)
+	dst = append(dst, "\"]["+StampSDID+" origin=\""...)
+	dst = syslog.AppendSDParamValue(dst, origin)
+	dst = append(dst, "\" epoch=\""...)
+	dst = strconv.AppendUint(dst, uint64(epoch), 10)
+	dst = append(dst, "\" seq=\""...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	return append(dst, "\"]"...)
+}
+
 // formatter converts batches for one output. Only the output's worker uses
 // it; its buffers are reused from batch to batch.
 type formatter struct {
 	format    Format
 	normalize map[string]Normalize
 	problems  *prometheus.CounterVec // by listener and reason
+	// stampOrigin, when set, stamps RFC 5424 output with the message's
+	// epoch and sequence number under this origin id.
+	stampOrigin string
 
 	msg     syslog.Message
 	buf     []byte
@@ -93,10 +120,14 @@ func (f *formatter) apply(entries []queue.Entry) []queue.Entry {
 		if n.FillHostname && ip.IsValid() {
 			opts.Hostname = ip.String()
 		}
+		f.sd = f.sd[:0]
 		if n.AddOrigin && ip.IsValid() {
-			f.sd = syslog.AppendOriginSD(f.sd[:0], ip)
-			opts.ExtraSD = f.sd
+			f.sd = syslog.AppendOriginSD(f.sd, ip)
 		}
+		if f.stampOrigin != "" && f.format == RFC5424 && e.Seq != 0 {
+			f.sd = appendStamp(f.sd, f.stampOrigin, e.Epoch, e.Seq)
+		}
+		opts.ExtraSD = f.sd
 		switch f.format {
 		case RFC5424:
 			f.buf = syslog.AppendRFC5424(f.buf, &f.msg, opts)

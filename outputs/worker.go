@@ -28,6 +28,9 @@ type WorkerOptions struct {
 	// name, how its messages are completed when they are converted.
 	Format    Format
 	Normalize map[string]Normalize
+	// StampOrigin, when set (with Format RFC5424), stamps every message with
+	// the relay's sequence number under this origin id.
+	StampOrigin string
 }
 
 // Worker drains one queue into one Destination. Run is its only goroutine.
@@ -71,9 +74,10 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 		log:     log.With("output", opts.Name, "destination", dest.String()),
 		retry:   backoff{initial: opts.RetryInitial, max: opts.RetryMax},
 		format: formatter{
-			format:    opts.Format,
-			normalize: opts.Normalize,
-			problems:  m.ParseProblems.MustCurryWith(prometheus.Labels{"output": opts.Name}),
+			format:      opts.Format,
+			normalize:   opts.Normalize,
+			stampOrigin: opts.StampOrigin,
+			problems:    m.ParseProblems.MustCurryWith(prometheus.Labels{"output": opts.Name}),
 		},
 	}
 }

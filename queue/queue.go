@@ -20,6 +20,8 @@ import (
 // Entry is one syslog message with what the relay knows about its arrival.
 type Entry struct {
 	Received time.Time // receive time, stored as unix nanoseconds
+	Epoch    uint32    // the relay run that received it (see Seq)
+	Seq      uint64    // the relay's sequence number of the message within Epoch
 	Listener string    // name of the listener it arrived on (at most MaxNameLen bytes kept)
 	Source   string    // sender address, e.g. "192.0.2.1:514", or "" (at most MaxNameLen bytes kept)
 	Data     []byte    // the message bytes exactly as received, framing removed

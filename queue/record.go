@@ -17,6 +17,7 @@ import (
 //	[crc32c of everything after it: 4 bytes, big endian]
 //	[uvarint entry count, at least 1]
 //	entry*: [uvarint receive time, unix nanoseconds; 0 is the zero time]
+//	        [uvarint epoch][uvarint sequence]   (version 2 only)
 //	        [1 byte length][listener]
 //	        [1 byte length][source]
 //	        [uvarint length][data]
@@ -26,7 +27,8 @@ import (
 // computes in hardware on amd64 and arm64).
 
 // RecordVersion is the first byte of every record this package writes.
-const RecordVersion = 1
+// Version 1 records, without epoch and sequence, are still read.
+const RecordVersion = 2
 
 const (
 	// MaxNameLen is the longest listener or source name a record keeps;
@@ -76,6 +78,8 @@ var ErrCorruptRecord = errors.New("corrupt record")
 // epoch is stored as 0 and so reads back as the zero time.
 func AppendEntry(dst []byte, e Entry) []byte {
 	dst = binary.AppendUvarint(dst, encodeTime(e.Received))
+	dst = binary.AppendUvarint(dst, uint64(e.Epoch))
+	dst = binary.AppendUvarint(dst, e.Seq)
 	l := truncateName(e.Listener)
 	dst = append(dst, byte(len(l)))
 	dst = append(dst, l...)
@@ -165,7 +169,8 @@ func DecodeRecord(rec []byte) ([]Entry, error) {
 	if len(rec) < 1+4 {
 		return nil, corruptf("%d bytes is too short", len(rec))
 	}
-	if rec[0] != RecordVersion {
+	version := rec[0]
+	if version != 1 && version != RecordVersion {
 		return nil, corruptf("unknown version %d", rec[0])
 	}
 	want := binary.BigEndian.Uint32(rec[1:5])
@@ -193,6 +198,17 @@ func DecodeRecord(rec []byte) ([]Entry, error) {
 			return nil, corruptf("entry %d: bad time", i)
 		}
 		p = p[n:]
+		var epoch, seq uint64
+		if version >= 2 {
+			if epoch, n = binary.Uvarint(p); n <= 0 || epoch > 1<<32-1 {
+				return nil, corruptf("entry %d: bad epoch", i)
+			}
+			p = p[n:]
+			if seq, n = binary.Uvarint(p); n <= 0 {
+				return nil, corruptf("entry %d: bad sequence", i)
+			}
+			p = p[n:]
+		}
 
 		var lb, sb []byte
 		var ok bool
@@ -223,6 +239,8 @@ func DecodeRecord(rec []byte) ([]Entry, error) {
 		}
 		entries = append(entries, Entry{
 			Received: decodeTime(t),
+			Epoch:    uint32(epoch),
+			Seq:      seq,
 			Listener: listener,
 			Source:   source,
 			Data:     data,

@@ -131,10 +131,15 @@ func TestTruncateName(t *testing.T) {
 	}
 }
 
-// withCRC fixes the checksum of a hand-made record body.
+// withCRC makes a version 1 record (no epoch or sequence) of a hand-made
+// body; version 1 records are still read.
 func withCRC(body []byte) []byte {
+	return withCRCVersion(1, body)
+}
+
+func withCRCVersion(version byte, body []byte) []byte {
 	rec := make([]byte, 5, 5+len(body))
-	rec[0] = RecordVersion
+	rec[0] = version
 	rec = append(rec, body...)
 	binary.BigEndian.PutUint32(rec[1:], crc32.Checksum(body, castagnoli))
 	return rec
@@ -145,7 +150,7 @@ func TestDecodeRecordErrors(t *testing.T) {
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-1] ^= 1
 	badVersion := bytes.Clone(good)
-	badVersion[0] = 2
+	badVersion[0] = 3
 	tests := []struct {
 		name string
 		rec  []byte
@@ -153,7 +158,7 @@ func TestDecodeRecordErrors(t *testing.T) {
 	}{
 		{"empty", nil, "too short"},
 		{"header only", good[:5], "checksum"},
-		{"bad version", badVersion, "unknown version 2"},
+		{"bad version", badVersion, "unknown version 3"},
 		{"flipped bit", flipped, "checksum"},
 		{"truncated", good[:len(good)-1], "checksum"},
 		{"no entries", withCRC([]byte{0}), "no entries"},
@@ -164,6 +169,9 @@ func TestDecodeRecordErrors(t *testing.T) {
 		{"data overrun", withCRC([]byte{1, 0, 0, 0, 9, 'a', 'b'}), "data length 9 overruns"},
 		{"bad data length", withCRC([]byte{1, 0, 0, 0, 0x80, 0x80}), "bad data length"},
 		{"trailing", withCRC([]byte{1, 0, 0, 0, 1, 'a', 'b'}), "1 trailing bytes"},
+		{"v2 bad epoch", withCRCVersion(2, []byte{1, 0, 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0}), "bad epoch"},
+		{"v2 bad sequence", withCRCVersion(2, []byte{1, 0, 1, 0x80, 0x80}), "bad sequence"},
+		{"v2 trailing", withCRCVersion(2, []byte{1, 0, 1, 2, 0, 0, 1, 'a', 'b'}), "1 trailing bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

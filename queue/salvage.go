@@ -180,7 +180,7 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 			return err
 		}
 		n := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if hdr[4] == RecordVersion && n >= minRecordLen && n <= maxRecordLen && pos+4+n <= size {
+		if (hdr[4] == RecordVersion || hdr[4] == 1) && n >= minRecordLen && n <= maxRecordLen && pos+4+n <= size {
 			rec := make([]byte, n)
 			if _, err := f.ReadAt(rec, pos+4); err != nil {
 				return err

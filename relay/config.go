@@ -19,6 +19,8 @@ import (
 // in config.toml.example; a test keeps the two in step.
 type Config struct {
 	DataDir         string           `toml:"data_dir"`
+	RelayID         string           `toml:"relay_id"`     // origin id in sequence stamps; default the hostname
+	DedupWindow     int              `toml:"dedup_window"` // sequence numbers remembered per origin relay
 	ShutdownTimeout Duration         `toml:"shutdown_timeout"`
 	Metrics         MetricsConfig    `toml:"metrics"`
 	Listeners       []ListenerConfig `toml:"listener"`
@@ -49,6 +51,8 @@ type ListenerConfig struct {
 	Timezone     string `toml:"timezone"`      // IANA zone for RFC 3164 stamps; default the host's
 	FillHostname *bool  `toml:"fill_hostname"` // default true
 	AddOrigin    *bool  `toml:"add_origin"`    // default true
+
+	Dedup bool `toml:"dedup"` // drop second copies of messages stamped by another relay
 
 	AllowedNetworks []string `toml:"allowed_networks"` // sender CIDRs; empty allows all
 	RateLimit       float64  `toml:"rate_limit"`       // messages per second per sender; 0 = none
@@ -90,6 +94,7 @@ type OutputConfig struct {
 	Path           string          `toml:"path"`    // file
 	Framing        string          `toml:"framing"` // tcp: octet-counting or lf
 	Format         string          `toml:"format"`  // raw, rfc5424 or rfc3164
+	StampSequence  bool            `toml:"stamp_sequence"`
 	ConnectTimeout Duration        `toml:"connect_timeout"`
 	WriteTimeout   Duration        `toml:"write_timeout"`
 	ConfirmDelay   Duration        `toml:"confirm_delay"` // tcp
@@ -274,6 +279,12 @@ func (c *Config) applyDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = "./data"
 	}
+	if c.RelayID == "" {
+		c.RelayID, _ = os.Hostname()
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = 65536
+	}
 	if c.ShutdownTimeout.Duration == 0 {
 		c.ShutdownTimeout.Duration = DefaultShutdownTimeout
 	}
@@ -353,6 +364,9 @@ func (c *Config) validate(lines keyLines) []string {
 
 	if strings.TrimSpace(c.DataDir) == "" {
 		add("", -1, "data_dir", "must not be empty")
+	}
+	if c.DedupWindow < 64 || c.DedupWindow > 1<<24 {
+		add("", -1, "dedup_window", "%d is out of range: use 64 to 16777216", c.DedupWindow)
 	}
 	if c.Metrics.Address != "" {
 		if err := checkHostPort(c.Metrics.Address); err != nil {
@@ -478,6 +492,9 @@ func (c *Config) validate(lines keyLines) []string {
 		case "raw", "rfc5424", "rfc3164":
 		default:
 			add("output", i, "format", "unknown format %q: use \"raw\", \"rfc5424\" or \"rfc3164\"", o.Format)
+		}
+		if o.StampSequence && o.Format != "rfc5424" {
+			add("output", i, "stamp_sequence", "needs format = \"rfc5424\": the stamp is structured data")
 		}
 		switch o.Framing {
 		case "octet-counting", "lf":

@@ -8,6 +8,7 @@ import (
 
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
+	"github.com/relay-syslog/relay/relay/syslog"
 )
 
 // listener is one bound socket. New binds it; serve reads until close is
@@ -30,6 +31,8 @@ type ingest struct {
 	accepted prometheus.Counter
 	unrouted prometheus.Counter
 	errors   *prometheus.CounterVec
+	// dedup, when set, drops second copies of stamped messages.
+	dedup *dedup
 }
 
 func newIngest(name string, r *router, m *metrics.Metrics) *ingest {
@@ -50,6 +53,9 @@ func newIngest(name string, r *router, m *metrics.Metrics) *ingest {
 func (in *ingest) handle(data []byte, source string, now time.Time) (accepted bool) {
 	in.received.Inc()
 	in.bytes.Add(float64(len(data)))
+	if in.dedup != nil && in.isDuplicate(data, now) {
+		return true // the first copy was accepted
+	}
 	routed, accepted := in.router.dispatch(queue.Entry{
 		Received: now,
 		Listener: in.listener,
@@ -75,4 +81,13 @@ func (in *ingest) flush() error {
 // countError counts a problem with received data or a connection.
 func (in *ingest) countError(reason string) {
 	in.errors.WithLabelValues(reason).Inc()
+}
+
+// isDuplicate reports whether data carries another relay's stamp that was
+// seen before. Only listeners with dedup pay for the parse.
+func (in *ingest) isDuplicate(data []byte, now time.Time) bool {
+	var m syslog.Message
+	syslog.Parse(data, syslog.ParseOptions{SkipTimestamp: true}, &m)
+	origin, epoch, seq, ok := readStamp(&m)
+	return ok && in.dedup.check(origin, epoch, seq, now)
 }

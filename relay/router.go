@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,6 +44,11 @@ type router struct {
 	fallbacks []route // for messages no route matched
 	outputs   []routeOutput
 	log       *slog.Logger
+
+	// epoch and seq number every routed message, so that outputs can stamp
+	// it and a receiving relay can find copies that came over two paths.
+	epoch uint32
+	seq   atomic.Uint64
 }
 
 func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, log *slog.Logger) *router {
@@ -97,6 +103,7 @@ func (r *router) dispatch(e queue.Entry) (routed, accepted bool) {
 		seen.big = make([]bool, len(r.outputs))
 	}
 	accepted = true
+	e.Epoch, e.Seq = r.epoch, r.seq.Add(1)
 	h := header{data: e.Data}
 	routed = r.apply(r.routes, e, pri, &h, &seen, &accepted)
 	if !routed {

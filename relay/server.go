@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -82,6 +84,11 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	epoch, err := nextEpoch(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("relay run", "relay_id", cfg.RelayID, "epoch", epoch)
 	for _, oc := range cfg.Outputs {
 		q, err := openQueue(cfg.DataDir, oc, s.log, s.metrics)
 		if err != nil {
@@ -103,11 +110,22 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 			RetryMax:     oc.RetryMax.Duration,
 			Format:       format,
 			Normalize:    normalizeSettings(cfg.Listeners),
+			StampOrigin:  stampOrigin(oc, cfg.RelayID),
 		}, q, dest, s.metrics, s.log))
 	}
 	r := newRouter(cfg, s.queues, s.metrics, s.log)
+	r.epoch = epoch
+	var dd *dedup
 	for _, lc := range cfg.Listeners {
 		in := newIngest(lc.Name, r, s.metrics)
+		if lc.Dedup {
+			if dd == nil {
+				if dd, err = newDedup(cfg.DedupWindow, s.reg); err != nil {
+					return nil, fmt.Errorf("register dedup metrics: %w", err)
+				}
+			}
+			in.dedup = dd
+		}
 		var l listener
 		switch lc.Protocol {
 		case "udp", "unix":
@@ -131,6 +149,45 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		s.log.Info("serving metrics", "address", s.httpLn.Addr().String())
 	}
 	return s, nil
+}
+
+func stampOrigin(oc OutputConfig, relayID string) string {
+	if !oc.StampSequence {
+		return ""
+	}
+	return relayID
+}
+
+// nextEpoch counts this run of the relay: it reads the number of the last
+// run from data_dir/epoch, adds one and stores it (fsynced) before any
+// message is stamped with it. Sequence numbers restart with every run, and
+// the epoch keeps a receiver from mistaking a new run's numbers for
+// duplicates of the last one's.
+func nextEpoch(dataDir string) (uint32, error) {
+	path := filepath.Join(dataDir, "epoch")
+	var last uint64
+	if b, err := os.ReadFile(path); err == nil {
+		last, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	}
+	next := uint32(last + 1)
+	if next == 0 {
+		next = 1
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("epoch: %w", err)
+	}
+	_, werr := fmt.Fprintf(f, "%d\n", next)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return 0, fmt.Errorf("epoch: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return 0, fmt.Errorf("epoch: %w", err)
+	}
+	return next, nil
 }
 
 // normalizeSettings collects, per listener, how converting outputs complete

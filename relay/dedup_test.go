@@ -1,0 +1,177 @@
+package relay
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relay-syslog/relay/relay/syslog"
+	"github.com/relay-syslog/relay/relay/testpeer"
+)
+
+func TestDedupWindow(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	d, err := newDedup(128, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	seen := func(seq uint64) bool { return d.check("e1", 1, seq, now) }
+	// 1..100 once, then 1..100 again: all second copies are duplicates.
+	for s := uint64(1); s <= 100; s++ {
+		if seen(s) {
+			t.Fatalf("first copy of %d called a duplicate", s)
+		}
+	}
+	for s := uint64(1); s <= 100; s++ {
+		if !seen(s) {
+			t.Fatalf("second copy of %d not caught", s)
+		}
+	}
+	// Another epoch or origin is a separate stream.
+	if d.check("e1", 2, 5, now) || d.check("e2", 1, 5, now) {
+		t.Fatal("another epoch or origin was taken for a duplicate")
+	}
+	// Skip 101..110, go on to 400: the window (128) moves past the hole.
+	for s := uint64(111); s <= 400; s++ {
+		seen(s)
+	}
+	if got := metricValue(t, reg, "relay_dedup_gaps_total", "origin", "e1"); got != 10 {
+		t.Errorf("gaps = %v, want 10", got)
+	}
+	if got := metricValue(t, reg, "relay_dedup_duplicates_total", "origin", "e1"); got != 100 {
+		t.Errorf("duplicates = %v, want 100", got)
+	}
+	// A number older than the window is late, passed on.
+	if seen(50) {
+		t.Error("late message dropped")
+	}
+	if got := metricValue(t, reg, "relay_dedup_late_total", "origin", "e1"); got != 1 {
+		t.Errorf("late = %v, want 1", got)
+	}
+	// Holes inside the window are visible before the window passes them.
+	seen(405)
+	if got := metricValue(t, reg, "relay_dedup_window_missing", "origin", "e1"); got != 4 {
+		t.Errorf("missing in window = %v, want 4 (401..404)", got)
+	}
+}
+
+func TestStampRoundTrip(t *testing.T) {
+	var m syslog.Message
+	line := `<13>1 2026-11-23T10:00:00Z host app - - [meta sequenceId="7"][relay@32473 origin="edge \"1\"" epoch="3" seq="7"] hello`
+	syslog.Parse([]byte(line), syslog.ParseOptions{SkipTimestamp: true}, &m)
+	origin, epoch, seq, ok := readStamp(&m)
+	if !ok || origin != `edge "1"` || epoch != 3 || seq != 7 {
+		t.Fatalf("readStamp = %q %d %d %v", origin, epoch, seq, ok)
+	}
+}
+
+// TestDedupTwoEdgesTwoPaths is the dual-path deployment: two edge relays
+// each send every message over UDP along two paths to a head relay, whose
+// two listeners dedup. Each path is a lossy link (a UDP forwarder on
+// loopback) that drops chosen sequence numbers: path A every 10th, path B
+// every 15th, so every 30th is lost on both. The head keeps one copy of
+// everything else and reports the true duplicate and gap counts.
+func TestDedupTwoEdgesTwoPaths(t *testing.T) {
+	needLong(t)
+	dir := t.TempDir()
+	out := dir + "/head.log"
+	head := startRelay(t, dir+"/head", fmt.Sprintf(`data_dir = "{{DATA}}"
+relay_id = "head"
+[[listener]]
+name = "path-a"
+protocol = "udp"
+address = "127.0.0.1:0"
+dedup = true
+[[listener]]
+name = "path-b"
+protocol = "udp"
+address = "127.0.0.1:0"
+dedup = true
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["file"]
+`, out))
+	dropEvery := func(n uint64) func([]byte) bool {
+		return func(b []byte) bool {
+			var m syslog.Message
+			syslog.Parse(b, syslog.ParseOptions{SkipTimestamp: true}, &m)
+			_, _, seq, ok := readStamp(&m)
+			return ok && seq%n == 0
+		}
+	}
+	linkA := testpeer.NewLossyUDP(t, head.addr("path-a"), dropEvery(10))
+	linkB := testpeer.NewLossyUDP(t, head.addr("path-b"), dropEvery(15))
+
+	// The last number must not be lost on both paths: a receiver cannot
+	// know about a loss after the last message it got.
+	const n = 3001
+	for _, edge := range []string{"edge1", "edge2"} {
+		e := startRelay(t, dir+"/"+edge, fmt.Sprintf(`data_dir = "{{DATA}}"
+relay_id = %q
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:0"
+[[output]]
+name = "a"
+protocol = "udp"
+address = %q
+format = "rfc5424"
+stamp_sequence = true
+[[output]]
+name = "b"
+protocol = "udp"
+address = %q
+format = "rfc5424"
+stamp_sequence = true
+[[route]]
+name = "both-paths"
+outputs = ["a", "b"]
+`, edge, linkA.Addr(), linkB.Addr()))
+		// Paced, so that nothing but the links' deliberate drops loses a
+		// datagram on loopback.
+		for i := 0; i < n; i += 100 {
+			end := min(i+100, n)
+			if err := testpeer.SendTCP(e.addr("tcp"), edge, i, end, true); err != nil {
+				t.Fatal(err)
+			}
+			want := float64(end)
+			testpeer.WaitFor(5*time.Second, func() bool {
+				return e.metric("relay_output_messages_sent_total", "output", "a") >= want &&
+					e.metric("relay_output_messages_sent_total", "output", "b") >= want
+			})
+		}
+	}
+	// Per edge (sequence numbers 1..n): lost on both paths: every 30th
+	// (100); arriving twice: the numbers neither path drops:
+	// n - (n/10 + n/15 - n/30) = 2601.
+	const wantGaps, wantDups = n / 30, n - (n/10 + n/15 - n/30)
+	if !testpeer.WaitFor(20*time.Second, func() bool {
+		return head.metric("relay_dedup_duplicates_total") >= 2*wantDups &&
+			len(testpeer.ReadLines(out)) >= 2*(n-wantGaps)
+	}) {
+		t.Fatalf("head: duplicates %v (want %d), lines %d (want %d)", head.metric("relay_dedup_duplicates_total"),
+			2*wantDups, len(testpeer.ReadLines(out)), 2*(n-wantGaps))
+	}
+	lines := testpeer.ReadLines(out)
+	for _, edge := range []string{"edge1", "edge2"} {
+		tally := testpeer.Check(edge, n, lines)
+		dups := head.metric("relay_dedup_duplicates_total", "origin", edge)
+		gaps := head.metric("relay_dedup_gaps_total", "origin", edge) + head.metric("relay_dedup_window_missing", "origin", edge)
+		t.Logf("%s: sent %d, head kept %d, duplicates dropped %v, gaps reported %v (true: %d duplicates, %d gaps)",
+			edge, n, tally.Delivered(), dups, gaps, wantDups, wantGaps)
+		if tally.Duplicates != 0 {
+			t.Errorf("%s: %d duplicates passed the dedup", edge, tally.Duplicates)
+		}
+		if len(tally.Missing) != wantGaps || dups != wantDups || gaps != wantGaps {
+			t.Errorf("%s: missing %d, duplicates %v, gaps %v; want %d, %d, %d", edge, len(tally.Missing), dups, gaps, wantGaps, wantDups, wantGaps)
+		}
+	}
+}
