@@ -37,6 +37,10 @@ type Metrics struct {
 
 	ParseProblems *prometheus.CounterVec
 
+	ConfigReloads        *prometheus.CounterVec
+	ConfigLastReloadOK   prometheus.Gauge
+	ConfigLastReloadTime prometheus.Gauge
+
 	TargetUp     *prometheus.GaugeVec
 	TargetSent   *prometheus.CounterVec
 	TargetErrors *prometheus.CounterVec
@@ -108,6 +112,18 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: namespace, Name: "parse_problems_total",
 			Help: "Messages that did not parse cleanly when an output converted them (format rfc5424 or rfc3164), per output, listener and reason. They are still forwarded, whole.",
 		}, []string{"output", "listener", "reason"}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "config_reloads_total",
+			Help: "Configuration reloads (SIGHUP), by result: success or failure.",
+		}, []string{"result"}),
+		ConfigLastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_successful",
+			Help: "1 when the last reload succeeded (or none was tried), 0 when it failed and the previous configuration stayed in force.",
+		}),
+		ConfigLastReloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully (start or reload), as a Unix time.",
+		}),
 		TargetUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "target_up",
 			Help: "1 while the target of an output with several targets is connected, 0 while it is down.",
@@ -128,6 +144,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent,
 		m.OutputDropped, m.OutputUp,
 		m.ParseProblems,
+		m.ConfigReloads, m.ConfigLastReloadOK, m.ConfigLastReloadTime,
 		m.TargetUp, m.TargetSent, m.TargetErrors,
 		m.queues,
 		collectors.NewGoCollector(),
@@ -138,6 +155,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	m.ConfigLastReloadOK.Set(1)
+	m.ConfigLastReloadTime.SetToCurrentTime()
 	return m, nil
 }
 

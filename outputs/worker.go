@@ -110,6 +110,24 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
+// Pending returns, after Run has returned, the batches this worker took from
+// the queue and did not settle, in order: a worker that replaces this one on
+// the same queue (a reload) must send them first, since the queue hands out
+// each batch once per run.
+func (w *Worker) Pending() []*queue.Batch {
+	p := make([]*queue.Batch, 0, len(w.unsettled)+len(w.resend))
+	for _, s := range w.unsettled {
+		p = append(p, s.batch)
+	}
+	return append(p, w.resend...)
+}
+
+// Resume makes the worker send batches first, before Run takes new ones.
+// Call it before Run.
+func (w *Worker) Resume(batches []*queue.Batch) {
+	w.resend = append(batches, w.resend...)
+}
+
 // nextBatch returns the next batch to send: first any to resend, then new
 // ones from the queue. It returns nil without error when it only waited for
 // confirmations.

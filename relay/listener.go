@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +26,9 @@ type listener interface {
 // per-message path does no label lookups.
 type ingest struct {
 	listener string
-	router   *router
+	// router is read for every message, so routes a reload installs apply
+	// at once.
+	router   *atomic.Pointer[router]
 	received prometheus.Counter
 	bytes    prometheus.Counter
 	accepted prometheus.Counter
@@ -35,7 +38,7 @@ type ingest struct {
 	dedup *dedup
 }
 
-func newIngest(name string, r *router, m *metrics.Metrics) *ingest {
+func newIngest(name string, r *atomic.Pointer[router], m *metrics.Metrics) *ingest {
 	return &ingest{
 		listener: name,
 		router:   r,
@@ -56,7 +59,7 @@ func (in *ingest) handle(data []byte, source string, now time.Time) (accepted bo
 	if in.dedup != nil && in.isDuplicate(data, now) {
 		return true // the first copy was accepted
 	}
-	routed, accepted := in.router.dispatch(queue.Entry{
+	routed, accepted := in.router.Load().dispatch(queue.Entry{
 		Received: now,
 		Listener: in.listener,
 		Source:   source,
@@ -75,7 +78,7 @@ func (in *ingest) handle(data []byte, source string, now time.Time) (accepted bo
 // acknowledges messages to its sender (RELP) calls it before acknowledging:
 // only then are the messages on disk and survive a kill -9.
 func (in *ingest) flush() error {
-	return in.router.flush()
+	return in.router.Load().flush()
 }
 
 // countError counts a problem with received data or a connection.

@@ -48,11 +48,11 @@ type router struct {
 	// epoch and seq number every routed message, so that outputs can stamp
 	// it and a receiving relay can find copies that came over two paths.
 	epoch uint32
-	seq   atomic.Uint64
+	seq   *atomic.Uint64 // shared by the routers of one Server across reloads
 }
 
 func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, log *slog.Logger) *router {
-	r := &router{log: log}
+	r := &router{log: log, seq: new(atomic.Uint64)}
 	index := map[string]int{}
 	for _, o := range cfg.Outputs {
 		index[o.Name] = len(r.outputs)

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,25 +35,58 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the relay's metrics; a fresh one is made when nil.
 	Registry *prometheus.Registry
-	// Notify, when set, is told "READY=1" once every listener serves and
-	// "STOPPING=1" when the stop begins (systemd's notify protocol).
+	// Notify, when set, is told "READY=1" once every listener serves,
+	// "RELOADING=1" and "READY=1" around a reload, and "STOPPING=1" when
+	// the stop begins (systemd's notify protocol).
 	Notify func(state string)
 }
 
 // Server is a running relay. New prepares it; Run serves until its context
-// ends and then shuts everything down in order.
+// ends and then shuts everything down in order. Reload changes listeners,
+// routes and outputs while it runs.
 type Server struct {
-	cfg     *Config
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 	notify  func(state string)
 
-	lock      *os.File
-	queues    map[string]*queue.Queue
-	workers   []*outputs.Worker
-	listeners []listener
+	lock   *os.File
+	epoch  uint32
+	seq    atomic.Uint64 // numbers every message across router generations
+	dedup  *dedup        // shared by every listener with dedup, made on first use
+	router atomic.Pointer[router]
+
+	// The fields below belong to the goroutine running New, then Run (which
+	// applies reloads itself); mu lets the accessors read them from others.
+	mu        sync.Mutex
+	cfg       *Config
+	outputs   map[string]*outputState
+	listeners map[string]*listenerState
 	httpLn    net.Listener
+
+	// While Run runs: the contexts its goroutines get, and their groups.
+	workCtx   context.Context
+	listenCtx context.Context
+	workers   sync.WaitGroup
+	readers   sync.WaitGroup
+	reloads   chan reloadRequest
+	stopped   chan struct{} // closed when Run stops taking reloads
+}
+
+// outputState is one output with its queue and its running worker.
+type outputState struct {
+	cfg    OutputConfig
+	queue  *queue.Queue
+	worker *outputs.Worker
+	stop   context.CancelFunc // ends the worker's Run
+	done   chan struct{}      // closed when the worker's Run has returned
+}
+
+// listenerState is one bound listener and its serving goroutine.
+type listenerState struct {
+	cfg  ListenerConfig
+	l    listener
+	done chan struct{} // closed when serve has returned
 }
 
 // New does every step that can fail — lock the data dir, open the queues,
@@ -68,7 +102,13 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if opts.Notify == nil {
 		opts.Notify = func(string) {}
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, reg: opts.Registry, notify: opts.Notify, queues: map[string]*queue.Queue{}}
+	s := &Server{
+		cfg: cfg, log: opts.Logger, reg: opts.Registry, notify: opts.Notify,
+		outputs:   map[string]*outputState{},
+		listeners: map[string]*listenerState{},
+		reloads:   make(chan reloadRequest),
+		stopped:   make(chan struct{}),
+	}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -84,63 +124,28 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	epoch, err := nextEpoch(cfg.DataDir)
-	if err != nil {
+	if s.epoch, err = nextEpoch(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	s.log.Info("relay run", "relay_id", cfg.RelayID, "epoch", epoch)
+	s.log.Info("relay run", "relay_id", cfg.RelayID, "epoch", s.epoch)
 	for _, oc := range cfg.Outputs {
 		q, err := openQueue(cfg.DataDir, oc, s.log, s.metrics)
 		if err != nil {
 			return nil, err
 		}
-		s.queues[oc.Name] = q
+		s.outputs[oc.Name] = &outputState{cfg: oc, queue: q}
 		s.metrics.AddQueue(oc.Name, q)
-		dest, err := newDestination(oc, s.metrics)
-		if err != nil {
-			return nil, fmt.Errorf("output %q: %w", oc.Name, err)
+		if s.outputs[oc.Name].worker, err = s.newWorker(cfg, oc, q); err != nil {
+			return nil, err
 		}
-		format, err := outputs.ParseFormat(oc.Format)
-		if err != nil {
-			return nil, fmt.Errorf("output %q: %w", oc.Name, err)
-		}
-		s.workers = append(s.workers, outputs.NewWorker(outputs.WorkerOptions{
-			Name:         oc.Name,
-			RetryInitial: oc.RetryInitial.Duration,
-			RetryMax:     oc.RetryMax.Duration,
-			Format:       format,
-			Normalize:    normalizeSettings(cfg.Listeners),
-			StampOrigin:  stampOrigin(oc, cfg.RelayID),
-		}, q, dest, s.metrics, s.log))
 	}
-	r := newRouter(cfg, s.queues, s.metrics, s.log)
-	r.epoch = epoch
-	var dd *dedup
+	s.router.Store(s.newRouter(cfg))
 	for _, lc := range cfg.Listeners {
-		in := newIngest(lc.Name, r, s.metrics)
-		if lc.Dedup {
-			if dd == nil {
-				if dd, err = newDedup(cfg.DedupWindow, s.reg); err != nil {
-					return nil, fmt.Errorf("register dedup metrics: %w", err)
-				}
-			}
-			in.dedup = dd
-		}
-		var l listener
-		switch lc.Protocol {
-		case "udp", "unix":
-			l, err = newDatagramListener(lc, in, s.log)
-		case "tcp":
-			l, err = newTCPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
-		case "relp":
-			l, err = newRELPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
-		default:
-			err = fmt.Errorf("unknown protocol %q", lc.Protocol)
-		}
+		l, err := s.newListener(lc)
 		if err != nil {
-			return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+			return nil, err
 		}
-		s.listeners = append(s.listeners, l)
+		s.listeners[lc.Name] = &listenerState{cfg: lc, l: l}
 	}
 	if cfg.Metrics.Address != "" {
 		if s.httpLn, err = net.Listen("tcp", cfg.Metrics.Address); err != nil {
@@ -149,6 +154,69 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		s.log.Info("serving metrics", "address", s.httpLn.Addr().String())
 	}
 	return s, nil
+}
+
+// newWorker makes the worker of output oc, reading q.
+func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outputs.Worker, error) {
+	dest, err := newDestination(oc, s.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", oc.Name, err)
+	}
+	format, err := outputs.ParseFormat(oc.Format)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", oc.Name, err)
+	}
+	return outputs.NewWorker(outputs.WorkerOptions{
+		Name:         oc.Name,
+		RetryInitial: oc.RetryInitial.Duration,
+		RetryMax:     oc.RetryMax.Duration,
+		Format:       format,
+		Normalize:    normalizeSettings(cfg.Listeners),
+		StampOrigin:  stampOrigin(oc, cfg.RelayID),
+	}, q, dest, s.metrics, s.log), nil
+}
+
+// newRouter compiles cfg's routes over the current outputs' queues.
+func (s *Server) newRouter(cfg *Config) *router {
+	queues := make(map[string]*queue.Queue, len(s.outputs))
+	for name, o := range s.outputs {
+		queues[name] = o.queue
+	}
+	r := newRouter(cfg, queues, s.metrics, s.log)
+	r.epoch, r.seq = s.epoch, &s.seq
+	return r
+}
+
+// newListener binds the listener lc; its ingest reads the current router
+// for every message, so a reload's new routes apply at once.
+func (s *Server) newListener(lc ListenerConfig) (listener, error) {
+	in := newIngest(lc.Name, &s.router, s.metrics)
+	if lc.Dedup {
+		if s.dedup == nil {
+			d, err := newDedup(s.cfg.DedupWindow, s.reg)
+			if err != nil {
+				return nil, fmt.Errorf("register dedup metrics: %w", err)
+			}
+			s.dedup = d
+		}
+		in.dedup = s.dedup
+	}
+	var l listener
+	var err error
+	switch lc.Protocol {
+	case "udp", "unix":
+		l, err = newDatagramListener(lc, in, s.log)
+	case "tcp":
+		l, err = newTCPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
+	case "relp":
+		l, err = newRELPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
+	default:
+		err = fmt.Errorf("unknown protocol %q", lc.Protocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+	}
+	return l, nil
 }
 
 func stampOrigin(oc OutputConfig, relayID string) string {
@@ -289,16 +357,18 @@ func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics) (
 // ListenerAddr returns the bound address of the named listener, which tells
 // tests the port the kernel chose for ":0".
 func (s *Server) ListenerAddr(name string) string {
-	for _, l := range s.listeners {
-		if l.name() == name {
-			return l.addr()
-		}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ls := s.listeners[name]; ls != nil {
+		return ls.l.addr()
 	}
 	return ""
 }
 
 // MetricsAddr returns the bound address of the metrics server, or "".
 func (s *Server) MetricsAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.httpLn == nil {
 		return ""
 	}
@@ -308,11 +378,12 @@ func (s *Server) MetricsAddr() string {
 // Registry returns the registry the relay's metrics are on.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
-// Run starts every goroutine and serves until ctx ends. Then it stops the
-// listeners and waits for their readers, flushes partial queue records,
-// stops the output workers (unsent batches stay in the queues' in-flight
-// journals), closes the queues and unlocks the data dir. It never waits for
-// an upstream. Run returns only when every goroutine it started has ended.
+// Run starts every goroutine and serves until ctx ends, applying reloads
+// as they come. Then it stops the listeners and waits for their readers,
+// flushes partial queue records, stops the output workers (unsent batches
+// stay in the queues' in-flight journals), closes the queues and unlocks
+// the data dir. It never waits for an upstream. Run returns only when every
+// goroutine it started has ended.
 func (s *Server) Run(ctx context.Context) error {
 	var httpSrv *http.Server
 	var httpDone chan error
@@ -327,49 +398,49 @@ func (s *Server) Run(ctx context.Context) error {
 
 	workCtx, stopWorkers := context.WithCancel(context.Background())
 	defer stopWorkers()
-	var workers sync.WaitGroup
-	for _, w := range s.workers {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			w.Run(workCtx)
-		}()
-	}
-
-	var readers sync.WaitGroup
 	listenCtx, stopListeners := context.WithCancel(context.Background())
 	defer stopListeners()
-	for _, l := range s.listeners {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			l.serve(listenCtx)
-		}()
+	s.workCtx, s.listenCtx = workCtx, listenCtx
+	for _, o := range s.outputs {
+		s.startWorker(o)
+	}
+	for _, ls := range s.listeners {
+		s.startListener(ls)
 	}
 
-	s.log.Info("relay started", "listeners", len(s.listeners), "outputs", len(s.workers))
+	s.log.Info("relay started", "listeners", len(s.listeners), "outputs", len(s.outputs))
 	s.notify("READY=1")
-	<-ctx.Done()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case req := <-s.reloads:
+			s.notify("RELOADING=1")
+			req.result <- s.apply(req.cfg)
+			s.notify("READY=1")
+		}
+	}
+	close(s.stopped)
 	start := time.Now()
 	s.notify("STOPPING=1")
 	s.log.Info("stopping")
 
 	stopListeners()
-	for _, l := range s.listeners {
-		if err := l.close(); err != nil {
-			s.log.Warn("close listener", "listener", l.name(), "err", err)
+	for _, ls := range s.listeners {
+		if err := ls.l.close(); err != nil {
+			s.log.Warn("close listener", "listener", ls.cfg.Name, "err", err)
 		}
 	}
-	readers.Wait()
+	s.readers.Wait()
 
 	var errs []error
-	for name, q := range s.queues {
-		if err := q.Flush(); err != nil {
+	for name, o := range s.outputs {
+		if err := o.queue.Flush(); err != nil {
 			errs = append(errs, fmt.Errorf("flush queue %q: %w", name, err))
 		}
 	}
 	stopWorkers()
-	workers.Wait()
+	s.workers.Wait()
 
 	if httpSrv != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -378,14 +449,41 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("metrics server: %w", err))
 		}
+		s.mu.Lock()
 		s.httpLn = nil
+		s.mu.Unlock()
 	}
-	s.listeners = nil
+	s.mu.Lock()
+	s.listeners = map[string]*listenerState{}
+	s.mu.Unlock()
 	if err := s.release(); err != nil {
 		errs = append(errs, err)
 	}
 	s.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(errs...)
+}
+
+// startWorker runs o's worker until its own stop or the end of Run.
+func (s *Server) startWorker(o *outputState) {
+	ctx, stop := context.WithCancel(s.workCtx)
+	o.stop, o.done = stop, make(chan struct{})
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		defer close(o.done)
+		o.worker.Run(ctx)
+	}()
+}
+
+// startListener serves ls until it is closed.
+func (s *Server) startListener(ls *listenerState) {
+	ls.done = make(chan struct{})
+	s.readers.Add(1)
+	go func() {
+		defer s.readers.Done()
+		defer close(ls.done)
+		ls.l.serve(s.listenCtx)
+	}()
 }
 
 func fullPolicy(s string) queue.FullPolicy {
@@ -402,9 +500,11 @@ func fullPolicy(s string) queue.FullPolicy {
 // last write failed (a full disk, say). It recovers by itself once a write
 // succeeds again.
 func (s *Server) ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
-	for name, q := range s.queues {
-		if err := q.Err(); err != nil {
+	for name, o := range s.outputs {
+		if err := o.queue.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("output %q cannot write its queue: %w", name, err))
 		}
 	}
@@ -414,24 +514,26 @@ func (s *Server) ready() error {
 // release closes what New opened: listeners not yet closed by Run, queues,
 // the metrics socket and the data dir lock.
 func (s *Server) release() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
-	for _, l := range s.listeners {
-		_ = l.close()
+	for _, ls := range s.listeners {
+		_ = ls.l.close()
 	}
-	s.listeners = nil
+	s.listeners = map[string]*listenerState{}
 	if s.httpLn != nil {
 		_ = s.httpLn.Close()
 		s.httpLn = nil
 	}
-	for name, q := range s.queues {
-		if err := q.Close(); err != nil {
+	for name, o := range s.outputs {
+		if err := o.queue.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close queue %q: %w", name, err))
 		}
 		if s.metrics != nil {
 			s.metrics.RemoveQueue(name)
 		}
 	}
-	s.queues = map[string]*queue.Queue{}
+	s.outputs = map[string]*outputState{}
 	if s.lock != nil {
 		_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
 		_ = s.lock.Close()

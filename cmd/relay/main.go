@@ -66,17 +66,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	// SIGHUP would kill the process by default; until reload exists it is
-	// acknowledged and ignored, so a logrotate postrotate hook is harmless.
+	// SIGHUP reloads the configuration file: validated first, applied in
+	// place, the old one kept on any error.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	reloaderDone := make(chan struct{})
 	defer func() {
 		signal.Stop(hup)
 		close(hup)
+		<-reloaderDone
 	}()
 	go func() {
+		defer close(reloaderDone)
 		for range hup {
-			log.Warn("SIGHUP received: configuration reload is not supported yet; restart the relay to apply a new configuration")
+			if *configPath == "" {
+				log.Warn("SIGHUP: running on the built-in configuration; there is no file to reload")
+				continue
+			}
+			log.Info("SIGHUP: reloading", "config", *configPath)
+			_ = srv.ReloadFile(*configPath) // the relay logs and counts the outcome
 		}
 	}()
 

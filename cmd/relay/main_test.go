@@ -286,3 +286,87 @@ func TestSystemdUnitVerifies(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestSIGHUPReload edits the config file of a running relay and sends
+// SIGHUP: the change applies; then a broken file is refused and the relay
+// keeps running.
+func TestSIGHUPReload(t *testing.T) {
+	dir := t.TempDir()
+	tcpPort := testpeer.FreePort(t)
+	metricsPort := testpeer.FreePort(t)
+	first, second := filepath.Join(dir, "first.log"), filepath.Join(dir, "second.log")
+	cfg := func(outputsList string) string {
+		return fmt.Sprintf(`data_dir = %q
+[metrics]
+address = "127.0.0.1:%d"
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:%d"
+[[output]]
+name = "first"
+protocol = "file"
+path = %q
+[[output]]
+name = "second"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = %s
+`, filepath.Join(dir, "data"), metricsPort, tcpPort, first, second, outputsList)
+	}
+	path := filepath.Join(dir, "relay.toml")
+	if err := os.WriteFile(path, []byte(cfg(`["first"]`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(relayBin, "-config", path)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	addr := fmt.Sprintf("127.0.0.1:%d", tcpPort)
+	if !testpeer.WaitFor(20*time.Second, testpeer.TCPReady(addr)) {
+		t.Fatalf("relay did not start:\n%s", logs.String())
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	reloads := func(result string) bool {
+		return strings.Contains(testpeer.HTTPGet(metricsURL), `relay_config_reloads_total{result="`+result+`"} 1`)
+	}
+
+	if err := os.WriteFile(path, []byte(cfg(`["first", "second"]`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	if !testpeer.WaitFor(10*time.Second, func() bool { return reloads("success") }) {
+		t.Fatalf("reload not reported:\n%s", logs.String())
+	}
+	if err := testpeer.SendTCP(addr, "hup", 0, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(second)) == 10 }) {
+		t.Fatalf("the output added by the reload got %d of 10", len(testpeer.ReadLines(second)))
+	}
+
+	if err := os.WriteFile(path, []byte("this is = not [valid"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	if !testpeer.WaitFor(10*time.Second, func() bool { return reloads("failure") }) {
+		t.Fatalf("failed reload not reported:\n%s", logs.String())
+	}
+	if !strings.Contains(testpeer.HTTPGet(metricsURL), "relay_config_last_reload_successful 0") {
+		t.Error("relay_config_last_reload_successful is not 0 after a failed reload")
+	}
+	if err := testpeer.SendTCP(addr, "still", 0, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(second)) == 20 }) {
+		t.Fatalf("after the failed reload the relay stopped forwarding:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "configuration reload failed") {
+		t.Errorf("no log line for the failed reload:\n%s", logs.String())
+	}
+}

@@ -1,0 +1,196 @@
+package relay
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relay-syslog/relay/relay/testpeer"
+)
+
+// TestReloadKeepsQueuedData: with the upstream down and a backlog queued,
+// a reload changes the output (new retry settings), adds a listener, a
+// second output and a route. The backlog survives the change of worker and
+// arrives exactly once when the upstream appears; the new parts work.
+func TestReloadKeepsQueuedData(t *testing.T) {
+	dir := t.TempDir()
+	port := testpeer.FreePort(t)
+	upstream := fmt.Sprintf("127.0.0.1:%d", port)
+	extraFile := filepath.Join(dir, "extra.log")
+	base := `data_dir = "{{DATA}}"
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:0"
+` + tcpOutputTOML("head", upstream) + `
+[[route]]
+name = "all"
+outputs = ["head"]
+`
+	r := startRelay(t, dir, base)
+	const n = 5000
+	if err := testpeer.SendTCP(r.addr("tcp"), "before", 0, n, true); err != nil {
+		t.Fatal(err)
+	}
+	// The worker has taken batches and keeps failing: they are in flight.
+	if !testpeer.WaitFor(10*time.Second, func() bool { return r.metric("relay_output_send_errors_total") >= 2 }) {
+		t.Fatal("no send errors while the upstream is down")
+	}
+	tcpAddr := r.addr("tcp")
+	next := strings.ReplaceAll(base, `retry_max = "500ms"`, `retry_max = "300ms"`)
+	next = strings.ReplaceAll(next, "name = \"all\"\n", "name = \"all\"\nlisteners = [\"tcp\"]\n") + fmt.Sprintf(`
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+
+[[output]]
+name = "extra"
+protocol = "file"
+path = %q
+
+[[route]]
+name = "udp-extra"
+listeners = ["udp"]
+outputs = ["extra"]
+`, extraFile)
+	cfg, err := ParseConfig("reload.toml", []byte(strings.ReplaceAll(next, "{{DATA}}", dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := r.addr("tcp"); got != tcpAddr {
+		t.Errorf("unchanged tcp listener moved from %s to %s", tcpAddr, got)
+	}
+	if got := r.metric("relay_config_last_reload_successful"); got != 1 {
+		t.Errorf("relay_config_last_reload_successful = %v", got)
+	}
+	if err := testpeer.SendUDP(r.addr("udp"), "newlistener", 0, 50); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(extraFile)) >= 50 }) {
+		t.Fatalf("new output has %d lines, want 50", len(testpeer.ReadLines(extraFile)))
+	}
+	recv := testpeer.NewReceiver(t, upstream)
+	if !testpeer.WaitFor(20*time.Second, func() bool { return recv.Count() >= n }) {
+		t.Fatalf("backlog after reload: %v", testpeer.Check("before", n, recv.Messages()))
+	}
+	testpeer.WaitFor(2*time.Second, func() bool { return r.metric("relay_queue_depth_records", "output", "head") == 0 })
+	if tally := testpeer.Check("before", n, recv.Messages()); len(tally.Missing) > 0 || tally.Duplicates > 0 {
+		t.Errorf("backlog: %v", tally)
+	}
+	if c := testpeer.Check("newlistener", 50, recv.Messages()).Delivered(); c != 0 {
+		t.Errorf("udp messages reached head: the route change did not apply (%d)", c)
+	}
+}
+
+// TestReloadInvalidKeepsOldConfig: a broken file is refused, the relay
+// keeps running on the old configuration and says so in its metrics.
+func TestReloadInvalidKeepsOldConfig(t *testing.T) {
+	dir := t.TempDir()
+	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
+	r := startRelay(t, dir, `data_dir = "{{DATA}}"`+listenersTOML()+tcpOutputTOML("head", recv.Addr())+`
+[[route]]
+name = "all"
+outputs = ["head"]
+`)
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[[route]]\nname = \"x\"\noutputs = [\"nowhere\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := r.srv.ReloadFile(bad)
+	if err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Fatalf("ReloadFile(bad) = %v, want the validation error", err)
+	}
+	if got := r.metric("relay_config_last_reload_successful"); got != 0 {
+		t.Errorf("relay_config_last_reload_successful = %v, want 0", got)
+	}
+	if got := r.metric("relay_config_reloads_total", "result", "failure"); got != 1 {
+		t.Errorf("failed reloads = %v, want 1", got)
+	}
+	// A change that cannot apply in place is refused too.
+	moved := strings.ReplaceAll(`data_dir = "{{DATA}}/elsewhere"`+listenersTOML()+tcpOutputTOML("head", recv.Addr())+`
+[[route]]
+name = "all"
+outputs = ["head"]
+`, "{{DATA}}", dir)
+	cfg, err := ParseConfig("moved.toml", []byte(moved))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err == nil || !strings.Contains(err.Error(), "data_dir cannot change") {
+		t.Errorf("Reload with another data_dir = %v", err)
+	}
+	// The old configuration still works.
+	if err := testpeer.SendTCP(r.addr("tcp"), "still", 0, 100, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, func() bool { return recv.Count() >= 100 }) {
+		t.Fatalf("after a failed reload: %d of 100", recv.Count())
+	}
+}
+
+// TestReloadRemoveAndRestoreOutput: an output removed by a reload keeps its
+// queue on disk; when a later reload brings it back, its backlog goes out.
+func TestReloadRemoveAndRestoreOutput(t *testing.T) {
+	dir := t.TempDir()
+	port := testpeer.FreePort(t)
+	upstream := fmt.Sprintf("127.0.0.1:%d", port)
+	file := filepath.Join(dir, "file.log")
+	with := `data_dir = "{{DATA}}"` + listenersTOML() + tcpOutputTOML("head", upstream) + fmt.Sprintf(`
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["head", "file"]
+`, file)
+	without := `data_dir = "{{DATA}}"` + listenersTOML() + fmt.Sprintf(`
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["file"]
+`, file)
+	parse := func(text string) *Config {
+		cfg, err := ParseConfig("r.toml", []byte(strings.ReplaceAll(text, "{{DATA}}", dir)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	r := startRelay(t, dir, with)
+	if err := testpeer.SendTCP(r.addr("tcp"), "kept", 0, 2000, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(file)) >= 2000 }) {
+		t.Fatal("file output did not get the messages")
+	}
+	if err := r.srv.Reload(parse(without)); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.metric("relay_queue_depth_records", "output", "head"); got != 0 {
+		t.Errorf("removed output still exported (depth %v)", got)
+	}
+	if err := testpeer.SendTCP(r.addr("tcp"), "while-removed", 0, 100, true); err != nil {
+		t.Fatal(err)
+	}
+	recv := testpeer.NewReceiver(t, upstream)
+	if err := r.srv.Reload(parse(with)); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.Check("kept", 2000, recv.Messages()).Delivered() == 2000 }) {
+		t.Fatalf("backlog of the restored output: %v", testpeer.Check("kept", 2000, recv.Messages()))
+	}
+	if c := testpeer.Check("while-removed", 100, recv.Messages()).Delivered(); c != 0 {
+		t.Errorf("the removed output received %d messages sent while it was removed", c)
+	}
+}
