@@ -167,6 +167,7 @@ type QueueStats interface {
 	DiskBytes() int64
 	Corrupt() uint64
 	Unwritten() int
+	Recovered() int
 }
 
 // AddQueue exports the queue of output name until RemoveQueue is called.
@@ -193,6 +194,9 @@ var (
 	queueUnwrittenDesc = prometheus.NewDesc(namespace+"_queue_unwritten_messages",
 		"Messages accepted into the output's queue but not yet written to its files (they are written within queue.linger, or retried after a write error).",
 		[]string{"output"}, nil)
+	queueRecoveredDesc = prometheus.NewDesc(namespace+"_queue_recovered_records",
+		"Records found in flight in the queue's journal at start (after a stop or a crash) and sent again; the upstream may see some of their messages twice.",
+		[]string{"output"}, nil)
 	queueCorruptDesc = prometheus.NewDesc(namespace+"_queue_corrupt_records_total",
 		"Queue records skipped because their checksum or encoding was bad.",
 		[]string{"output"}, nil)
@@ -209,6 +213,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueBytesDesc
 	ch <- queueCorruptDesc
 	ch <- queueUnwrittenDesc
+	ch <- queueRecoveredDesc
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -230,5 +235,6 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueBytesDesc, prometheus.GaugeValue, float64(q.DiskBytes()), name)
 		ch <- prometheus.MustNewConstMetric(queueCorruptDesc, prometheus.CounterValue, float64(q.Corrupt()), name)
 		ch <- prometheus.MustNewConstMetric(queueUnwrittenDesc, prometheus.GaugeValue, float64(q.Unwritten()), name)
+		ch <- prometheus.MustNewConstMetric(queueRecoveredDesc, prometheus.GaugeValue, float64(q.Recovered()), name)
 	}
 }

@@ -238,8 +238,9 @@ type Queue struct {
 	recovered []journalRecord
 	jclosed   bool
 
-	inflight atomic.Int64  // records returned (or to be returned) by Next and not Done
-	corrupt  atomic.Uint64 // records skipped as corrupt
+	recoveredAtOpen int           // records found in flight in the journal at Open
+	inflight        atomic.Int64  // records returned (or to be returned) by Next and not Done
+	corrupt         atomic.Uint64 // records skipped as corrupt
 }
 
 // Open opens the queue in opts.Dir, creating it if needed, and reads its
@@ -279,6 +280,7 @@ func Open(opts Options) (*Queue, error) {
 		recovered:    recovered,
 	}
 	q.inflight.Store(int64(len(recovered)))
+	q.recoveredAtOpen = len(recovered)
 	if torn > 0 {
 		q.corrupt.Add(1)
 		q.logf("queue %q: ignored %d bytes of torn or corrupt in-flight journal", q.name, torn)
@@ -810,6 +812,11 @@ func (q *Queue) DiskBytes() int64 {
 	}
 	return n
 }
+
+// Recovered returns how many records were in flight when the queue was last
+// closed or the relay died, and are delivered again: the upstream may have
+// received some of them already.
+func (q *Queue) Recovered() int { return q.recoveredAtOpen }
 
 // Unwritten returns how many appended entries are not yet written to the
 // queue's files: the record being packed, or one retained after a failed
