@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -343,30 +344,86 @@ func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any)
 // sync; with one, it finds the data file longer than recorded and reads it.
 func seedMetadata(dir, name string) error {
 	meta := filepath.Join(dir, name+".diskqueue.meta.dat")
-	if _, err := os.Stat(meta); err == nil {
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("stat metadata: %w", err)
+	b, err := os.ReadFile(meta)
+	switch {
+	case err == nil:
+		var depth, rn, rp, wn, wp int64
+		if _, serr := fmt.Sscanf(string(b), "%d\n%d,%d\n%d,%d\n", &depth, &rn, &rp, &wn, &wp); serr == nil {
+			return nil
+		}
+		// go-diskqueue would start over at file 0 on a metadata file it
+		// cannot read and overwrite the data there: keep the damaged file
+		// for inspection and describe the data files instead.
+		if err := os.Rename(meta, meta+".corrupt"); err != nil {
+			return fmt.Errorf("set damaged metadata aside: %w", err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("read metadata: %w", err)
 	}
-	// An empty first data file keeps go-diskqueue from logging an error
-	// about a missing file when the queue is reopened before any write.
-	data, err := os.OpenFile(filepath.Join(dir, name+".diskqueue.000000.dat"), os.O_WRONLY|os.O_CREATE, 0o600)
+	// No metadata: a new queue, or one whose metadata was lost —
+	// go-diskqueue's Empty deletes it, and a crash before its next sync
+	// leaves none. Point the reader at the oldest data file and the writer
+	// past the end of the newest, so that every record on disk is read.
+	first, last, lastSize, found, err := dataFileRange(dir, name)
 	if err != nil {
-		return fmt.Errorf("create data file: %w", err)
+		return err
 	}
-	if err := data.Close(); err != nil {
-		return fmt.Errorf("create data file: %w", err)
+	if !found {
+		// An empty first data file keeps go-diskqueue from logging an
+		// error about a missing file when the queue is reopened before any
+		// write.
+		data, err := os.OpenFile(filepath.Join(dir, name+".diskqueue.000000.dat"), os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("create data file: %w", err)
+		}
+		if err := data.Close(); err != nil {
+			return fmt.Errorf("create data file: %w", err)
+		}
 	}
 	tmp := meta + ".seed.tmp"
 	// This is go-diskqueue's own metadata format: depth, then read and write
-	// positions as file number and offset.
-	if err := writeFileSync(tmp, []byte("0\n0,0\n0,0\n")); err != nil {
+	// positions as file number and offset. The depth is unknown here;
+	// go-diskqueue corrects it when its reader reaches the end.
+	seed := fmt.Sprintf("0\n%d,0\n%d,%d\n", first, last, lastSize)
+	if err := writeFileSync(tmp, []byte(seed)); err != nil {
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	if err := os.Rename(tmp, meta); err != nil {
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	return syncDir(dir)
+}
+
+// dataFileRange finds the lowest and highest numbered data files of the
+// queue and the size of the highest.
+func dataFileRange(dir, name string) (first, last, lastSize int64, found bool, err error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, 0, false, err
+	}
+	prefix := name + ".diskqueue."
+	for _, de := range des {
+		n := de.Name()
+		if !strings.HasPrefix(n, prefix) || !strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".meta.dat") {
+			continue
+		}
+		num, perr := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(n, prefix), ".dat"), 10, 64)
+		if perr != nil {
+			continue
+		}
+		fi, ierr := de.Info()
+		if ierr != nil {
+			continue
+		}
+		if !found || num < first {
+			first = num
+		}
+		if !found || num > last {
+			last, lastSize = num, fi.Size()
+		}
+		found = true
+	}
+	return first, last, lastSize, found, nil
 }
 
 func writeFileSync(path string, b []byte) error {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func badFiles(t *testing.T, dir string) []string {
@@ -117,4 +118,36 @@ func TestCaughtUpReaderAtFileRollLeavesNoBadFiles(t *testing.T) {
 	if b, ok, _ := q.TryNext(); ok {
 		t.Errorf("salvage delivered %d entries again", len(b.Entries))
 	}
+}
+
+// TestCrashAfterEmptyingDrainedFiles: emptying a drained queue makes
+// go-diskqueue delete its metadata until its next sync. A crash in that
+// window must not lose what was written since: Open finds the data files.
+func TestCrashAfterEmptyingDrainedFiles(t *testing.T) {
+	dir := t.TempDir()
+	slow := func(o *Options) {
+		o.SyncEvery = 1 << 30
+		o.SyncInterval = time.Hour
+		o.BatchMessages = 100
+	}
+	q, _ := openQueue(t, dir, slow)
+	// Put and drain more than reclaimThreshold, so the next Put empties
+	// the files first.
+	const n = 40000 // ~50 bytes each with record overhead: > 1 MiB
+	appendRange(t, q, 0, n)
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, q, n)
+	appendRange(t, q, n, n+5)
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if q.sinceEmpty == 0 || q.sinceEmpty > 1000 {
+		t.Fatalf("the files were not emptied before the last Put (sinceEmpty %d)", q.sinceEmpty)
+	}
+	// "Crash": open the directory again without closing q.
+	q2, _ := openQueue(t, dir, slow)
+	got := drain(t, q2, 5)
+	checkSequence(t, got, n, n+5)
 }
