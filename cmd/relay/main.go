@@ -59,26 +59,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	// Signals are taken over before anything is bound: once a socket
+	// answers, a supervisor may signal, and SIGHUP would otherwise kill the
+	// process.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	srv, err := relay.New(cfg, relay.Options{Logger: log, Notify: sdNotify})
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	// SIGHUP reloads the configuration file: validated first, applied in
 	// place, the old one kept on any error.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	stopReloader := make(chan struct{})
 	reloaderDone := make(chan struct{})
 	defer func() {
-		signal.Stop(hup)
-		close(hup)
+		close(stopReloader)
 		<-reloaderDone
 	}()
 	go func() {
 		defer close(reloaderDone)
-		for range hup {
+		for {
+			select {
+			case <-stopReloader:
+				return
+			case <-hup:
+			}
 			if *configPath == "" {
 				log.Warn("SIGHUP: running on the built-in configuration; there is no file to reload")
 				continue
