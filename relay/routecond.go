@@ -26,39 +26,6 @@ func (n *NameOrNumber) UnmarshalTOML(v any) error {
 	return nil
 }
 
-// severityNames maps every spelling an rsyslog or Cisco user may write to a
-// severity code.
-var severityNames = map[string]int{
-	"emerg": 0, "emergency": 0, "panic": 0,
-	"alert": 1,
-	"crit":  2, "critical": 2,
-	"err": 3, "error": 3, "errors": 3,
-	"warning": 4, "warn": 4, "warnings": 4,
-	"notice": 5, "notification": 5, "notifications": 5,
-	"info": 6, "informational": 6,
-	"debug": 7, "debugging": 7,
-}
-
-// facilityNames maps facility names, as rsyslog and RFC 5424 §6.2.1 name
-// them, to codes.
-var facilityNames = map[string]int{
-	"kern": 0, "kernel": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4,
-	"syslog": 5, "lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10,
-	"ftp": 11, "ntp": 12, "security": 13, "audit": 13, "console": 14, "alert": 14,
-	"solaris-cron": 15, "clock": 15,
-	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
-	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
-}
-
-func lookupCode(s string, names map[string]int, max int) (int, bool) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if n, err := strconv.Atoi(s); err == nil {
-		return n, n >= 0 && n <= max
-	}
-	n, ok := names[s]
-	return n, ok
-}
-
 // conditions is the compiled form of a route's match keys. Every condition
 // that is set must hold; within a list, any entry may match.
 type conditions struct {
@@ -79,7 +46,7 @@ const (
 func compileConditions(rc RouteConfig, listeners map[string]bool, problem func(key, format string, args ...any)) conditions {
 	c := conditions{severities: allSeverities, facilities: allFacilities}
 	if rc.Severity != "" {
-		if s, ok := lookupCode(string(rc.Severity), severityNames, 7); ok {
+		if s, ok := syslog.LookupSeverity(string(rc.Severity)); ok {
 			// "warning" means warning and everything more severe (lower
 			// codes), as in rsyslog's *.warning and Cisco's logging trap.
 			c.severities &= uint8(1<<(s+1) - 1)
@@ -123,7 +90,7 @@ func compileConditions(rc RouteConfig, listeners map[string]bool, problem func(k
 func severityMask(names []NameOrNumber, key string, problem func(key, format string, args ...any)) uint8 {
 	var m uint8
 	for _, n := range names {
-		s, ok := lookupCode(string(n), severityNames, 7)
+		s, ok := syslog.LookupSeverity(string(n))
 		if !ok {
 			problem(key, "unknown severity %q: use emerg, alert, crit, err, warning, notice, info, debug or 0-7", n)
 			continue
@@ -136,7 +103,7 @@ func severityMask(names []NameOrNumber, key string, problem func(key, format str
 func facilityMask(names []NameOrNumber, key string, problem func(key, format string, args ...any)) uint32 {
 	var m uint32
 	for _, n := range names {
-		f, ok := lookupCode(string(n), facilityNames, 23)
+		f, ok := syslog.LookupFacility(string(n))
 		if !ok {
 			problem(key, "unknown facility %q: use a name such as kern, user, mail, daemon, auth, local0-local7, or 0-23", n)
 			continue

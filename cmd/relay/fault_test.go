@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -25,7 +24,7 @@ import (
 type proc struct {
 	t          *testing.T
 	cmd        *exec.Cmd
-	logs       *bytes.Buffer
+	logs       *syncBuffer
 	metricsURL string
 }
 
@@ -61,12 +60,12 @@ address = %q
 func (s relaySetup) start(t *testing.T, bin string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, "-config", s.cfgPath)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	logs := new(syncBuffer)
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, logs: &logs, metricsURL: s.metricsURL}
+	p := &proc{t: t, cmd: cmd, logs: logs, metricsURL: s.metricsURL}
 	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.HTTPGet(s.metricsURL) != "" }) {
 		cmd.Process.Kill()
 		cmd.Wait()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -159,10 +160,10 @@ outputs = ["hung", "dead"]
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start := func() (*exec.Cmd, *bytes.Buffer) {
+	start := func() (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(relayBin, "-config", path)
-		var logs bytes.Buffer
-		cmd.Stderr = &logs
+		logs := new(syncBuffer)
+		cmd.Stderr = logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +171,7 @@ outputs = ["hung", "dead"]
 			cmd.Process.Kill()
 			t.Fatalf("relay did not start:\n%s", logs.String())
 		}
-		return cmd, &logs
+		return cmd, logs
 	}
 	cmd, logs := start()
 	if err := testpeer.SendTCP(fmt.Sprintf("127.0.0.1:%d", tcpPort), "term", 0, 50000, true); err != nil {
@@ -321,8 +322,8 @@ outputs = %s
 		t.Fatal(err)
 	}
 	cmd := exec.Command(relayBin, "-config", path)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	logs := new(syncBuffer)
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -369,4 +370,23 @@ outputs = %s
 	if !strings.Contains(logs.String(), "configuration reload failed") {
 		t.Errorf("no log line for the failed reload:\n%s", logs.String())
 	}
+}
+
+// syncBuffer is a bytes.Buffer a child process may write to while the test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

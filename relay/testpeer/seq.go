@@ -2,6 +2,7 @@ package testpeer
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -90,13 +91,23 @@ func SendTCP(addr, run string, from, to int, octet bool) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	// Close the write side and wait for the server to close, so every byte
-	// is known to have been read before this returns.
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		var b [1]byte
-		_, _ = c.Read(b[:])
+	return closeAndWait(c)
+}
+
+// closeAndWait closes the write side of c and waits for the server to close
+// its side, so every byte is known to have been read when it returns nil.
+func closeAndWait(c net.Conn) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	if err := tc.CloseWrite(); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("server did not close cleanly: %w", err)
 	}
 	return nil
 }
@@ -131,13 +142,7 @@ func SendRaw(addr, s string) error {
 	if _, err := c.Write([]byte(s)); err != nil {
 		return err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		var b [1]byte
-		_, _ = c.Read(b[:])
-	}
-	return nil
+	return closeAndWait(c)
 }
 
 // SendUnixgram sends messages from..to-1 of run to a Unix datagram socket.
