@@ -87,7 +87,18 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 // start sends them again. Run never waits for an upstream after ctx ends.
 func (w *Worker) Run(ctx context.Context) {
 	defer w.dest.Close()
-	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(0)
+	// Connect at once, so that relay_output_up tells the truth about an
+	// output that has had nothing to send yet.
+	if !w.dest.Connected() {
+		if err := w.dest.Connect(ctx); err != nil {
+			w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(0)
+			w.metrics.OutputErrors.WithLabelValues(w.opts.Name).Inc()
+			w.log.Warn("cannot connect yet; messages wait in the queue", "err", err)
+		} else {
+			w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
+			w.log.Info("connected")
+		}
+	}
 	for ctx.Err() == nil {
 		if err := w.settle(); err != nil {
 			w.fail(ctx, fmt.Errorf("connection check: %w", err), nil)

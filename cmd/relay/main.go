@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 	_ "time/tzdata" // listener timezones work on hosts without a zoneinfo database
 
 	relayroot "github.com/relay-syslog/relay"
@@ -101,7 +102,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	if err := srv.Run(ctx); err != nil {
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run(ctx) }()
+	select {
+	case err := <-runErr:
+		return exitCode(log, err)
+	case <-ctx.Done():
+	}
+	// Stopping: the relay never waits for an upstream, so this is quick;
+	// shutdown_timeout bounds it whatever happens. What is not yet sent is
+	// on disk either way.
+	timer := time.NewTimer(cfg.ShutdownTimeout.Duration)
+	defer timer.Stop()
+	select {
+	case err := <-runErr:
+		return exitCode(log, err)
+	case <-timer.C:
+		log.Error("stop did not finish within shutdown_timeout; exiting anyway (queued messages are on disk)", "shutdown_timeout", cfg.ShutdownTimeout.Duration)
+		return 1
+	}
+}
+
+func exitCode(log *slog.Logger, err error) int {
+	if err != nil {
 		log.Error("stop", "err", err)
 		return 1
 	}
