@@ -17,6 +17,13 @@ import (
 // answer with a reset, never a FIN; so after a clean FIN every byte the peer
 // acknowledged was read by the peer process, and only the unacknowledged
 // rest needs resending. After a reset nothing unconfirmed can be trusted.
+//
+// Under TLS, c is the socket below the tls.Conn and the peek sees TLS
+// records (a session ticket, a close_notify alert): readable data of any
+// kind means "not closed"; only the end of the stream or a reset count.
+// The TLS destination's reader goroutine drains those records so that
+// they cannot hide a FIN or a reset behind them, and TCP.tlsState weighs
+// what it saw (see there).
 func connState(c *net.TCPConn) (unacked int, peerClosed bool, err error) {
 	raw, err := c.SyscallConn()
 	if err != nil {

@@ -3,10 +3,16 @@ package outputs
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/relay-syslog/relay/queue"
@@ -46,14 +52,36 @@ type TCPOptions struct {
 	// stops. Keeping them a little longer, and resending them if the
 	// connection is then found broken, closes most of that gap.
 	ConfirmDelay time.Duration
+	// TLS, when set, makes the destination speak TLS (RFC 5425): Connect
+	// dials TCP, then completes the handshake within ConnectTimeout (the
+	// dial and the handshake share it). It is called for every connection,
+	// so certificates renewed on disk apply to the next one.
+	TLS func() (*tls.Config, error)
 }
 
-// TCP sends syslog over TCP with RFC 6587 framing.
+// TCP sends syslog over TCP with RFC 6587 framing, or over TLS.
+//
+// Under TLS the confirmation logic still works on the TCP socket: offsets
+// count the bytes of TLS records on the wire (handshake included), which
+// is what SIOCOUTQ measures. A reader goroutine per connection consumes
+// what the upstream sends (TLS 1.3 session tickets, key updates, a
+// close_notify or an alert) so that records left unread can never hide a
+// FIN or a reset from the MSG_PEEK in connState, and so that closing the
+// socket sends a FIN, not the reset an unread receive buffer would cause.
 type TCP struct {
 	opts    TCPOptions
-	conn    *net.TCPConn
-	w       *bufio.Writer
-	written int64 // bytes handed to the kernel on this connection
+	raw     *net.TCPConn // the socket, for connState
+	conn    net.Conn     // what is written to: raw, or a *tls.Conn over it
+	tls     *tls.Conn
+	tlsCfg  *tls.Config   // the configuration tls was made with
+	wire    *countingConn // under TLS: counts the bytes on the socket
+	reader  chan struct{} // under TLS: closed when the reader goroutine ends
+	readErr error         // under TLS: why it ended, valid once reader is closed
+	readAt  time.Time     // and when
+	// connectedAt is when the handshake completed.
+	connectedAt time.Time
+	w           *bufio.Writer
+	written     int64 // bytes handed to the kernel on this connection
 	// marks remembers when each offset was written, oldest first, so that
 	// Settled can apply ConfirmDelay; one entry per batch.
 	marks   []offsetMark
@@ -71,29 +99,109 @@ func NewTCP(opts TCPOptions) *TCP {
 	return &TCP{opts: opts, numBuf: make([]byte, 0, 20)}
 }
 
-func (t *TCP) String() string { return "tcp://" + t.opts.Address }
+func (t *TCP) String() string {
+	if t.opts.TLS != nil {
+		return "tls://" + t.opts.Address
+	}
+	return "tcp://" + t.opts.Address
+}
 
 // Connected reports whether a connection is open.
 func (t *TCP) Connected() bool { return t.conn != nil }
 
-// Connect dials the upstream.
+// Connect dials the upstream and, with TLS, completes the handshake.
 func (t *TCP) Connect(ctx context.Context) error {
-	d := net.Dialer{Timeout: t.opts.ConnectTimeout}
+	if t.opts.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.opts.ConnectTimeout)
+		defer cancel()
+	}
+	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", t.opts.Address)
 	if err != nil {
 		return err
 	}
-	t.conn = c.(*net.TCPConn)
-	_ = t.conn.SetKeepAlive(true)
-	_ = t.conn.SetKeepAlivePeriod(30 * time.Second)
+	raw := c.(*net.TCPConn)
+	_ = raw.SetKeepAlive(true)
+	_ = raw.SetKeepAlivePeriod(30 * time.Second)
+	t.raw, t.conn = raw, raw
+	if t.opts.TLS != nil {
+		if err := t.handshake(ctx, raw); err != nil {
+			raw.Close()
+			t.raw, t.conn = nil, nil
+			return err
+		}
+	}
 	if t.w == nil {
 		t.w = bufio.NewWriterSize(t.conn, 64<<10)
 	} else {
 		t.w.Reset(t.conn)
 	}
 	t.written, t.settled = 0, 0
+	if t.wire != nil {
+		// The handshake's bytes are on the wire too.
+		t.written = t.wire.n.Load()
+		t.settled = t.written
+	}
 	t.marks = t.marks[:0]
 	return nil
+}
+
+// handshake runs the client side of TLS over raw and starts the reader.
+func (t *TCP) handshake(ctx context.Context, raw *net.TCPConn) error {
+	cfg, err := t.opts.TLS()
+	if err != nil {
+		return fmt.Errorf("tls configuration: %w", err)
+	}
+	wire := &countingConn{TCPConn: raw}
+	tc := tls.Client(wire, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return describeTLSError(err, cfg, true, false)
+	}
+	t.tls, t.wire, t.conn, t.tlsCfg = tc, wire, tc, cfg
+	t.reader = make(chan struct{})
+	t.readErr = nil
+	t.connectedAt = time.Now()
+	go t.readUpstream(tc, t.reader)
+	return nil
+}
+
+// readUpstream reads and discards what the upstream sends until the
+// connection ends; crypto/tls handles the post-handshake messages as it
+// reads them. A syslog upstream sends no application data.
+func (t *TCP) readUpstream(tc *tls.Conn, done chan struct{}) {
+	defer close(done)
+	var buf [512]byte
+	for {
+		if _, err := tc.Read(buf[:]); err != nil {
+			t.readErr, t.readAt = err, time.Now()
+			return
+		}
+	}
+}
+
+// wireBytes is the connection's running count of bytes written to the
+// socket: under TLS the counter below crypto/tls, else what Write counted.
+func (t *TCP) wireBytes() int64 {
+	if t.wire != nil {
+		return t.wire.n.Load()
+	}
+	return t.written
+}
+
+// countingConn counts the bytes written to the socket under a tls.Conn,
+// which is what SIOCOUTQ compares with. It is written to by Write, by the
+// handshake, and by crypto/tls answering a key update from the reader
+// goroutine, hence the atomic.
+type countingConn struct {
+	*net.TCPConn
+	n atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Write frames and writes entries, then flushes.
@@ -127,6 +235,9 @@ func (t *TCP) Write(ctx context.Context, entries []queue.Entry) (int64, error) {
 	if err := t.w.Flush(); err != nil {
 		return 0, err
 	}
+	if t.wire != nil {
+		t.written = t.wire.n.Load()
+	}
 	t.marks = append(t.marks, offsetMark{end: t.written, at: time.Now()})
 	return t.written, nil
 }
@@ -141,11 +252,18 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 	if t.conn == nil {
 		return t.settled, errors.New("not connected")
 	}
-	unacked, peerClosed, err := connState(t.conn)
+	// The count is read before the socket is asked: bytes crypto/tls
+	// writes in between make the acknowledged offset look lower, never
+	// higher.
+	written := t.wireBytes()
+	unacked, peerClosed, err := connState(t.raw)
+	if t.tls != nil {
+		peerClosed, err = t.tlsState(peerClosed, err)
+	}
 	if err != nil {
 		return t.settled, err
 	}
-	acked := t.written - int64(unacked)
+	acked := written - int64(unacked)
 	i := 0
 	for ; i < len(t.marks); i++ {
 		m := t.marks[i]
@@ -163,13 +281,128 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 
 var errPeerClosed = errors.New("upstream closed the connection")
 
-// Close drops the connection.
+// tlsState combines what the socket shows with what the reader goroutine
+// saw. The reader may have taken a FIN or a reset off the socket already
+// (after a reset the socket then reads as a clean end), so when either
+// says the connection ended, the reader's account decides: a close_notify
+// or a clean end of the stream is a close; an alert (such as the upstream
+// refusing our client certificate after a TLS 1.3 handshake, then
+// resetting) is the error to report, because it says why; and a reset is
+// an error.
+func (t *TCP) tlsState(sockClosed bool, sockErr error) (peerClosed bool, err error) {
+	if sockClosed || sockErr != nil {
+		// The socket is at its end, so the reader's Read returns at once.
+		select {
+		case <-t.reader:
+		case <-time.After(time.Second):
+			return sockClosed, sockErr
+		}
+	}
+	select {
+	case <-t.reader:
+	default:
+		return false, nil
+	}
+	var opErr *net.OpError
+	switch {
+	case errors.As(t.readErr, &opErr) && opErr.Op == "remote error":
+		return false, describeTLSError(t.readErr, t.tlsCfg, false, t.readAt.Sub(t.connectedAt) < time.Second)
+	case sockErr != nil:
+		return false, sockErr
+	case errors.Is(t.readErr, io.EOF):
+		return true, nil
+	}
+	return false, describeTLSError(t.readErr, t.tlsCfg, false, t.readAt.Sub(t.connectedAt) < time.Second)
+}
+
+// closeNotifyTimeout bounds the close_notify alert Close sends: an
+// upstream that stopped reading must not hold up a reconnect or a stop.
+const closeNotifyTimeout = 100 * time.Millisecond
+
+// Close drops the connection; under TLS it first sends close_notify
+// (RFC 5425 §4.4) unless the socket does not take it at once.
 func (t *TCP) Close() error {
 	if t.conn == nil {
 		return nil
 	}
-	err := t.conn.Close()
-	t.conn = nil
+	var err error
+	if t.tls != nil {
+		raw := t.raw
+		stuck := time.AfterFunc(closeNotifyTimeout, func() { raw.Close() })
+		err = t.tls.Close()
+		stuck.Stop()
+		raw.Close()
+		<-t.reader
+		t.tls, t.wire, t.reader, t.tlsCfg = nil, nil, nil, nil
+	} else {
+		err = t.conn.Close()
+	}
+	t.conn, t.raw = nil, nil
 	t.marks = t.marks[:0]
 	return err
+}
+
+// describeTLSError says what went wrong in a TLS session with the upstream
+// and what to check, keeping the original error (wrapped) at the end. cfg
+// is the client configuration; handshake says whether the handshake failed
+// or the session ended later, and soon that it ended right after it.
+func describeTLSError(err error, cfg *tls.Config, handshake, soon bool) error {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		header    tls.RecordHeaderError
+		opErr     *net.OpError
+	)
+	var what string
+	switch {
+	case errors.As(err, &unknownCA):
+		issuer := ""
+		if unknownCA.Cert != nil {
+			issuer = unknownCA.Cert.Issuer.String()
+		}
+		what = fmt.Sprintf("upstream certificate signed by unknown authority (issuer %q): check tls.ca_file", issuer)
+	case errors.As(err, &hostname):
+		var names []string
+		if c := hostname.Certificate; c != nil {
+			names = append(names, c.DNSNames...)
+			for _, ip := range c.IPAddresses {
+				names = append(names, ip.String())
+			}
+			if len(names) == 0 && c.Subject.CommonName != "" {
+				names = append(names, c.Subject.CommonName+" (common name only; names belong in SANs)")
+			}
+		}
+		what = fmt.Sprintf("upstream certificate is not valid for %q (it names %s): check tls.server_name and address", hostname.Host, strings.Join(names, ", "))
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		what = "upstream certificate " + invalid.Detail + ": renew it, or check the clocks"
+	case errors.As(err, &invalid):
+		what = "upstream certificate not usable (" + invalid.Error() + ")"
+	case errors.As(err, &header):
+		what = "upstream does not speak TLS: check the address, and that the upstream listens for TLS there"
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		alert := strings.TrimPrefix(opErr.Err.Error(), "tls: ")
+		switch {
+		case strings.Contains(alert, "protocol version"), strings.Contains(alert, "handshake failure"), strings.Contains(alert, "insufficient security"):
+			what = "upstream refused the handshake (alert " + alert + "): no TLS version or cipher suite in common: check tls.min_version and tls.cipher_suites"
+		case len(cfg.Certificates) == 0:
+			what = "upstream refused the session (alert " + alert + "): it may require a client certificate: set tls.cert_file and tls.key_file"
+		default:
+			what = "upstream refused the session (alert " + alert + "): check that tls.cert_file is signed by a CA the upstream trusts and has a name it allows"
+		}
+	case handshake && errors.Is(err, context.DeadlineExceeded):
+		what = "TLS handshake did not complete within connect_timeout"
+	case handshake && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
+		what = "upstream closed the connection during the TLS handshake: it may not speak TLS on this port, or it refused the relay (look at its log)"
+	case handshake:
+		what = "TLS handshake with upstream failed"
+	case soon:
+		// rsyslog, for one, refuses a client certificate it does not
+		// like by closing the connection, without an alert.
+		what = "upstream ended the TLS session right after the handshake: if this repeats, it may refuse the relay's client certificate " +
+			"(tls.cert_file, or the name it allows) or need one: look at its log"
+	default:
+		what = "TLS session with upstream ended"
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }

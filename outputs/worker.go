@@ -185,7 +185,6 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 	w.metrics.OutputSent.WithLabelValues(w.opts.Name).Add(float64(len(b.Entries)))
 	w.metrics.OutputBytes.WithLabelValues(w.opts.Name).Add(float64(n))
 	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
-	w.retry.Reset()
 	return nil
 }
 
@@ -208,6 +207,9 @@ func (w *Worker) settle() error {
 	if i > 0 {
 		clear(w.unsettled[:i])
 		w.unsettled = w.unsettled[i:]
+		// Only a confirmed batch proves the upstream works: an upstream that
+		// accepts writes and then drops the session must keep backing off.
+		w.retry.Reset()
 	}
 	return err
 }

@@ -115,7 +115,12 @@ func TestWorkerResendsAfterReset(t *testing.T) {
 	}()
 	q := newTestQueue(t)
 	fill(t, q, "r", 20000)
-	m := runWorker(t, q, tcpDest(addr))
+	// The confirmation window must outlast the reader's pause, as it does
+	// for a live upstream that reads promptly: bytes its kernel
+	// acknowledged but it never read are what the reset throws away.
+	d := tcpDest(addr)
+	d.opts.ConfirmDelay = 5 * time.Second
+	m := runWorker(t, q, d)
 	<-done
 	// The partial first connection's bytes are discarded here: with a reset
 	// nothing of it counts. A fresh receiver on the same port takes over.

@@ -158,7 +158,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 
 // newWorker makes the worker of output oc, reading q.
 func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outputs.Worker, error) {
-	dest, err := newDestination(oc, s.metrics)
+	dest, err := newDestination(oc, s.metrics, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", oc.Name, err)
 	}
@@ -206,7 +206,7 @@ func (s *Server) newListener(lc ListenerConfig) (listener, error) {
 	switch lc.Protocol {
 	case "udp", "unix":
 		l, err = newDatagramListener(lc, in, s.log)
-	case "tcp":
+	case "tcp", "tls":
 		l, err = newTCPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
 	case "relp":
 		l, err = newRELPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
@@ -303,9 +303,9 @@ func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Met
 	return q, nil
 }
 
-func newDestination(oc OutputConfig, m *metrics.Metrics) (outputs.Destination, error) {
+func newDestination(oc OutputConfig, m *metrics.Metrics, log *slog.Logger) (outputs.Destination, error) {
 	if len(oc.Targets) == 0 {
-		return newSingleDestination(oc, oc.Address, m)
+		return newSingleDestination(oc, oc.Address, m, log)
 	}
 	mode, err := outputs.ParsePoolMode(oc.Mode)
 	if err != nil {
@@ -313,7 +313,7 @@ func newDestination(oc OutputConfig, m *metrics.Metrics) (outputs.Destination, e
 	}
 	var targets []outputs.PoolTarget
 	for _, addr := range oc.Targets {
-		d, err := newSingleDestination(oc, addr, m)
+		d, err := newSingleDestination(oc, addr, m, log)
 		if err != nil {
 			return nil, err
 		}
@@ -322,20 +322,26 @@ func newDestination(oc OutputConfig, m *metrics.Metrics) (outputs.Destination, e
 	return outputs.NewPool(oc.Name, mode, oc.ProbeInterval.Duration, targets, m), nil
 }
 
-func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics) (outputs.Destination, error) {
+func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, log *slog.Logger) (outputs.Destination, error) {
 	switch oc.Protocol {
-	case "tcp":
+	case "tcp", "tls":
 		framing, err := outputs.ParseFraming(oc.Framing)
 		if err != nil {
 			return nil, err
 		}
-		return outputs.NewTCP(outputs.TCPOptions{
+		opts := outputs.TCPOptions{
 			Address:        address,
 			Framing:        framing,
 			ConnectTimeout: oc.ConnectTimeout.Duration,
 			WriteTimeout:   oc.WriteTimeout.Duration,
 			ConfirmDelay:   oc.ConfirmDelay.Duration,
-		}), nil
+		}
+		if oc.Protocol == "tls" {
+			if opts.TLS, err = newOutputTLS(oc, address, log); err != nil {
+				return nil, err
+			}
+		}
+		return outputs.NewTCP(opts), nil
 	case "udp":
 		u := outputs.NewUDP(address, oc.ConnectTimeout.Duration)
 		tooLarge := m.OutputDropped.WithLabelValues(oc.Name, "too_large")

@@ -1,46 +1,86 @@
 package relay
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-syslog/relay/relay/syslog"
 )
 
+// handshakeTimeout bounds a TLS handshake (and idle_timeout, when shorter,
+// bounds it more), so a client that connects and stalls holds a
+// connection slot for seconds, not minutes.
+const handshakeTimeout = 10 * time.Second
+
+// minRatePause is the shortest pause a rate-limited TCP connection takes.
+const minRatePause = 10 * time.Millisecond
+
 // tcpListener accepts syslog over TCP with RFC 6587 framing, detected per
-// frame (octet counting or LF-terminated).
+// frame (octet counting or LF-terminated), and, with protocol "tls", over
+// TLS (RFC 5425, which is octet counting over TLS; LF framing is accepted
+// too, as from plain TCP senders).
 type tcpListener struct {
-	cfg ListenerConfig
-	ln  net.Listener
-	in  *ingest
-	log *slog.Logger
+	cfg  ListenerConfig
+	ln   net.Listener
+	in   *ingest
+	log  *slog.Logger
+	warn *logLimiter
+
+	tls       *tlsReloader // protocol "tls"; nil for plain TCP
+	tlsConfig *tls.Config
+	acl       *accessControl // nil: every sender, no rate limit
+	content   contentCounters
 
 	connections interface{ Set(float64) }
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	done   chan struct{}  // closed by close: ends rate-limit pauses
 	wg     sync.WaitGroup // one per connection handler
 }
 
 func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger) (*tcpListener, error) {
-	ln, err := net.Listen("tcp", cfg.Address)
-	if err != nil {
+	l := &tcpListener{
+		cfg: cfg, in: in, connections: gauge,
+		log:     log.With("listener", cfg.Name),
+		conns:   map[net.Conn]struct{}{},
+		done:    make(chan struct{}),
+		content: newContentCounters(in),
+	}
+	l.warn = newLogLimiter(l.log)
+	var err error
+	if l.acl, err = newAccessControl(cfg); err != nil {
 		return nil, err
 	}
-	l := &tcpListener{
-		cfg: cfg, ln: ln, in: in, connections: gauge,
-		log:   log.With("listener", cfg.Name),
-		conns: map[net.Conn]struct{}{},
+	if cfg.Protocol == "tls" {
+		// Before binding: a listener without a usable certificate must not
+		// accept connections it cannot serve.
+		if l.tls, err = newListenerTLS(cfg, l.log); err != nil {
+			return nil, err
+		}
+		l.tlsConfig = l.tls.serverTLSConfig()
 	}
-	l.log.Info("listening", "protocol", "tcp", "address", l.addr())
+	if l.ln, err = net.Listen("tcp", cfg.Address); err != nil {
+		return nil, err
+	}
+	l.log.Info("listening", "protocol", cfg.Protocol, "address", l.addr(),
+		"mutual_tls", cfg.Protocol == "tls" && cfg.TLS.ClientCAFile != "")
 	return l, nil
 }
 
@@ -71,6 +111,18 @@ func (l *tcpListener) serve(ctx context.Context) {
 			continue
 		}
 		delay = 0
+		addr := remoteAddr(c)
+		if !l.acl.allows(addr) {
+			l.in.countError("denied")
+			l.warn.warn("connection refused: sender not in allowed_networks", "remote", c.RemoteAddr().String())
+			// A reset rather than a FIN: no TIME_WAIT state is kept for a
+			// sender that is not welcome.
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			c.Close()
+			continue
+		}
 		if !l.track(c) {
 			continue
 		}
@@ -78,9 +130,16 @@ func (l *tcpListener) serve(ctx context.Context) {
 		go func() {
 			defer l.wg.Done()
 			defer l.untrack(c)
-			l.handle(c)
+			l.handle(c, addr)
 		}()
 	}
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr()
+	}
+	return netip.Addr{}
 }
 
 // track registers c, or refuses it when the listener is closing or full.
@@ -93,6 +152,8 @@ func (l *tcpListener) track(c net.Conn) bool {
 	}
 	if l.cfg.MaxConnections > 0 && len(l.conns) >= l.cfg.MaxConnections {
 		l.in.countError("too_many_connections")
+		l.warn.warn("connection refused: max_connections reached", "remote", c.RemoteAddr().String(),
+			"max_connections", l.cfg.MaxConnections)
 		c.Close()
 		return false
 	}
@@ -110,17 +171,74 @@ func (l *tcpListener) untrack(c net.Conn) {
 }
 
 // handle reads frames from one connection until it ends.
-func (l *tcpListener) handle(c net.Conn) {
+func (l *tcpListener) handle(c net.Conn, addr netip.Addr) {
 	source := c.RemoteAddr().String()
-	fr := syslog.NewFrameReader(c, int(l.cfg.MaxMessageSize))
 	idle := l.cfg.IdleTimeout.Duration
-	for {
-		// The deadline is moved only when the next frame needs a read from
-		// the socket, which keeps the per-message path cheap.
-		if idle > 0 && fr.Buffered() == 0 {
-			_ = c.SetReadDeadline(time.Now().Add(idle))
+	if idle > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(idle))
+	}
+	// Wait for the first bytes before anything is allocated for the
+	// connection (a frame buffer, TLS state): thousands of connections
+	// that never send cost only their goroutine. The first bytes also tell
+	// a TLS client from a plain one.
+	var first [2]byte
+	n, err := peekFirst(c, first[:])
+	if err != nil || n == 0 {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			l.in.countError("idle_timeout")
 		}
+		return
+	}
+	// A TLS record starts with content type 22 (handshake) and major
+	// version 3; no syslog message starts with byte 22.
+	looksTLS := first[0] == 0x16 && (n < 2 || first[1] == 0x03)
+	var rd io.Reader = c
+	var conn net.Conn = c
+	switch {
+	case l.tls == nil && looksTLS:
+		l.in.countError("tls_on_plain_port")
+		l.warn.warn("a client started a TLS handshake on a plain TCP listener", "remote", source,
+			"check", "use a listener with protocol \"tls\" for this sender, or configure the sender for plain TCP")
+		return
+	case l.tls != nil && !looksTLS:
+		l.in.countError("plaintext_on_tls_port")
+		l.warn.warn("a client sent plain text to a TLS listener", "remote", source,
+			"check", "configure the sender for TLS (RFC 5425), or point it at a plain TCP listener")
+		return
+	case l.tls != nil:
+		tc := l.handshake(c, source)
+		if tc == nil {
+			return
+		}
+		defer tc.Close() // sends close_notify; the relay never writes otherwise
+		rd, conn = tc, tc
+	}
+	l.read(conn, rd, source, addr)
+}
+
+// read is the frame loop of one connection.
+func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr netip.Addr) {
+	fr := syslog.NewFrameReader(rd, int(l.cfg.MaxMessageSize))
+	idle := l.cfg.IdleTimeout.Duration
+	// The read deadline is idle_timeout after the last complete message
+	// (give or take an eighth of it). Moving it costs a timer update, so it
+	// moves when the next message needs a read from the socket or when it
+	// is an eighth stale; a busy stream whose reads end mid-frame still
+	// keeps it fresh, and a client that trickles a frame a byte at a time
+	// (slowloris) is closed idle_timeout after its last complete message.
+	lastMove := time.Now()
+	if idle > 0 {
+		_ = conn.SetReadDeadline(lastMove.Add(idle))
+	} else {
+		_ = conn.SetReadDeadline(time.Time{}) // the handshake's
+	}
+	var limiter *rateLimiter
+	if l.acl != nil {
+		limiter = l.acl.limiter
+	}
+	for {
 		msg, truncated, err := fr.Next()
+		now := time.Now()
 		if len(msg) > 0 {
 			if truncated {
 				l.in.countError("truncated")
@@ -128,13 +246,38 @@ func (l *tcpListener) handle(c net.Conn) {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				l.in.countError("incomplete_frame")
 			}
-			l.in.handle(msg, source, time.Now())
+			l.content.count(msg)
+			l.in.handle(msg, source, now)
+			if limiter != nil {
+				// Backpressure: nothing more is read from this sender
+				// until its bucket has the tokens; TCP flow control slows
+				// the sender down. Short debts are paid in one pause of
+				// at least minRatePause, not a timer per message: the
+				// debt is kept, so the rate is the same.
+				if wait := limiter.reserve(addr, now); wait >= minRatePause {
+					l.in.countError("rate_limited")
+					if !l.pause(wait) {
+						return
+					}
+					now = time.Now()
+					lastMove = time.Time{} // the pause is not the sender's silence
+				}
+			}
+			if idle > 0 && (fr.Buffered() == 0 || now.Sub(lastMove) >= idle/8) {
+				_ = conn.SetReadDeadline(now.Add(idle))
+				lastMove = now
+			}
 		}
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				l.in.countError("idle_timeout")
+				if fr.Buffered() > 0 {
+					// Part of a frame arrived, the rest did not.
+					l.in.countError("frame_timeout")
+				} else {
+					l.in.countError("idle_timeout")
+				}
 			default:
 				l.in.countError("read_error")
 				l.log.Debug("connection ended", "remote", source, "err", err)
@@ -144,17 +287,128 @@ func (l *tcpListener) handle(c net.Conn) {
 	}
 }
 
+// pause waits d, or less when the listener closes; it reports whether the
+// listener is still open.
+func (l *tcpListener) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// handshake runs the server side of a TLS handshake on c within
+// handshakeTimeout. On failure it counts the reason, logs what went wrong
+// and what to check, and returns nil.
+func (l *tcpListener) handshake(c net.Conn, source string) *tls.Conn {
+	timeout := handshakeTimeout
+	if idle := l.cfg.IdleTimeout.Duration; idle > 0 && idle < timeout {
+		timeout = idle
+	}
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	tc := tls.Server(c, l.tlsConfig)
+	if err := tc.Handshake(); err != nil {
+		reason, problem, check := describeHandshakeError(err, timeout)
+		l.in.countError(reason)
+		args := []any{"remote", source, "reason", reason, "problem", problem}
+		if check != "" {
+			args = append(args, "check", check)
+		}
+		l.warn.warn("TLS handshake failed", args...)
+		return nil
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		cs := tc.ConnectionState()
+		args := []any{"remote", source, "version", tls.VersionName(cs.Version), "cipher_suite", tls.CipherSuiteName(cs.CipherSuite)}
+		if len(cs.PeerCertificates) > 0 {
+			args = append(args, "client", cs.PeerCertificates[0].Subject.String())
+		}
+		l.log.Debug("TLS connection", args...)
+	}
+	return tc
+}
+
+// peekFirst waits until c has something to read, or its read deadline
+// passes, or it ends, and copies up to len(b) of the first bytes into b
+// without consuming them. n == 0 with a nil error means the client closed
+// the connection without sending anything.
+func peekFirst(c net.Conn, b []byte) (n int, err error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("%T cannot be peeked at", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var rerr error
+	// RawConn.Read calls the function again each time the socket becomes
+	// readable, and honours the read deadline and Close.
+	err = raw.Read(func(fd uintptr) bool {
+		n, _, rerr = syscall.Recvfrom(int(fd), b, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return rerr != syscall.EAGAIN && rerr != syscall.EINTR
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// reloadCertificates re-reads the listener's TLS files (SIGHUP).
+func (l *tcpListener) reloadCertificates() error {
+	if l.tls == nil {
+		return nil
+	}
+	return l.tls.Reload()
+}
+
 // close stops accepting and closes every open connection; serve returns
 // once their handlers have ended.
 func (l *tcpListener) close() error {
 	err := l.ln.Close()
 	l.mu.Lock()
+	if !l.closed {
+		close(l.done)
+	}
 	l.closed = true
 	for c := range l.conns {
 		c.Close()
 	}
 	l.mu.Unlock()
 	return err
+}
+
+// contentCounters count messages whose content suggests a broken or
+// hostile sender. Such messages are still forwarded byte for byte (the
+// relay never drops content it cannot read); the counts tell the operator
+// something is sending garbage. The checks cost a few nanoseconds for the
+// PRI and the NUL search, and utf8.Valid runs eight ASCII bytes a step.
+type contentCounters struct {
+	noPRI, nul, invalidUTF8 prometheus.Counter
+}
+
+func newContentCounters(in *ingest) contentCounters {
+	return contentCounters{
+		noPRI:       in.errors.WithLabelValues("no_pri"),
+		nul:         in.errors.WithLabelValues("nul_byte"),
+		invalidUTF8: in.errors.WithLabelValues("invalid_utf8"),
+	}
+}
+
+func (c contentCounters) count(msg []byte) {
+	if _, _, ok := syslog.ReadPRI(msg); !ok {
+		c.noPRI.Inc()
+	}
+	if bytes.IndexByte(msg, 0) >= 0 {
+		c.nul.Inc()
+	}
+	if !utf8.Valid(msg) {
+		c.invalidUTF8.Inc()
+	}
 }
 
 func socketMode(s string) os.FileMode {

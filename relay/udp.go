@@ -11,23 +11,36 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relay-syslog/relay/relay/syslog"
 )
 
 // datagramListener receives one message per datagram, over UDP (RFC 5426)
 // or a Unix datagram socket (the /dev/log kind).
 type datagramListener struct {
-	cfg    ListenerConfig
-	conn   net.PacketConn
-	in     *ingest
-	log    *slog.Logger
-	socket string // the unix socket path to remove on close
+	cfg     ListenerConfig
+	conn    net.PacketConn
+	in      *ingest
+	log     *slog.Logger
+	socket  string         // the unix socket path to remove on close
+	acl     *accessControl // udp: nil when every sender may send at any rate
+	content contentCounters
+	// Bound once: under a flood every datagram may be refused.
+	denied, rateLimited prometheus.Counter
 }
 
 func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*datagramListener, error) {
-	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name)}
+	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name), content: newContentCounters(in)}
 	switch cfg.Protocol {
 	case "udp":
+		acl, err := newAccessControl(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+		}
+		l.acl = acl
+		l.denied = in.errors.WithLabelValues("denied")
+		l.rateLimited = in.errors.WithLabelValues("rate_limited")
 		c, err := net.ListenPacket("udp", cfg.Address)
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
@@ -72,17 +85,27 @@ func (l *datagramListener) serve(context.Context) {
 	udp, _ := l.conn.(*net.UDPConn)
 	var lastAddr netip.AddrPort
 	var lastSource string
+	lastAllowed := true
+	var limiter *rateLimiter
+	if l.acl != nil {
+		limiter = l.acl.limiter
+	}
 	for {
 		var n int
 		var source string
 		var err error
+		var ap netip.AddrPort
 		if udp != nil {
-			var ap netip.AddrPort
 			n, ap, err = udp.ReadFromUDPAddrPort(buf)
 			if err == nil {
-				// Most traffic comes from few senders: reuse the string.
+				// Most traffic comes from few senders: reuse the string
+				// and the access decision.
 				if ap != lastAddr || lastSource == "" {
-					lastAddr, lastSource = ap, ap.String()
+					lastAddr, lastSource = ap, ""
+					// A refused sender costs no string.
+					if lastAllowed = l.acl.allows(ap.Addr()); lastAllowed {
+						lastSource = ap.String()
+					}
 				}
 				source = lastSource
 			}
@@ -102,6 +125,14 @@ func (l *datagramListener) serve(context.Context) {
 			continue
 		}
 		now := time.Now()
+		if !lastAllowed && udp != nil {
+			l.denied.Inc()
+			continue
+		}
+		if limiter != nil && udp != nil && !limiter.allow(ap.Addr(), now) {
+			l.rateLimited.Inc()
+			continue
+		}
 		data := buf[:n]
 		if n > max {
 			data = data[:max]
@@ -112,6 +143,7 @@ func (l *datagramListener) serve(context.Context) {
 			l.in.countError("empty")
 			continue
 		}
+		l.content.count(data)
 		l.in.handle(data, source, now)
 	}
 }

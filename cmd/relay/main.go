@@ -95,10 +95,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			if *configPath == "" {
 				log.Warn("SIGHUP: running on the built-in configuration; there is no file to reload")
-				continue
+			} else {
+				log.Info("SIGHUP: reloading", "config", *configPath)
+				_ = srv.ReloadFile(*configPath) // the relay logs and counts the outcome
 			}
-			log.Info("SIGHUP: reloading", "config", *configPath)
-			_ = srv.ReloadFile(*configPath) // the relay logs and counts the outcome
+			// Certificates are read again even when the configuration is
+			// unchanged: renewing them is the usual reason for a SIGHUP.
+			if err := srv.ReloadCertificates(); err != nil {
+				log.Error("SIGHUP: reload certificates", "err", err)
+			}
 		}
 	}()
 
