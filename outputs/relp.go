@@ -2,6 +2,7 @@ package outputs
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,9 @@ import (
 
 // RELPOptions configures a RELP destination.
 type RELPOptions struct {
+	// TLS, when set, makes the session run over TLS; it is called at each
+	// connection so that renewed certificate files apply.
+	TLS     func() (*tls.Config, error)
 	Address string
 	// Window is how many messages may be sent ahead of their
 	// acknowledgements (default 128, as rsyslog's omrelp).
@@ -99,6 +103,21 @@ func (r *RELP) Connect(ctx context.Context) error {
 	}
 	if r.opts.ConnectTimeout > 0 {
 		_ = c.SetDeadline(time.Now().Add(r.opts.ConnectTimeout))
+	}
+	if r.opts.TLS != nil {
+		// RELP over TLS, as rsyslog's omrelp/imrelp tls="on" speak it:
+		// the TLS session starts right after connecting.
+		cfg, err := r.opts.TLS()
+		if err != nil {
+			c.Close()
+			return err
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return fmt.Errorf("tls handshake: %w", err)
+		}
+		c = tc
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	cl := relp.NewClient(c, c, 64<<10)

@@ -74,6 +74,7 @@ type ListenerTLSConfig struct {
 
 // OutputTLSConfig is the tls table of an output with protocol "tls".
 type OutputTLSConfig struct {
+	Enable             bool     `toml:"enable"`      // relp: run the session over TLS
 	CAFile             string   `toml:"ca_file"`     // empty: the system roots
 	ServerName         string   `toml:"server_name"` // empty: the host of address
 	CertFile           string   `toml:"cert_file"`   // client certificate for mutual TLS
@@ -425,6 +426,9 @@ func (c *Config) validate(lines keyLines) []string {
 		}
 		if l.RateBurst < 0 {
 			add("listener", i, "rate_burst", "must not be negative")
+		}
+		if l.Protocol == "relp" && (l.TLS.CertFile == "") != (l.TLS.KeyFile == "") {
+			add("listener", i, "tls.cert_file", "RELP over TLS needs both tls.cert_file and tls.key_file")
 		}
 		if l.Protocol == "tls" {
 			if l.TLS.CertFile == "" {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -25,6 +26,9 @@ type relpListener struct {
 	log *slog.Logger
 
 	connections interface{ Set(float64) }
+
+	tls       *tlsReloader // RELP over TLS when tls.cert_file is set; nil otherwise
+	tlsConfig *tls.Config
 
 	// closing is set by close before it interrupts the connections' reads,
 	// so a handler that moves its read deadline can see it and not wait.
@@ -53,7 +57,17 @@ func newRELPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float6
 		log:   log.With("listener", cfg.Name),
 		conns: map[net.Conn]struct{}{},
 	}
-	l.log.Info("listening", "protocol", "relp", "address", l.addr(), "window", l.window())
+	if cfg.TLS.CertFile != "" {
+		// RELP over TLS: the same settings, reloading and checks as a
+		// "tls" listener.
+		if l.tls, err = newListenerTLS(cfg, l.log); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		l.tlsConfig = l.tls.serverTLSConfig()
+	}
+	l.log.Info("listening", "protocol", "relp", "address", l.addr(), "window", l.window(), "tls", l.tls != nil,
+		"mutual_tls", l.tls != nil && cfg.TLS.ClientCAFile != "")
 	return l, nil
 }
 
@@ -170,6 +184,13 @@ type pendingFrame struct {
 // streams; reading nothing more until the burst is answered enforces the
 // window.
 func (l *relpListener) handle(c net.Conn) {
+	if l.tls != nil {
+		tc := l.handshake(c)
+		if tc == nil {
+			return
+		}
+		c = tc
+	}
 	rc := &relpConn{
 		l:      l,
 		c:      c,
@@ -340,4 +361,36 @@ func (rc *relpConn) writeFailed(err error) {
 	}
 	rc.l.in.countError("write_error")
 	rc.l.log.Debug("writing relp answers", "remote", rc.source, "err", err)
+}
+
+// handshake runs the server side of a TLS handshake on c within
+// handshakeTimeout, counting and explaining a failure as the TLS listener
+// does; it returns nil on failure.
+func (l *relpListener) handshake(c net.Conn) *tls.Conn {
+	timeout := handshakeTimeout
+	if idle := l.cfg.IdleTimeout.Duration; idle > 0 && idle < timeout {
+		timeout = idle
+	}
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	tc := tls.Server(c, l.tlsConfig)
+	if err := tc.Handshake(); err != nil {
+		reason, problem, check := describeHandshakeError(err, timeout)
+		l.in.countError(reason)
+		args := []any{"remote", c.RemoteAddr().String(), "reason", reason, "problem", problem}
+		if check != "" {
+			args = append(args, "check", check)
+		}
+		l.log.Warn("TLS handshake failed", args...)
+		return nil
+	}
+	_ = c.SetDeadline(time.Time{})
+	return tc
+}
+
+// reloadCertificates re-reads the listener's TLS files (SIGHUP).
+func (l *relpListener) reloadCertificates() error {
+	if l.tls == nil {
+		return nil
+	}
+	return l.tls.Reload()
 }

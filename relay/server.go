@@ -348,12 +348,19 @@ func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, l
 		u.OnTooLarge = tooLarge.Inc
 		return u, nil
 	case "relp":
-		return outputs.NewRELP(outputs.RELPOptions{
+		opts := outputs.RELPOptions{
 			Address:        address,
 			Window:         oc.Window,
 			ConnectTimeout: oc.ConnectTimeout.Duration,
 			WriteTimeout:   oc.WriteTimeout.Duration,
-		}), nil
+		}
+		if oc.TLS.Enable {
+			var err error
+			if opts.TLS, err = newOutputTLS(oc, address, log); err != nil {
+				return nil, err
+			}
+		}
+		return outputs.NewRELP(opts), nil
 	case "file":
 		return outputs.NewFile(oc.Path), nil
 	}

@@ -376,8 +376,15 @@ func (s *Server) ReloadCertificates() error {
 	s.mu.Lock()
 	var rs []*tlsReloader
 	for _, ls := range s.listeners {
-		if l, ok := ls.l.(*tcpListener); ok && l.tls != nil {
-			rs = append(rs, l.tls)
+		switch l := ls.l.(type) {
+		case *tcpListener:
+			if l.tls != nil {
+				rs = append(rs, l.tls)
+			}
+		case *relpListener:
+			if l.tls != nil {
+				rs = append(rs, l.tls)
+			}
 		}
 	}
 	s.mu.Unlock()
