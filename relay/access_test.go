@@ -191,11 +191,13 @@ outputs = ["file"]
 	if err := testpeer.SendUDP(r.addr("udp"), "denied", 0, 10); err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", r.addr("tls"))
-	if err != nil {
-		t.Fatal(err)
+	// The refusal is a reset right after accept; it can reach the client
+	// while its connect is still returning, which is a refusal too.
+	if c, err := net.Dial("tcp", r.addr("tls")); err != nil {
+		t.Logf("refused TLS sender: %v", err)
+	} else {
+		c.Close()
 	}
-	c.Close()
 	if err := testpeer.SendTCP(r.addr("open"), "allowed", 0, 10, true); err != nil {
 		t.Fatal(err)
 	}
