@@ -140,6 +140,9 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		}
 	}
 	s.router.Store(s.newRouter(cfg))
+	if err = s.reg.Register(newUDPDropsCollector(s.udpSockets)); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	for _, lc := range cfg.Listeners {
 		l, err := s.newListener(lc)
 		if err != nil {
@@ -174,6 +177,21 @@ func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outpu
 		Normalize:    normalizeSettings(cfg.Listeners),
 		StampOrigin:  stampOrigin(oc, cfg.RelayID),
 	}, q, dest, s.metrics, s.log), nil
+}
+
+// udpSockets lists the UDP listener sockets, for the kernel drops metric.
+func (s *Server) udpSockets() []udpSocket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var socks []udpSocket
+	for name, ls := range s.listeners {
+		if d, ok := ls.l.(*datagramListener); ok {
+			if c, ok := d.conn.(*net.UDPConn); ok {
+				socks = append(socks, udpSocket{listener: name, conn: c})
+			}
+		}
+	}
+	return socks
 }
 
 // newRouter compiles cfg's routes over the current outputs' queues.
