@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 CONFIG  ?= config.toml.example
 
-.PHONY: build run test test-short fuzz bench vet fmt clean
+.PHONY: build run test test-short fuzz bench vet fmt clean install uninstall
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/relay ./cmd/relay
@@ -29,10 +29,21 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzFrameReader$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadPRI$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
+	$(GO) test -run='^$$' -fuzz='^FuzzFormat$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./queue/
+	$(GO) test -run='^$$' -fuzz='^FuzzFrame$$' -fuzztime=$(FUZZTIME) ./relay/relp/
 
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+# Go micro-benchmarks (allocations included), then the end-to-end harness:
+# the relay against rsyslog (Disk and disk-assisted queues, when rsyslogd is
+# installed) in every scenario, a table on stdout and JSON under
+# bench-results/. Short by default; longer runs and single scenarios:
+# go run ./cmd/relay-bench -h, and docs/benchmarks.md.
+BENCHTIME ?= 1s
+BENCHFLAGS ?=
+bench: build
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+	$(GO) run ./cmd/relay-bench -relay bin/relay $(BENCHFLAGS)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -43,3 +54,19 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Install the binary, the systemd unit and (if none exists yet) a config
+# readable by the service's dynamic user:
+#   make build && sudo make install && sudo systemctl daemon-reload && sudo systemctl enable --now relay
+# DESTDIR and PREFIX work as usual for packaging.
+PREFIX     ?= /usr/local
+SYSTEMDDIR ?= /etc/systemd/system
+install:
+	@test -x bin/relay || { echo "bin/relay is missing: run 'make build' first (as yourself, not root)"; exit 1; }
+	install -D -m 0755 bin/relay $(DESTDIR)$(PREFIX)/bin/relay
+	install -D -m 0644 dist/relay.service $(DESTDIR)$(SYSTEMDDIR)/relay.service
+	sed -i 's|/usr/local/bin/relay|$(PREFIX)/bin/relay|g' $(DESTDIR)$(SYSTEMDDIR)/relay.service
+	test -e $(DESTDIR)/etc/relay/relay.toml || install -D -m 0644 config.toml.example $(DESTDIR)/etc/relay/relay.toml
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/relay $(DESTDIR)$(SYSTEMDDIR)/relay.service
