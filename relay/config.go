@@ -22,6 +22,7 @@ type Config struct {
 	RelayID         string           `toml:"relay_id"`     // origin id in sequence stamps; default the hostname
 	DedupWindow     int              `toml:"dedup_window"` // sequence numbers remembered per origin relay
 	ShutdownTimeout Duration         `toml:"shutdown_timeout"`
+	MemoryLimit     *Size            `toml:"memory_limit"` // Go's soft memory limit; absent: sized from the outputs
 	Metrics         MetricsConfig    `toml:"metrics"`
 	Listeners       []ListenerConfig `toml:"listener"`
 	Outputs         []OutputConfig   `toml:"output"`
@@ -145,11 +146,12 @@ const (
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultConnectTimeout  = 5 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
-	DefaultConfirmDelay    = 100 * time.Millisecond
+	DefaultConfirmDelay    = 50 * time.Millisecond
 	DefaultRetryInitial    = 100 * time.Millisecond
 	DefaultRetryMax        = 30 * time.Second
 	DefaultRELPWindow      = 128
 	DefaultProbeInterval   = 30 * time.Second
+	DefaultConfirmWindow   = 16 << 20 // bytes an output holds unconfirmed (outputs.WorkerOptions.MaxUnsettledBytes)
 )
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
@@ -285,6 +287,13 @@ func (c *Config) applyDefaults() {
 	}
 	if c.DedupWindow == 0 {
 		c.DedupWindow = 65536
+	}
+	if c.MemoryLimit == nil {
+		// What the relay holds scales with its outputs (each keeps up to
+		// 16 MiB of batches waiting for confirmation); a soft limit a
+		// little above that keeps the Go heap from growing to twice the
+		// live data, as it would by default.
+		c.MemoryLimit = ptr(Size(32<<20 + DefaultConfirmWindow*len(c.Outputs)))
 	}
 	if c.ShutdownTimeout.Duration == 0 {
 		c.ShutdownTimeout.Duration = DefaultShutdownTimeout

@@ -170,12 +170,13 @@ func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outpu
 		return nil, fmt.Errorf("output %q: %w", oc.Name, err)
 	}
 	return outputs.NewWorker(outputs.WorkerOptions{
-		Name:         oc.Name,
-		RetryInitial: oc.RetryInitial.Duration,
-		RetryMax:     oc.RetryMax.Duration,
-		Format:       format,
-		Normalize:    normalizeSettings(cfg.Listeners),
-		StampOrigin:  stampOrigin(oc, cfg.RelayID),
+		Name:              oc.Name,
+		RetryInitial:      oc.RetryInitial.Duration,
+		RetryMax:          oc.RetryMax.Duration,
+		MaxUnsettledBytes: DefaultConfirmWindow,
+		Format:            format,
+		Normalize:         normalizeSettings(cfg.Listeners),
+		StampOrigin:       stampOrigin(oc, cfg.RelayID),
 	}, q, dest, s.metrics, s.log), nil
 }
 

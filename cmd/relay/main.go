@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 	_ "time/tzdata" // listener timezones work on hosts without a zoneinfo database
@@ -61,6 +62,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "relay: %v\n", err)
 		return 1
+	}
+
+	// A soft memory limit makes the garbage collector work harder as the
+	// heap nears it instead of letting it grow to twice the live data.
+	// GOMEMLIMIT in the environment wins, as Go documents.
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(*cfg.MemoryLimit))
 	}
 
 	// Signals are taken over before anything is bound: once a socket
