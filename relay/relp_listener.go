@@ -363,27 +363,13 @@ func (rc *relpConn) writeFailed(err error) {
 	rc.l.log.Debug("writing relp answers", "remote", rc.source, "err", err)
 }
 
-// handshake runs the server side of a TLS handshake on c within
-// handshakeTimeout, counting and explaining a failure as the TLS listener
-// does; it returns nil on failure.
+// handshake runs the server side of a TLS handshake on c, as the TLS
+// listener does; it returns nil on failure.
 func (l *relpListener) handshake(c net.Conn) *tls.Conn {
-	timeout := handshakeTimeout
-	if idle := l.cfg.IdleTimeout.Duration; idle > 0 && idle < timeout {
-		timeout = idle
+	tc := serverHandshake(c, c.RemoteAddr().String(), l.tlsConfig, l.cfg.IdleTimeout.Duration, l.in, l.log, l.log.Warn)
+	if tc != nil {
+		_ = c.SetDeadline(time.Time{})
 	}
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	tc := tls.Server(c, l.tlsConfig)
-	if err := tc.Handshake(); err != nil {
-		reason, problem, check := describeHandshakeError(err, timeout)
-		l.in.countError(reason)
-		args := []any{"remote", c.RemoteAddr().String(), "reason", reason, "problem", problem}
-		if check != "" {
-			args = append(args, "check", check)
-		}
-		l.log.Warn("TLS handshake failed", args...)
-		return nil
-	}
-	_ = c.SetDeadline(time.Time{})
 	return tc
 }
 

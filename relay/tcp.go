@@ -304,30 +304,38 @@ func (l *tcpListener) pause(d time.Duration) bool {
 // handshakeTimeout. On failure it counts the reason, logs what went wrong
 // and what to check, and returns nil.
 func (l *tcpListener) handshake(c net.Conn, source string) *tls.Conn {
+	return serverHandshake(c, source, l.tlsConfig, l.cfg.IdleTimeout.Duration, l.in, l.log, l.warn.warn)
+}
+
+// serverHandshake is the server side of a TLS handshake for any stream
+// listener (tls, and relp with TLS), bounded by handshakeTimeout or the
+// listener's idle timeout when shorter. A failure is counted under its
+// reason and explained through warn; the result is nil then.
+func serverHandshake(c net.Conn, source string, cfg *tls.Config, idle time.Duration, in *ingest, log *slog.Logger, warn func(msg string, args ...any)) *tls.Conn {
 	timeout := handshakeTimeout
-	if idle := l.cfg.IdleTimeout.Duration; idle > 0 && idle < timeout {
+	if idle > 0 && idle < timeout {
 		timeout = idle
 	}
 	_ = c.SetDeadline(time.Now().Add(timeout))
-	tc := tls.Server(c, l.tlsConfig)
+	tc := tls.Server(c, cfg)
 	if err := tc.Handshake(); err != nil {
 		reason, problem, check := describeHandshakeError(err, timeout)
-		l.in.countError(reason)
+		in.countError(reason)
 		args := []any{"remote", source, "reason", reason, "problem", problem}
 		if check != "" {
 			args = append(args, "check", check)
 		}
-		l.warn.warn("TLS handshake failed", args...)
+		warn("TLS handshake failed", args...)
 		return nil
 	}
 	_ = c.SetWriteDeadline(time.Time{})
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+	if log.Enabled(context.Background(), slog.LevelDebug) {
 		cs := tc.ConnectionState()
 		args := []any{"remote", source, "version", tls.VersionName(cs.Version), "cipher_suite", tls.CipherSuiteName(cs.CipherSuite)}
 		if len(cs.PeerCertificates) > 0 {
 			args = append(args, "client", cs.PeerCertificates[0].Subject.String())
 		}
-		l.log.Debug("TLS connection", args...)
+		log.Debug("TLS connection", args...)
 	}
 	return tc
 }
