@@ -104,7 +104,9 @@ func (r *router) dispatch(e queue.Entry) (routed, accepted bool) {
 	}
 	accepted = true
 	e.Epoch, e.Seq = r.epoch, r.seq.Add(1)
-	h := header{data: e.Data}
+	// The header is parsed only for routes with hostname or app-name
+	// globs, at most once per message.
+	var h *header
 	routed = r.apply(r.routes, e, pri, &h, &seen, &accepted)
 	if !routed {
 		routed = r.apply(r.fallbacks, e, pri, &h, &seen, &accepted)
@@ -112,14 +114,19 @@ func (r *router) dispatch(e queue.Entry) (routed, accepted bool) {
 	return routed, routed && accepted
 }
 
-func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, seen *outputSet, accepted *bool) (matched bool) {
+func (r *router) apply(routes []route, e queue.Entry, pri int, h **header, seen *outputSet, accepted *bool) (matched bool) {
 	for i := range routes {
 		rt := &routes[i]
 		if !rt.cond.matchPRI(pri, e.Listener) {
 			continue
 		}
-		if rt.cond.needsHeader() && !rt.cond.matchHeader(h) {
-			continue
+		if rt.cond.needsHeader() {
+			if *h == nil {
+				*h = &header{data: e.Data}
+			}
+			if !rt.cond.matchHeader(*h) {
+				continue
+			}
 		}
 		matched = true
 		rt.matched.Inc()
