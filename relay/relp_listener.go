@@ -85,24 +85,12 @@ func (l *relpListener) window() int {
 // every connection handler to end.
 func (l *relpListener) serve(ctx context.Context) {
 	defer l.wg.Wait()
-	var delay time.Duration
+	var ac acceptor
 	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			l.in.countError("accept_error")
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			l.log.Warn("accept", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			continue
+		c, ok := ac.accept(ctx, l.ln, l.in, l.log)
+		if !ok {
+			return
 		}
-		delay = 0
 		if !l.track(c) {
 			continue
 		}

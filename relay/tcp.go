@@ -91,26 +91,12 @@ func (l *tcpListener) addr() string { return l.ln.Addr().String() }
 // every connection handler to end.
 func (l *tcpListener) serve(ctx context.Context) {
 	defer l.wg.Wait()
-	var delay time.Duration
+	var ac acceptor
 	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: back off instead of
-			// spinning, as net/http does.
-			l.in.countError("accept_error")
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			l.log.Warn("accept", "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			continue
+		c, ok := ac.accept(ctx, l.ln, l.in, l.log)
+		if !ok {
+			return
 		}
-		delay = 0
 		addr := remoteAddr(c)
 		if !l.acl.allows(addr) {
 			l.in.countError("denied")
@@ -297,6 +283,36 @@ func (l *tcpListener) pause(d time.Duration) bool {
 		return true
 	case <-l.done:
 		return false
+	}
+}
+
+// acceptor accepts connections for a stream listener, backing off on
+// errors (out of file descriptors and the like) instead of spinning, as
+// net/http does.
+type acceptor struct{ delay time.Duration }
+
+// accept returns the next connection, or false once the listener is closed
+// or ctx ends.
+func (a *acceptor) accept(ctx context.Context, ln net.Listener, in *ingest, log *slog.Logger) (net.Conn, bool) {
+	for {
+		c, err := ln.Accept()
+		if err == nil {
+			a.delay = 0
+			return c, true
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil, false
+		}
+		in.countError("accept_error")
+		a.delay = min(max(2*a.delay, 5*time.Millisecond), time.Second)
+		log.Warn("accept", "err", err, "retry_in", a.delay)
+		t := time.NewTimer(a.delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		}
 	}
 }
 
