@@ -18,14 +18,12 @@ import (
 // relpListener accepts RELP: every syslog frame is answered "200 OK" only
 // once its message is accepted into every routed queue and written to disk
 // (ingest.flush), so a sender that resends what was not acknowledged loses
-// nothing when the relay dies. TLS is not supported yet.
+// nothing when the relay dies. With tls.cert_file it runs over TLS.
 type relpListener struct {
 	cfg ListenerConfig
 	ln  net.Listener
 	in  *ingest
 	log *slog.Logger
-
-	connections interface{ Set(float64) }
 
 	tls       *tlsReloader // RELP over TLS when tls.cert_file is set; nil otherwise
 	tlsConfig *tls.Config
@@ -34,10 +32,8 @@ type relpListener struct {
 	// so a handler that moves its read deadline can see it and not wait.
 	closing atomic.Bool
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup // one per connection handler
+	conns *connSet
+	wg    sync.WaitGroup // one per connection handler
 }
 
 // relpCloseGrace bounds the final writes of a connection handler when the
@@ -53,9 +49,9 @@ func newRELPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float6
 		return nil, err
 	}
 	l := &relpListener{
-		cfg: cfg, ln: ln, in: in, connections: gauge,
+		cfg: cfg, ln: ln, in: in,
 		log:   log.With("listener", cfg.Name),
-		conns: map[net.Conn]struct{}{},
+		conns: newConnSet(cfg.MaxConnections, gauge),
 	}
 	if cfg.TLS.CertFile != "" {
 		// RELP over TLS: the same settings, reloading and checks as a
@@ -104,29 +100,14 @@ func (l *relpListener) serve(ctx context.Context) {
 }
 
 func (l *relpListener) track(c net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		c.Close()
-		return false
-	}
-	if l.cfg.MaxConnections > 0 && len(l.conns) >= l.cfg.MaxConnections {
+	ok, full := l.conns.add(c)
+	if full {
 		l.in.countError("too_many_connections")
-		c.Close()
-		return false
 	}
-	l.conns[c] = struct{}{}
-	l.connections.Set(float64(len(l.conns)))
-	return true
+	return ok
 }
 
-func (l *relpListener) untrack(c net.Conn) {
-	c.Close()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.conns, c)
-	l.connections.Set(float64(len(l.conns)))
-}
+func (l *relpListener) untrack(c net.Conn) { l.conns.remove(c) }
 
 // close stops accepting. Open connections are not cut: their reads are
 // interrupted, and each handler acknowledges what it has stored, sends
@@ -135,14 +116,11 @@ func (l *relpListener) untrack(c net.Conn) {
 func (l *relpListener) close() error {
 	l.closing.Store(true)
 	err := l.ln.Close()
-	l.mu.Lock()
-	l.closed = true
 	now := time.Now()
-	for c := range l.conns {
+	l.conns.closeAll(func(c net.Conn) {
 		_ = c.SetReadDeadline(now)
 		_ = c.SetWriteDeadline(now.Add(relpCloseGrace))
-	}
-	l.mu.Unlock()
+	})
 	return err
 }
 

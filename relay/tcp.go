@@ -46,20 +46,16 @@ type tcpListener struct {
 	acl       *accessControl // nil: every sender, no rate limit
 	content   contentCounters
 
-	connections interface{ Set(float64) }
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	done   chan struct{}  // closed by close: ends rate-limit pauses
-	wg     sync.WaitGroup // one per connection handler
+	conns *connSet
+	done  chan struct{}  // closed by close: ends rate-limit pauses
+	wg    sync.WaitGroup // one per connection handler
 }
 
 func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger) (*tcpListener, error) {
 	l := &tcpListener{
-		cfg: cfg, in: in, connections: gauge,
+		cfg: cfg, in: in,
 		log:     log.With("listener", cfg.Name),
-		conns:   map[net.Conn]struct{}{},
+		conns:   newConnSet(cfg.MaxConnections, gauge),
 		done:    make(chan struct{}),
 		content: newContentCounters(in),
 	}
@@ -130,31 +126,17 @@ func remoteAddr(c net.Conn) netip.Addr {
 
 // track registers c, or refuses it when the listener is closing or full.
 func (l *tcpListener) track(c net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		c.Close()
-		return false
-	}
-	if l.cfg.MaxConnections > 0 && len(l.conns) >= l.cfg.MaxConnections {
+	remote := c.RemoteAddr().String()
+	ok, full := l.conns.add(c)
+	if full {
 		l.in.countError("too_many_connections")
-		l.warn.warn("connection refused: max_connections reached", "remote", c.RemoteAddr().String(),
+		l.warn.warn("connection refused: max_connections reached", "remote", remote,
 			"max_connections", l.cfg.MaxConnections)
-		c.Close()
-		return false
 	}
-	l.conns[c] = struct{}{}
-	l.connections.Set(float64(len(l.conns)))
-	return true
+	return ok
 }
 
-func (l *tcpListener) untrack(c net.Conn) {
-	c.Close()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.conns, c)
-	l.connections.Set(float64(len(l.conns)))
-}
+func (l *tcpListener) untrack(c net.Conn) { l.conns.remove(c) }
 
 // handle reads frames from one connection until it ends.
 func (l *tcpListener) handle(c net.Conn, addr netip.Addr) {
@@ -394,15 +376,9 @@ func (l *tcpListener) reloadCertificates() error {
 // once their handlers have ended.
 func (l *tcpListener) close() error {
 	err := l.ln.Close()
-	l.mu.Lock()
-	if !l.closed {
+	if l.conns.closeAll(func(c net.Conn) { c.Close() }) {
 		close(l.done)
 	}
-	l.closed = true
-	for c := range l.conns {
-		c.Close()
-	}
-	l.mu.Unlock()
 	return err
 }
 
