@@ -233,6 +233,13 @@ func (t *TCP) Write(ctx context.Context, entries []queue.Entry) (int64, error) {
 		t.written += int64(n)
 	}
 	if err := t.w.Flush(); err != nil {
+		if t.tls != nil {
+			// A write that fails on a TLS session is explained like a read
+			// that does: an upstream that refuses our client certificate
+			// closes right after the handshake, and which side notices
+			// first is a matter of timing.
+			return 0, describeTLSError(err, t.tlsCfg, false, time.Since(t.connectedAt) < time.Second)
+		}
 		return 0, err
 	}
 	if t.wire != nil {
