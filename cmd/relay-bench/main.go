@@ -41,6 +41,7 @@ type options struct {
 
 	size     int
 	conns    int
+	udpConns int
 	framing  framing
 	duration time.Duration
 	tcpCount uint64
@@ -93,7 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.jsonPath, "json", "", "write the results as JSON to this file (default bench-results/<timestamp>.json; \"-\" for none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (configurations, logs, queues) and print its path")
 	fs.IntVar(&o.size, "size", 200, "message size in bytes, framing excluded")
-	fs.IntVar(&o.conns, "conns", 1, "sender connections (tcp) or sockets (udp)")
+	fs.IntVar(&o.conns, "conns", 1, "sender connections of the tcp load")
+	fs.IntVar(&o.udpConns, "udp-conns", 2, "udp scenario: sender sockets (a segment's load comes from many devices; one socket cannot pace 200k msg/s on a 2-core machine shared with the relay and the sink)")
 	framingFlag := fs.String("framing", "octet", "tcp framing of the load: octet or lf")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each scenario sends (the outage scenario has its own flags)")
 	fs.Uint64Var(&o.tcpCount, "tcp-count", 10_000_000, "tcp scenario: send at most this many messages")
@@ -129,6 +131,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.conns < 1 || o.conns > 1000 {
 		return nil, fmt.Errorf("-conns %d: use 1 to 1000", o.conns)
+	}
+	if o.udpConns < 1 || o.udpConns > 1000 {
+		return nil, fmt.Errorf("-udp-conns %d: use 1 to 1000", o.udpConns)
 	}
 	for name, d := range map[string]time.Duration{"duration": o.duration, "outage": o.outage, "outage-lead": o.outageLead,
 		"outage-max-drain": o.outageMax, "drain-idle": o.drainIdle, "drain-timeout": o.drainTimeout} {

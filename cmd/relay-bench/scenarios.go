@@ -42,7 +42,7 @@ func (h *harness) runScenario(ctx context.Context, sc string, t target) []result
 		return []result{h.steady(ctx, "tcp", t, spec, 1)}
 	case "udp":
 		spec := tcp
-		spec.Proto, spec.Framing, spec.Rate = "udp", framingNone, o.udpRate
+		spec.Proto, spec.Framing, spec.Rate, spec.Conns = "udp", framingNone, o.udpRate, o.udpConns
 		spec.Count = countFor(spec.Rate, spec.Duration)
 		return []result{h.steady(ctx, "udp", t, spec, 1)}
 	case "latency":
