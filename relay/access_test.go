@@ -286,3 +286,67 @@ outputs = ["file"]
 	t.Logf("udp: %d of 1000 taken; tcp: 600 messages in %v, %v pauses", got, took.Round(time.Millisecond),
 		r.metric("relay_listener_errors_total", "listener", "tcp", "reason", "rate_limited"))
 }
+
+// TestRELPAccessControl: a RELP listener refuses senders outside
+// allowed_networks like a TCP one (a reset, counted as denied), and over
+// rate_limit it stops reading until the sender is within its rate again:
+// the sender waits for its acknowledgements, and nothing is lost.
+func TestRELPAccessControl(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.log")
+	r := startRelay(t, dir, fmt.Sprintf(`data_dir = "{{DATA}}/q"
+[[listener]]
+name = "closed"
+protocol = "relp"
+address = "127.0.0.1:0"
+allowed_networks = ["192.0.2.0/24"]
+
+[[listener]]
+name = "limited"
+protocol = "relp"
+address = "127.0.0.1:0"
+allowed_networks = ["127.0.0.0/8"]
+rate_limit = 500
+rate_burst = 100
+
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+
+[[route]]
+name = "all"
+outputs = ["file"]
+`, out))
+	if n, err := testpeer.SendRELP(r.addr("closed"), "denied", 0, 10, 8); err == nil {
+		t.Errorf("refused RELP sender: %d acknowledged, want an error", n)
+	}
+	if !testpeer.WaitFor(5*time.Second, func() bool {
+		return r.metric("relay_listener_errors_total", "listener", "closed", "reason", "denied") == 1
+	}) {
+		t.Errorf("denied = %v, want 1", r.metric("relay_listener_errors_total", "listener", "closed", "reason", "denied"))
+	}
+
+	// 600 messages at 500/s with a burst of 100: about a second, each
+	// acknowledged and delivered.
+	start := time.Now()
+	acked, err := testpeer.SendRELP(r.addr("limited"), "limited", 0, 600, 32)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("after %d acknowledgements: %v", acked, err)
+	}
+	if took < 800*time.Millisecond {
+		t.Errorf("600 messages at 500/s (burst 100) acknowledged in %v, want about 1s", took)
+	}
+	if !testpeer.WaitFor(5*time.Second, func() bool { return testpeer.Check("limited", 600, testpeer.ReadLines(out)).Delivered() == 600 }) {
+		t.Fatalf("file: %v", testpeer.Check("limited", 600, testpeer.ReadLines(out)))
+	}
+	if tally := testpeer.Check("limited", 600, testpeer.ReadLines(out)); tally.Foreign != 0 || tally.Duplicates != 0 {
+		t.Errorf("file: %v", tally)
+	}
+	if n := r.metric("relay_listener_errors_total", "listener", "limited", "reason", "rate_limited"); n == 0 {
+		t.Error("no rate_limited pause counted")
+	}
+	t.Logf("600 RELP messages in %v, %v pauses", took.Round(time.Millisecond),
+		r.metric("relay_listener_errors_total", "listener", "limited", "reason", "rate_limited"))
+}

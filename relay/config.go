@@ -436,6 +436,20 @@ func (c *Config) validate(lines keyLines) []string {
 		if l.RateBurst < 0 {
 			add("listener", i, "rate_burst", "must not be negative")
 		}
+		if l.Protocol == "unix" {
+			// A Unix socket's senders have no network address: the keys
+			// could only be ignored, which would hide a mistake.
+			if len(l.AllowedNetworks) > 0 {
+				add("listener", i, "allowed_networks", "does not apply to unix listeners (senders have no network address): limit who may write with socket_mode")
+			}
+			if l.RateLimit > 0 || l.RateBurst > 0 {
+				key := "rate_limit"
+				if l.RateLimit == 0 {
+					key = "rate_burst"
+				}
+				add("listener", i, key, "does not apply to unix listeners (senders have no address to limit)")
+			}
+		}
 		if l.Protocol == "relp" && (l.TLS.CertFile == "") != (l.TLS.KeyFile == "") {
 			add("listener", i, "tls.cert_file", "RELP over TLS needs both tls.cert_file and tls.key_file")
 		}

@@ -111,6 +111,21 @@ func TestConfigErrors(t *testing.T) {
 			[]string{`line 9: output[0].protocol: unknown protocol "smtp"`}},
 		{"file output without path", strings.Replace(validBase, `path = "/tmp/x/out.log"`, ``, 1),
 			[]string{`output[0].path: is required for protocol "file"`}},
+		{"access keys on a unix listener", `
+[[listener]]
+name = "devlog"
+protocol = "unix"
+address = "/run/relay/log"
+allowed_networks = ["10.0.0.0/8"]
+rate_limit = 100
+[[output]]
+name = "o"
+protocol = "file"
+path = "/tmp/x/out.log"
+`, []string{
+			`line 6: listener[0].allowed_networks: does not apply to unix listeners`,
+			`line 7: listener[0].rate_limit: does not apply to unix listeners`,
+		}},
 		{"every problem at once", `
 [[listener]]
 name = "a"

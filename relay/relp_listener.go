@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -20,10 +21,12 @@ import (
 // (ingest.flush), so a sender that resends what was not acknowledged loses
 // nothing when the relay dies. With tls.cert_file it runs over TLS.
 type relpListener struct {
-	cfg ListenerConfig
-	ln  net.Listener
-	in  *ingest
-	log *slog.Logger
+	cfg  ListenerConfig
+	ln   net.Listener
+	in   *ingest
+	log  *slog.Logger
+	warn *logLimiter
+	acl  *accessControl // nil: every sender, no rate limit
 
 	tls       *tlsReloader // RELP over TLS when tls.cert_file is set; nil otherwise
 	tlsConfig *tls.Config
@@ -31,6 +34,7 @@ type relpListener struct {
 	// closing is set by close before it interrupts the connections' reads,
 	// so a handler that moves its read deadline can see it and not wait.
 	closing atomic.Bool
+	done    chan struct{} // closed by close: ends rate-limit pauses
 
 	conns *connSet
 	wg    sync.WaitGroup // one per connection handler
@@ -44,15 +48,21 @@ const relpCloseGrace = time.Second
 // cfg.MaxMessageSize bytes of message; a longer message is truncated and
 // counted, as on TCP.
 func newRELPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger) (listener, error) {
+	acl, err := newAccessControl(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
 		return nil, err
 	}
 	l := &relpListener{
-		cfg: cfg, ln: ln, in: in,
+		cfg: cfg, ln: ln, in: in, acl: acl,
 		log:   log.With("listener", cfg.Name),
 		conns: newConnSet(cfg.MaxConnections, gauge),
+		done:  make(chan struct{}),
 	}
+	l.warn = newLogLimiter(l.log)
 	if cfg.TLS.CertFile != "" {
 		// RELP over TLS: the same settings, reloading and checks as a
 		// "tls" listener.
@@ -87,6 +97,11 @@ func (l *relpListener) serve(ctx context.Context) {
 		if !ok {
 			return
 		}
+		addr := remoteAddr(c)
+		if !l.acl.allows(addr) {
+			refuse(c, l.in, l.warn)
+			continue
+		}
 		if !l.track(c) {
 			continue
 		}
@@ -94,7 +109,7 @@ func (l *relpListener) serve(ctx context.Context) {
 		go func() {
 			defer l.wg.Done()
 			defer l.untrack(c)
-			l.handle(c)
+			l.handle(c, addr)
 		}()
 	}
 }
@@ -115,6 +130,7 @@ func (l *relpListener) untrack(c net.Conn) { l.conns.remove(c) }
 // have all ended.
 func (l *relpListener) close() error {
 	l.closing.Store(true)
+	close(l.done)
 	err := l.ln.Close()
 	now := time.Now()
 	l.conns.closeAll(func(c net.Conn) {
@@ -148,8 +164,10 @@ type pendingFrame struct {
 // are flushed to disk once and the whole burst is answered in order. One
 // flush per burst, not per message, keeps disk writes few while the sender
 // streams; reading nothing more until the burst is answered enforces the
-// window.
-func (l *relpListener) handle(c net.Conn) {
+// window. Over rate_limit, the burst read so far is stored and answered and
+// then nothing is read from the sender until its bucket has the tokens: its
+// window fills and it waits, losing nothing.
+func (l *relpListener) handle(c net.Conn, addr netip.Addr) {
 	if l.tls != nil {
 		tc := l.handshake(c)
 		if tc == nil {
@@ -166,6 +184,10 @@ func (l *relpListener) handle(c net.Conn) {
 	rd := relp.NewReader(c, int(l.cfg.MaxMessageSize))
 	var sess relp.ServerSession
 	window := l.window()
+	var limiter *rateLimiter
+	if l.acl != nil {
+		limiter = l.acl.limiter
+	}
 	for {
 		f, ok, err := rd.TryNext()
 		if !ok && err == nil {
@@ -187,11 +209,25 @@ func (l *relpListener) handle(c net.Conn) {
 			if f.Truncated {
 				l.in.countError("truncated")
 			}
-			accepted := l.in.handle(f.Data, rc.source, time.Now())
+			now := time.Now()
+			accepted := l.in.handle(f.Data, rc.source, now)
 			rc.pending = append(rc.pending, pendingFrame{txnr: f.Txnr, accepted: accepted})
-			if len(rc.pending) >= window {
+			var wait time.Duration
+			if limiter != nil {
+				wait = limiter.reserve(addr, now)
+			}
+			if len(rc.pending) >= window || wait >= minRatePause {
 				if err := rc.acknowledge(); err != nil {
 					rc.writeFailed(err)
+					return
+				}
+			}
+			if wait >= minRatePause {
+				l.in.countError("rate_limited")
+				if !pause(wait, l.done) {
+					// The listener closes; everything read is answered.
+					rc.out = relp.AppendServerclose(rc.out[:0])
+					_ = rc.send()
 					return
 				}
 			}

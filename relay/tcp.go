@@ -95,14 +95,7 @@ func (l *tcpListener) serve(ctx context.Context) {
 		}
 		addr := remoteAddr(c)
 		if !l.acl.allows(addr) {
-			l.in.countError("denied")
-			l.warn.warn("connection refused: sender not in allowed_networks", "remote", c.RemoteAddr().String())
-			// A reset rather than a FIN: no TIME_WAIT state is kept for a
-			// sender that is not welcome.
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-			c.Close()
+			refuse(c, l.in, l.warn)
 			continue
 		}
 		if !l.track(c) {
@@ -115,6 +108,19 @@ func (l *tcpListener) serve(ctx context.Context) {
 			l.handle(c, addr)
 		}()
 	}
+}
+
+// refuse counts and resets the connection of a sender outside
+// allowed_networks.
+func refuse(c net.Conn, in *ingest, warn *logLimiter) {
+	in.countError("denied")
+	warn.warn("connection refused: sender not in allowed_networks", "remote", c.RemoteAddr().String())
+	// A reset rather than a FIN: no TIME_WAIT state is kept for a sender
+	// that is not welcome.
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 func remoteAddr(c net.Conn) netip.Addr {
@@ -224,7 +230,7 @@ func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr neti
 				// debt is kept, so the rate is the same.
 				if wait := limiter.reserve(addr, now); wait >= minRatePause {
 					l.in.countError("rate_limited")
-					if !l.pause(wait) {
+					if !pause(wait, l.done) {
 						return
 					}
 					now = time.Now()
@@ -255,15 +261,15 @@ func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr neti
 	}
 }
 
-// pause waits d, or less when the listener closes; it reports whether the
-// listener is still open.
-func (l *tcpListener) pause(d time.Duration) bool {
+// pause waits d, or less when done is closed (the listener closes); it
+// reports whether the listener is still open.
+func pause(d time.Duration, done <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-l.done:
+	case <-done:
 		return false
 	}
 }
