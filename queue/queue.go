@@ -35,7 +35,7 @@ type Options struct {
 	MaxBytesPerFile int64         // diskqueue file roll size; default 64 MiB
 	SyncEvery       int64         // diskqueue fsyncs after this many records read or written; default 1000
 	SyncInterval    time.Duration // diskqueue fsyncs at least this often when busy; default 1s
-	BatchMessages   int           // put a record when it holds this many entries; default 256
+	BatchMessages   int           // put a record when it holds this many entries; default 1024
 	BatchBytes      int           // put a record when it holds this many encoded bytes; default 128 KiB, at most 16 MiB
 	Linger          time.Duration // put a partial record this long after its first entry; default 2ms
 
@@ -89,7 +89,7 @@ const (
 	defaultMaxBytesPerFile = 64 << 20
 	defaultSyncEvery       = 1000
 	defaultSyncInterval    = time.Second
-	defaultBatchMessages   = 256
+	defaultBatchMessages   = 1024
 	defaultBatchBytes      = 128 << 10
 	defaultLinger          = 2 * time.Millisecond
 )
