@@ -173,17 +173,17 @@ func TestCrashRecovery(t *testing.T) {
 	}
 }
 
-// The compaction crash test kills the child around a compaction of the
-// journal. The child takes one-entry records of about 4 KiB and keeps three
-// in flight, so that the journal is never truncated, and writes the index
-// of the first one it holds to crashHeldFile just before it dies.
+// The segment crash test kills the child around the start and the deletion
+// of journal segments. The child takes one-entry records of about 4 KiB and
+// keeps three in flight, so that the journal is never truncated, and writes
+// the index of the first one it holds to crashHeldFile just before it dies.
 const (
 	crashBigRecords = 3000
 	crashHeld       = 3
 	crashHeldFile   = "held"
 )
 
-func crashCompactChild(mode, dir string) {
+func crashSegmentChild(mode, dir string) {
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		os.Exit(3)
@@ -208,10 +208,11 @@ func crashCompactChild(mode, dir string) {
 		}
 		select {}
 	}
-	// In the "compact-*" modes the child dies inside the Done that
-	// compacts, at that step; the batch being done is already out of
-	// inflight.
-	if step, ok := strings.CutPrefix(mode, "compact-"); ok {
+	// In the "segment-*" modes the child dies at that step of the journal:
+	// right after a new segment was created (inside Next) or an emptied one
+	// deleted (inside Done; the batch being done is already out of
+	// inflight).
+	if step, ok := strings.CutPrefix(mode, "segment-"); ok {
 		q.j.testHook = func(s string) {
 			if s == step {
 				die()
@@ -232,19 +233,18 @@ func crashCompactChild(mode, dir string) {
 				fail(err)
 			}
 		}
-		// In "compacted" mode the child dies well after its first
-		// compaction, with the journal holding the compacted entries, done
-		// marks and appended entries. go-diskqueue persists its read
-		// position first, so the held records can come back only from the
-		// journal.
-		if mode == "compacted" && q.j.compactions > 0 && q.j.end > q.j.compactMin/2 {
+		// In "segmented" mode the child dies well after its first
+		// segment was deleted, with entries live in two segments.
+		// go-diskqueue persists its read position first, so the held
+		// records can come back only from the journal.
+		if mode == "segmented" && q.j.deletions > 0 && len(q.j.segs) == 2 {
 			if err := q.dq.Close(); err != nil {
 				fail(err)
 			}
 			die()
 		}
 	}
-	fail(fmt.Errorf("took all %d records without dying, after %d compactions", crashBigRecords, q.j.compactions))
+	fail(fmt.Errorf("took all %d records without dying, after %d segments", crashBigRecords, q.j.rotations))
 }
 
 // bigIndexChild is bigIndex for the child, which has no testing.TB.
@@ -257,27 +257,25 @@ func bigIndexChild(e Entry) int {
 	return i
 }
 
-func TestCrashRecoveryCompaction(t *testing.T) {
+func TestCrashRecoverySegments(t *testing.T) {
 	if mode := os.Getenv(crashModeEnv); mode != "" {
-		crashCompactChild(mode, os.Getenv(crashDirEnv))
+		crashSegmentChild(mode, os.Getenv(crashDirEnv))
 		return
 	}
 	tests := []struct {
 		mode string
-		// tmpLeft is whether the kill leaves inflight.journal.tmp behind.
-		tmpLeft bool
 		// exact is whether no record may arrive twice: go-diskqueue
 		// persisted its read position just before the kill.
 		exact bool
 	}{
-		{"compact-written", true, false}, // new file fsynced, not yet renamed
-		{"compact-renamed", false, false},
-		{"compacted", false, true},
+		{"segment-rotated", false},
+		{"segment-deleted", false},
+		{"segmented", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRecoveryCompaction$")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRecoverySegments$")
 			cmd.Env = append(os.Environ(), crashModeEnv+"="+tt.mode, crashDirEnv+"="+dir)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
@@ -295,17 +293,10 @@ func TestCrashRecoveryCompaction(t *testing.T) {
 			if err != nil || held < 0 {
 				t.Fatalf("child reported held record %q", heldText)
 			}
-			_, err = os.Stat(filepath.Join(dir, journalTmpName))
-			if tmpLeft := err == nil; tmpLeft != tt.tmpLeft {
-				t.Errorf("%s left behind: %v, want %v", journalTmpName, tmpLeft, tt.tmpLeft)
-			}
 
 			q, logs := openQueue(t, dir, oneEntryRecords)
 			if !strings.Contains(logs.String(), fmt.Sprintf("%d records taken but not delivered", crashHeld)) {
 				t.Errorf("log does not report %d recovered records:\n%s", crashHeld, logs)
-			}
-			if _, err := os.Stat(filepath.Join(dir, journalTmpName)); err == nil {
-				t.Errorf("%s not removed at open", journalTmpName)
 			}
 			// The child delivered every record before the held ones.
 			seen := make(map[int]int)

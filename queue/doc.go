@@ -29,11 +29,10 @@
 // The journal is truncated whenever nothing is in flight. An output worker
 // that keeps batches in flight all the time, as the TCP output does while it
 // waits for the upstream to confirm them, never lets that happen, so the
-// journal is also compacted: after a Done that leaves the file larger than
-// 4 MiB and more than half of it delivered, the live entries are copied, in
-// order, to a new file that is fsynced and renamed over the journal. A crash
-// at any point of a compaction leaves either the old or the new journal,
-// and both hold every record still in flight.
+// journal is a sequence of segment files: appends move to a new segment
+// once the current one holds 4 MiB, and an older segment is deleted when
+// its last entry is done. Nothing is ever copied, and a crash at any point
+// leaves segments that hold every record still in flight.
 //
 // go-diskqueue also loses every record of a brand-new queue if the process is
 // killed before its first metadata sync, because without a metadata file it

@@ -25,13 +25,34 @@ func recs(rs []journalRecord) string {
 	return fmt.Sprint(out)
 }
 
+// journalSize returns the bytes of every journal segment in dir.
 func journalSize(t *testing.T, dir string) int64 {
 	t.Helper()
-	fi, err := os.Stat(filepath.Join(dir, journalName))
+	var n int64
+	for _, name := range journalFiles(t, dir) {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
+}
+
+// journalFiles returns the names of the journal segments in dir.
+func journalFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Size()
+	var out []string
+	for _, de := range des {
+		if _, ok := segmentSeq(de.Name()); ok {
+			out = append(out, de.Name())
+		}
+	}
+	return out
 }
 
 func TestJournalDoneAndRecover(t *testing.T) {
@@ -160,13 +181,14 @@ func TestJournalOnlyTorn(t *testing.T) {
 
 // liveList returns the records of j's live entries, read back from the
 // file at the offsets their handles hold.
-func liveList(t *testing.T, j *journal) []string {
+// liveList reads the live entries at their handles, in the order given.
+func liveList(t *testing.T, es []*jentry) []string {
 	t.Helper()
 	var out []string
-	for e := j.root.next; e != &j.root; e = e.next {
+	for _, e := range es {
 		buf := make([]byte, journalHeaderLen+e.size)
-		if _, err := j.f.ReadAt(buf, e.off); err != nil {
-			t.Fatalf("read entry at %d: %v", e.off, err)
+		if _, err := e.seg.f.ReadAt(buf, e.off); err != nil {
+			t.Fatalf("read entry at %d of segment %d: %v", e.off, e.seg.seq, err)
 		}
 		out = append(out, string(buf[journalHeaderLen:]))
 	}
@@ -178,11 +200,8 @@ func liveList(t *testing.T, j *journal) []string {
 func snapshotDir(t *testing.T, dir string) string {
 	t.Helper()
 	snap := t.TempDir()
-	for _, name := range []string{journalName, journalTmpName} {
+	for _, name := range journalFiles(t, dir) {
 		data, err := os.ReadFile(filepath.Join(dir, name))
-		if os.IsNotExist(err) {
-			continue
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,67 +212,56 @@ func snapshotDir(t *testing.T, dir string) string {
 	return snap
 }
 
-func TestJournalCompact(t *testing.T) {
+// TestJournalSegments keeps one entry live throughout and a few more in
+// flight: appends move on to new segments, emptied ones are deleted, and a
+// crash at any step recovers exactly the entries live at that moment.
+func TestJournalSegments(t *testing.T) {
 	dir := t.TempDir()
 	j, _, _ := mustOpenJournal(t, dir)
-	j.compactMin = 100
+	j.segmentMax = 100
 	rec := func(i int) []byte { return fmt.Appendf(nil, "record %03d", i) }
-	entryLen := int64(journalHeaderLen + len(rec(0)))
 
-	// A crash at any step of a compaction must leave a journal that
-	// recovers exactly the entries live at that moment.
+	var live []*jentry // in append order
 	var crashes []string
 	var liveAtCrash [][]string
 	j.testHook = func(step string) {
 		crashes = append(crashes, snapshotDir(t, dir))
-		liveAtCrash = append(liveAtCrash, liveList(t, j))
-		if step == "written" {
-			if _, err := os.Stat(filepath.Join(dir, journalTmpName)); err != nil {
-				t.Errorf("at step %q: %v", step, err)
-			}
-		}
+		liveAtCrash = append(liveAtCrash, liveList(t, live))
 	}
-
-	// Record 0 stays live throughout, and two more are in flight.
 	pinned, err := j.append(rec(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inflight []*jentry
+	live = append(live, pinned)
 	for i := 1; i <= 40; i++ {
 		e, err := j.append(rec(i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		inflight = append(inflight, e)
-		if len(inflight) > 2 {
-			if err := j.done(inflight[0]); err != nil {
+		live = append(live, e)
+		if len(live) > 3 {
+			// The oldest in flight after the pinned one is done.
+			done := live[1]
+			live = append(live[:1], live[2:]...)
+			if err := j.done(done); err != nil {
 				t.Fatal(err)
 			}
-			inflight = inflight[1:]
-			if err := j.maybeCompact(); err != nil {
-				t.Fatal(err)
-			}
 		}
-		if size := journalSize(t, dir); size != j.end {
-			t.Fatalf("file is %d bytes, journal end is %d", size, j.end)
-		}
-		if want := int64(j.live) * entryLen; j.liveBytes != want {
-			t.Fatalf("live bytes %d, want %d", j.liveBytes, want)
-		}
-		if j.end > 2*j.compactMin {
-			t.Fatalf("journal end %d after entry %d, compaction threshold %d", j.end, i, j.compactMin)
+		// The pinned segment, the one the in-flight entries began in, and
+		// the one being appended to.
+		if n := len(journalFiles(t, dir)); n > 3 || n != len(j.segs) {
+			t.Fatalf("after entry %d: %d segment files, %d segments open; want the same, at most 3", i, n, len(j.segs))
 		}
 	}
-	if j.compactions == 0 || len(crashes) != 2*j.compactions {
-		t.Fatalf("%d compactions, %d crash points", j.compactions, len(crashes))
+	if j.rotations < 5 || j.deletions < 3 {
+		t.Fatalf("%d rotations, %d deletions, want at least 5 and 3", j.rotations, j.deletions)
 	}
 	want := fmt.Sprint([]string{string(rec(0)), string(rec(39)), string(rec(40))})
-	if got := fmt.Sprint(liveList(t, j)); got != want {
-		t.Errorf("live entries read at their handles' offsets: %s, want %s", got, want)
+	if got := fmt.Sprint(liveList(t, live)); got != want {
+		t.Errorf("live entries read at their handles: %s, want %s", got, want)
 	}
-	if pinned.off != 0 {
-		t.Errorf("pinned entry at %d after compaction, want 0", pinned.off)
+	if pinned.seg.seq != 0 || pinned.off != 0 {
+		t.Errorf("pinned entry at %d of segment %d, want 0 of 0", pinned.off, pinned.seg.seq)
 	}
 	j.close()
 
@@ -261,63 +269,85 @@ func TestJournalCompact(t *testing.T) {
 	if got := recs(recovered); got != want || torn != 0 {
 		t.Errorf("recovered %s with %d torn bytes, want %s and none", got, torn, want)
 	}
+	if len(crashes) != j.rotations+j.deletions {
+		t.Fatalf("%d crash points for %d rotations and %d deletions", len(crashes), j.rotations, j.deletions)
+	}
 	for k, snap := range crashes {
 		_, recovered, torn := mustOpenJournal(t, snap)
 		if got, want := recs(recovered), fmt.Sprint(liveAtCrash[k]); got != want || torn != 0 {
 			t.Errorf("crash point %d: recovered %s with %d torn bytes, want %s and none", k, got, torn, want)
 		}
-		if _, err := os.Stat(filepath.Join(snap, journalTmpName)); !os.IsNotExist(err) {
-			t.Errorf("crash point %d: leftover %s not removed at open: %v", k, journalTmpName, err)
-		}
 	}
 }
 
-func TestJournalCompactFailure(t *testing.T) {
+// TestJournalSegmentsDrain checks that once nothing is live, one empty
+// segment file is left, and that a leftover of an earlier version's
+// compaction is removed at open.
+func TestJournalSegmentsDrain(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, journalTmpName), []byte("leftover"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, _, _ := mustOpenJournal(t, dir)
+	if _, err := os.Stat(filepath.Join(dir, journalTmpName)); !os.IsNotExist(err) {
+		t.Errorf("%s not removed at open: %v", journalTmpName, err)
+	}
+	j.segmentMax = 100
+	var es []*jentry
+	for i := range 30 {
+		e, err := j.append(fmt.Appendf(nil, "record %03d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	if len(j.segs) < 3 {
+		t.Fatalf("%d segments for 30 entries of 18 bytes at 100 bytes each, want at least 3", len(j.segs))
+	}
+	for _, e := range es {
+		if err := j.done(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files := journalFiles(t, dir); len(files) != 1 || journalSize(t, dir) != 0 || j.live != 0 {
+		t.Errorf("with nothing live: files %v of %d bytes, %d live; want one empty file", files, journalSize(t, dir), j.live)
+	}
+}
+
+// TestJournalSegmentFailure: when the next segment cannot be created, the
+// current one grows instead, and appends move on once it can.
+func TestJournalSegmentFailure(t *testing.T) {
 	dir := t.TempDir()
 	j, _, _ := mustOpenJournal(t, dir)
-	j.compactMin = 100
-	// A directory in the way makes creating the new file fail.
-	blocker := filepath.Join(dir, journalTmpName)
+	j.segmentMax = 100
+	// A directory in the way makes creating segment 1 fail.
+	blocker := filepath.Join(dir, segmentName(1))
 	if err := os.Mkdir(blocker, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := j.append([]byte("pinned")); err != nil {
 		t.Fatal(err)
 	}
-	var failedAt []int64 // journal end at each failed compaction
-	for i := 0; j.compactions == 0; i++ {
-		if i == 100 {
-			t.Fatalf("no compaction after %d entries; failures at %v", i, failedAt)
-		}
-		if i == 30 {
-			if err := os.Remove(blocker); err != nil {
-				t.Fatal(err)
-			}
-		}
-		e, err := j.append(fmt.Appendf(nil, "record %03d", i))
-		if err != nil {
+	for i := range 20 {
+		if _, err := j.append(fmt.Appendf(nil, "record %03d", i)); err != nil {
 			t.Fatal(err)
 		}
-		if err := j.done(e); err != nil {
-			t.Fatal(err)
-		}
-		if err := j.maybeCompact(); err != nil {
-			failedAt = append(failedAt, j.end)
-		}
 	}
-	if len(failedAt) == 0 {
-		t.Fatal("compaction did not fail with its file blocked")
+	if len(j.segs) != 1 || j.segs[0].end <= 2*j.segmentMax {
+		t.Fatalf("with segment 1 blocked: %d segments, first %d bytes; want 1, past %d", len(j.segs), j.segs[0].end, 2*j.segmentMax)
 	}
-	// A failure is retried only after another compactMin bytes, not on
-	// every done.
-	for k := 1; k < len(failedAt); k++ {
-		if failedAt[k]-failedAt[k-1] < j.compactMin {
-			t.Errorf("compaction retried at %d after failing at %d; want at least %d bytes later", failedAt[k], failedAt[k-1], j.compactMin)
-		}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.append([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.segs) != 2 {
+		t.Errorf("after the blocker is gone: %d segments, want 2", len(j.segs))
 	}
 	j.close()
 	_, recovered, _ := mustOpenJournal(t, dir)
-	if got := recs(recovered); got != "[pinned]" {
-		t.Errorf("recovered %s, want [pinned]", got)
+	if len(recovered) != 22 || string(recovered[0].rec) != "pinned" || string(recovered[21].rec) != "after" {
+		t.Errorf("recovered %s, want pinned, 20 records, after", recs(recovered))
 	}
 }

@@ -790,23 +790,11 @@ func (q *Queue) batch(rec []byte, je *jentry) *Batch {
 	q.logf("queue %q: skipped corrupt record of %d bytes: %v", q.name, len(rec), err)
 	q.inflight.Add(-1)
 	if je != nil {
-		if err := q.journalDone(je); err != nil {
+		if err := q.j.done(je); err != nil {
 			q.logf("queue %q: %v", q.name, err)
 		}
 	}
 	return nil
-}
-
-// journalDone takes je out of the journal and compacts the journal if
-// enough of it is dead. q.cmu must be held. A failed compaction is only
-// logged: the entry is done either way, and the old journal, still in
-// place, holds every live entry.
-func (q *Queue) journalDone(je *jentry) error {
-	err := q.j.done(je)
-	if cerr := q.j.maybeCompact(); cerr != nil {
-		q.logf("queue %q: %v", q.name, cerr)
-	}
-	return err
 }
 
 // Done marks b delivered and takes it out of the in-flight journal. Done of
@@ -829,7 +817,7 @@ func (q *Queue) Done(b *Batch) error {
 	if b.je == nil {
 		return nil
 	}
-	if err := q.journalDone(b.je); err != nil {
+	if err := q.j.done(b.je); err != nil {
 		return fmt.Errorf("queue %q: %w", q.name, err)
 	}
 	return nil
@@ -847,8 +835,8 @@ func (q *Queue) Depth() int64 {
 }
 
 // DiskBytes returns the size of this queue's files: data files, metadata and
-// journal (with the new journal file of a compaction under way), including
-// data files go-diskqueue set aside as *.bad.
+// every journal segment, including data files go-diskqueue set aside as
+// *.bad.
 func (q *Queue) DiskBytes() int64 {
 	des, err := os.ReadDir(q.dir)
 	if err != nil {
@@ -858,7 +846,7 @@ func (q *Queue) DiskBytes() int64 {
 	var n int64
 	for _, de := range des {
 		name := de.Name()
-		if !de.Type().IsRegular() || !(strings.HasPrefix(name, prefix) || name == journalName || name == journalTmpName) {
+		if !de.Type().IsRegular() || !(strings.HasPrefix(name, prefix) || strings.HasPrefix(name, journalName)) {
 			continue
 		}
 		// A file can disappear between ReadDir and Info when go-diskqueue

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,13 +49,13 @@ func batchIndexes(t testing.TB, bs []*Batch) []int {
 	return out
 }
 
-// TestCompactionBoundsJournal drains a queue the way the TCP output does,
+// TestSegmentsBoundJournal drains a queue the way the TCP output does,
 // never letting the in-flight set become empty, so the journal is never
-// truncated and only compaction keeps it small.
-func TestCompactionBoundsJournal(t *testing.T) {
+// truncated and only deleting emptied segments keeps it small.
+func TestSegmentsBoundJournal(t *testing.T) {
 	const (
 		records = 5000 // about 20 MiB of journal appends
-		maxFile = 8 << 20
+		maxFile = 2*segmentBytes + 64<<10
 	)
 	dir := t.TempDir()
 	q, logs := openQueue(t, dir, oneEntryRecords)
@@ -108,26 +109,27 @@ func TestCompactionBoundsJournal(t *testing.T) {
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
-	if q.j.compactions < 3 {
-		t.Errorf("%d compactions for %d records of %d bytes, want at least 3", q.j.compactions, records, bigDataLen)
+	if q.j.rotations < 3 || q.j.deletions < 3 {
+		t.Errorf("%d segments started and %d deleted for %d records of %d bytes, want at least 3 each", q.j.rotations, q.j.deletions, records, bigDataLen)
 	}
-	t.Logf("%d compactions", q.j.compactions)
+	t.Logf("%d segments started, %d deleted", q.j.rotations, q.j.deletions)
 	for len(inflight) > 0 {
 		done(0)
 	}
-	if size := journalSize(t, dir); size != 0 || q.j.liveBytes != 0 {
-		t.Errorf("journal is %d bytes (%d live) with nothing in flight, want 0", size, q.j.liveBytes)
+	if size := journalSize(t, dir); size != 0 || q.j.live != 0 || len(journalFiles(t, dir)) != 1 {
+		t.Errorf("journal is %d bytes in %v (%d live) with nothing in flight, want one empty file", size, journalFiles(t, dir), q.j.live)
 	}
 	if s := logs.String(); s != "" {
 		t.Errorf("unexpected log lines:\n%s", s)
 	}
 }
 
-// TestCompactionReopen checks that the journal a compaction leaves behind,
-// and one compacted while records recovered at open were still waiting to
-// be returned, give back exactly the live batches, in order.
-func TestCompactionReopen(t *testing.T) {
-	const records = 3000 // room for a compaction and a journal past the threshold again
+// TestSegmentsReopen keeps batch 0 in flight while the journal moves on to
+// later segments, reopens, and checks that the live batches come back in
+// order, that doing the first one deletes its segment, and that what was
+// taken again but not done comes back once more.
+func TestSegmentsReopen(t *testing.T) {
+	const records = 3000 // several segments of journal
 	dir := t.TempDir()
 	q, _ := openQueue(t, dir, oneEntryRecords)
 	for i := range records {
@@ -135,18 +137,10 @@ func TestCompactionReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	// Batch 0 stays in flight throughout, with up to two more. Stop right
-	// after a Next has taken the journal past the compaction threshold,
-	// before the Done that would compact it again, so that the journal
-	// found at the next Open is worth compacting.
 	pinned := next(t, q)
 	var inflight []*Batch
-	for {
+	for q.j.rotations < 2 {
 		inflight = append(inflight, next(t, q))
-		if q.j.compactions > 0 && q.j.end > q.j.compactMin {
-			break
-		}
 		if len(inflight) > 2 {
 			if err := q.Done(inflight[0]); err != nil {
 				t.Fatal(err)
@@ -160,6 +154,7 @@ func TestCompactionReopen(t *testing.T) {
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
+	filesBefore := journalFiles(t, dir)
 
 	q, logs := openQueue(t, dir, oneEntryRecords)
 	if d := q.Depth(); d != int64(len(live)+records-taken) {
@@ -168,8 +163,6 @@ func TestCompactionReopen(t *testing.T) {
 	if !strings.Contains(logs.String(), fmt.Sprintf("%d records taken but not delivered", len(live))) {
 		t.Errorf("log does not report %d recovered records:\n%s", len(live), logs)
 	}
-	// The first Done compacts the journal while the other recovered
-	// records have not been returned yet; their entries move.
 	first := next(t, q)
 	if got := batchIndexes(t, []*Batch{first})[0]; got != 0 {
 		t.Fatalf("first batch after reopen holds message %d, want 0", got)
@@ -177,11 +170,9 @@ func TestCompactionReopen(t *testing.T) {
 	if err := q.Done(first); err != nil {
 		t.Fatal(err)
 	}
-	if q.j.compactions != 1 {
-		t.Fatalf("%d compactions after the first Done, want 1", q.j.compactions)
-	}
-	if size, want := journalSize(t, dir), q.j.liveBytes; size != want {
-		t.Errorf("compacted journal is %d bytes, want the %d live bytes", size, want)
+	// Batch 0 was all that was live in the first segment.
+	if files := journalFiles(t, dir); len(files) >= len(filesBefore) || slices.Contains(files, journalName) {
+		t.Errorf("segments %v after doing batch 0, were %v; want %s deleted", files, filesBefore, journalName)
 	}
 	var rest []*Batch
 	for range len(live) - 1 {
@@ -194,7 +185,7 @@ func TestCompactionReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Taken again but never done: the compacted journal brings them back.
+	// Taken again but never done: the journal brings them back.
 	q, _ = openQueue(t, dir, oneEntryRecords)
 	var again []*Batch
 	for range len(live) - 1 {
