@@ -210,9 +210,17 @@ func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr neti
 	if l.acl != nil {
 		limiter = l.acl.limiter
 	}
+	// The time of arrival is taken once per read from the socket: the
+	// messages of one read arrived together, and time.Now per message was
+	// 7% of the relay's CPU time at 1M msg/s (pprof; this VM reads the
+	// clock slowly).
+	var now time.Time
+	lastRead := ^uint64(0)
 	for {
 		msg, truncated, err := fr.Next()
-		now := time.Now()
+		if r := fr.Reads(); r != lastRead {
+			now, lastRead = time.Now(), r
+		}
 		if len(msg) > 0 {
 			if truncated {
 				l.in.countError("truncated")

@@ -26,6 +26,13 @@ const (
 	// only pays for the large buffer a big frame needs when one arrives.
 	initialBufSize = 4 << 10
 
+	// busyBufSize is what the buffer of a busy connection grows to: when a
+	// read fills the buffer, more is waiting in the socket, and a larger
+	// buffer takes it in fewer system calls. At 1M msg/s over one
+	// connection, 4 KiB reads made the read(2) calls 14% of the relay's
+	// CPU time (pprof).
+	busyBufSize = 64 << 10
+
 	// maxEmptyReads is how many (0, nil) reads in a row FrameReader
 	// tolerates before it reports io.ErrNoProgress instead of spinning.
 	maxEmptyReads = 100
@@ -96,6 +103,11 @@ type FrameReader struct {
 	// deadline expired.
 	eof bool
 	err error
+
+	// filled says the last read returned all it asked for, most of the
+	// buffer; reads counts the reads that returned data.
+	filled bool
+	reads  uint64
 }
 
 // NewFrameReader returns a FrameReader that reads frames from r and returns
@@ -187,6 +199,11 @@ func (f *FrameReader) Next() (msg []byte, truncated bool, err error) {
 		// The line was empty; look for the next frame.
 	}
 }
+
+// Reads returns how many reads from the underlying reader returned data.
+// Messages returned between two changes of it arrived together, so a caller
+// can take the time of arrival once per read rather than once per message.
+func (f *FrameReader) Reads() uint64 { return f.reads }
 
 // Buffered returns how many bytes have been read from the underlying reader
 // but not yet returned by Next (nor discarded as the rest of a truncated
@@ -354,6 +371,12 @@ func (f *FrameReader) more() error {
 	if f.buf == nil {
 		f.buf = make([]byte, min(initialBufSize, f.limit))
 	}
+	if busy := min(busyBufSize, f.limit); f.filled && len(f.buf) < busy {
+		nb := make([]byte, min(2*len(f.buf), busy))
+		f.w = copy(nb, f.buf[f.r:f.w])
+		f.r = 0
+		f.buf = nb
+	}
 	if f.w == len(f.buf) {
 		switch {
 		case f.r > 0:
@@ -370,11 +393,18 @@ func (f *FrameReader) more() error {
 		}
 	}
 	for range maxEmptyReads {
+		want := len(f.buf) - f.w
 		n, err := f.rd.Read(f.buf[f.w:])
-		if n < 0 || n > len(f.buf)-f.w {
+		if n < 0 || n > want {
 			return errInvalidRead
 		}
 		f.w += n
+		if n > 0 {
+			f.reads++
+			// All that was asked, and that was most of the buffer: more
+			// is probably waiting.
+			f.filled = n == want && 2*want >= len(f.buf)
+		}
 		if err == io.EOF {
 			f.eof = true
 		} else if err != nil {

@@ -279,6 +279,37 @@ func TestFrameReaderBufferStaysSmall(t *testing.T) {
 	}
 }
 
+// TestFrameReaderBusyGrowth: a stream that fills every read grows the
+// buffer to busyBufSize, so a busy sender is read in large reads, while one
+// that trickles keeps the small buffer; the frames are the same either way.
+func TestFrameReaderBusyGrowth(t *testing.T) {
+	var stream strings.Builder
+	const n = 5000
+	for i := range n {
+		stream.WriteString(oc(fmt.Sprintf("<13>message %06d %s", i, strings.Repeat("x", 180))))
+	}
+	busy := NewFrameReader(strings.NewReader(stream.String()), 0)
+	got := readAll(t, busy, n+1)
+	if len(got) != n || got[n-1].msg != fmt.Sprintf("<13>message %06d %s", n-1, strings.Repeat("x", 180)) {
+		t.Fatalf("busy stream: %d frames, want %d, the last intact", len(got), n)
+	}
+	if cap(busy.buf) != busyBufSize {
+		t.Errorf("busy stream: buffer is %d bytes, want %d", cap(busy.buf), busyBufSize)
+	}
+	// 4, 8, 16 and 32 KiB, then 64 KiB reads.
+	if want := uint64(len(stream.String())/busyBufSize + 6); busy.Reads() > want {
+		t.Errorf("busy stream of %d bytes read in %d reads, want at most %d", stream.Len(), busy.Reads(), want)
+	}
+
+	slow := NewFrameReader(&chunkReader{r: strings.NewReader(stream.String()), n: 1000}, 0)
+	if got := readAll(t, slow, n+1); len(got) != n {
+		t.Fatalf("trickled stream: %d frames, want %d", len(got), n)
+	}
+	if cap(slow.buf) != initialBufSize {
+		t.Errorf("trickled stream: buffer is %d bytes, want %d", cap(slow.buf), initialBufSize)
+	}
+}
+
 // scriptReader returns the given results, one per Read, then io.EOF.
 type scriptReader []struct {
 	data string
