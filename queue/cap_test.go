@@ -179,6 +179,59 @@ func TestMaxBytesBlockTimeout(t *testing.T) {
 	}
 }
 
+// TestSetLimitsRaisesCap: an Append blocked on a full queue, with nothing
+// draining it, goes through as soon as SetLimits raises the cap; lowering
+// it again with DropNewest refuses the next message.
+func TestSetLimitsRaisesCap(t *testing.T) {
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.MaxBytes = 4 << 10
+		o.FullPolicy = Block
+		o.BlockTimeout = time.Minute
+		o.BatchMessages = 10
+	})
+	const n = 1000
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := q.Append(testEntry(i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- q.Flush()
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("producer finished at a 4 KiB cap without a consumer: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := q.SetLimits(1<<20, Block, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("producer still blocked 10 s after the cap was raised")
+	}
+	if got := drainAll(t, q); len(got) != n {
+		t.Fatalf("drained %d entries, want %d", len(got), n)
+	}
+
+	if err := q.SetLimits(1, DropNewest, 0); err != nil {
+		t.Fatal(err)
+	}
+	var de *DropError
+	if err := q.Append(testEntry(n)); !errors.As(err, &de) || de.Reason != ReasonQueueFull {
+		t.Errorf("Append at a 1-byte cap under DropNewest = %v, want a queue_full DropError", err)
+	}
+	if err := q.SetLimits(-1, Block, 0); err == nil {
+		t.Error("SetLimits with a negative cap: no error")
+	}
+}
+
 // TestQueuedBytesSurviveReopen: the cap counts what an earlier run left.
 func TestQueuedBytesSurviveReopen(t *testing.T) {
 	dir := t.TempDir()

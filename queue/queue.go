@@ -505,6 +505,31 @@ func (q *Queue) Append(e Entry) error {
 	return nil
 }
 
+// SetLimits changes MaxBytes, FullPolicy and BlockTimeout (zero: the
+// default) of the open queue, as a configuration reload does: an operator
+// may raise the cap while an upstream is down and the queue is full. An
+// Append waiting for room under Block checks the new cap at once; further
+// waiting ones do when the output takes a record or their timeout passes.
+func (q *Queue) SetLimits(maxBytes int64, policy FullPolicy, blockTimeout time.Duration) error {
+	if maxBytes < 0 || blockTimeout < 0 {
+		return fmt.Errorf("queue %q: negative size or duration", q.name)
+	}
+	if policy < Block || policy > DropOldest {
+		return fmt.Errorf("queue %q: unknown full policy %d", q.name, policy)
+	}
+	if blockTimeout == 0 {
+		blockTimeout = defaultBlockTimeout
+	}
+	q.mu.Lock()
+	q.maxQueued, q.policy, q.blockTimeout = maxBytes, policy, blockTimeout
+	q.mu.Unlock()
+	select {
+	case q.room <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
 // entrySize is an upper bound of what e adds to a record.
 func entrySize(e Entry) int64 {
 	return int64(len(e.Data) + min(len(e.Listener), MaxNameLen) + min(len(e.Source), MaxNameLen) + 2*binary.MaxVarintLen64 + 2)

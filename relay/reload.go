@@ -98,9 +98,7 @@ func (s *Server) apply(cfg *Config) (err error) {
 			}
 			added[oc.Name] = &outputState{cfg: oc, queue: q, worker: w}
 		case workersChange || !reflect.DeepEqual(cur.cfg, oc):
-			if !reflect.DeepEqual(cur.cfg.Queue, oc.Queue) {
-				s.log.Warn("queue settings of an output change only with a restart", "output", oc.Name)
-			}
+			oc = s.keepFileSettings(cur.cfg, oc)
 			w, err := s.newWorker(cfg, oc, cur.queue)
 			if err != nil {
 				return err
@@ -122,11 +120,21 @@ func (s *Server) apply(cfg *Config) (err error) {
 	}
 	s.mu.Unlock()
 	s.router.Store(s.newRouter(cfg))
+	var errs []error
 	for _, o := range added {
 		s.startWorker(o)
 	}
 	for name, next := range replaced {
 		cur := s.outputs[name]
+		if qc := next.cfg.Queue; qc != cur.cfg.Queue {
+			// Validated with the configuration, so it cannot fail here.
+			if err := cur.queue.SetLimits(int64(qc.MaxBytes), fullPolicy(qc.FullPolicy), qc.BlockTimeout.Duration); err != nil {
+				errs = append(errs, fmt.Errorf("output %q: %w", name, err))
+			} else {
+				s.log.Info("queue limits changed", "output", name, "max_bytes", int64(qc.MaxBytes),
+					"full_policy", qc.FullPolicy, "block_timeout", qc.BlockTimeout.Duration)
+			}
+		}
 		cur.stop()
 		<-cur.done
 		// The old worker's unsent batches go out first on the new one.
@@ -136,7 +144,6 @@ func (s *Server) apply(cfg *Config) (err error) {
 		s.mu.Unlock()
 		s.startWorker(next)
 	}
-	var errs []error
 	for name, o := range s.outputs {
 		if slices.ContainsFunc(cfg.Outputs, func(oc OutputConfig) bool { return oc.Name == name }) {
 			continue
@@ -187,4 +194,20 @@ func (s *Server) apply(cfg *Config) (err error) {
 	s.log.Info("applied configuration", "listeners", len(s.listeners), "outputs", len(s.outputs),
 		"outputs_added", len(added), "outputs_changed", len(replaced))
 	return errors.Join(errs...)
+}
+
+// keepFileSettings returns next with the queue settings that shape the
+// queue's files and records (file size, sync, batching) taken from cur:
+// they change only with a restart, and the state keeps what runs. The
+// limits (max_bytes, full_policy, block_timeout) change in place.
+func (s *Server) keepFileSettings(cur, next OutputConfig) OutputConfig {
+	limits := next.Queue
+	kept := cur.Queue
+	kept.MaxBytes, kept.FullPolicy, kept.BlockTimeout = limits.MaxBytes, limits.FullPolicy, limits.BlockTimeout
+	if kept != limits {
+		s.log.Warn("queue file settings (max_file_size, sync_every, sync_interval, batch_messages, batch_bytes, linger) change only with a restart; max_bytes, full_policy and block_timeout change now",
+			"output", next.Name)
+	}
+	next.Queue = kept
+	return next
 }

@@ -194,3 +194,68 @@ outputs = ["file"]
 		t.Errorf("the removed output received %d messages sent while it was removed", c)
 	}
 }
+
+// TestReloadRaisesQueueCap: with the upstream down, a queue at its
+// max_bytes drops new messages (drop_newest); a reload that raises the cap
+// takes effect on the running queue, without a restart and without losing
+// what was queued: every message accepted before and after it arrives once
+// the upstream appears.
+func TestReloadRaisesQueueCap(t *testing.T) {
+	dir := t.TempDir()
+	upstream := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	base := `data_dir = "{{DATA}}"
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:0"
+` + tcpOutputTOML("head", upstream) + `queue.max_bytes = "64KiB"
+queue.full_policy = "drop_newest"
+
+[[route]]
+name = "all"
+outputs = ["head"]
+`
+	r := startRelay(t, dir, base)
+	const n = 2000 // about 200 KiB of records: more than the cap
+	if err := testpeer.SendTCP(r.addr("tcp"), "before", 0, n, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, func() bool {
+		return r.metric("relay_messages_accepted_total")+r.metric("relay_output_messages_dropped_total", "reason", "queue_full") == n
+	}) {
+		t.Fatalf("accepted %v + dropped %v, want %d", r.metric("relay_messages_accepted_total"),
+			r.metric("relay_output_messages_dropped_total", "reason", "queue_full"), n)
+	}
+	droppedBefore := r.metric("relay_output_messages_dropped_total", "reason", "queue_full")
+	acceptedBefore := r.metric("relay_messages_accepted_total")
+	if droppedBefore == 0 {
+		t.Fatal("nothing dropped at a 64 KiB cap")
+	}
+
+	next := strings.Replace(base, `queue.max_bytes = "64KiB"`, `queue.max_bytes = "16MiB"`, 1)
+	cfg, err := ParseConfig("reload.toml", []byte(strings.ReplaceAll(next, "{{DATA}}", dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if err := testpeer.SendTCP(r.addr("tcp"), "after", 0, n, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, func() bool { return r.metric("relay_messages_accepted_total") == acceptedBefore+n }) {
+		t.Fatalf("after raising the cap: accepted %v of %d more, dropped %v more", r.metric("relay_messages_accepted_total")-acceptedBefore,
+			n, r.metric("relay_output_messages_dropped_total", "reason", "queue_full")-droppedBefore)
+	}
+	recv := testpeer.NewReceiver(t, upstream)
+	want := int(acceptedBefore) + n
+	if !testpeer.WaitFor(30*time.Second, func() bool { return recv.Count() >= want }) {
+		t.Fatalf("upstream got %d of %d accepted", recv.Count(), want)
+	}
+	if tally := testpeer.Check("after", n, recv.Messages()); len(tally.Missing) > 0 || tally.Duplicates > 0 {
+		t.Errorf("after the reload: %v", tally)
+	}
+	if tally := testpeer.Check("before", n, recv.Messages()); tally.Delivered() != int(acceptedBefore) || tally.Duplicates > 0 {
+		t.Errorf("before the reload: %v, want the %v accepted, once each", tally, acceptedBefore)
+	}
+}
