@@ -34,6 +34,22 @@ func drainAll(t *testing.T, q *Queue) []int {
 	}
 }
 
+// produce appends entries 0 to n-1 and flushes, in a goroutine; the
+// channel gets the first error, or nil.
+func produce(q *Queue, n int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := q.Append(testEntry(i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- q.Flush()
+	}()
+	return done
+}
+
 func TestMaxBytesDropNewest(t *testing.T) {
 	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
 		o.MaxBytes = 8 << 10
@@ -122,16 +138,7 @@ func TestMaxBytesBlock(t *testing.T) {
 		o.BatchMessages = 10
 	})
 	const n = 1000
-	done := make(chan error, 1)
-	go func() {
-		for i := range n {
-			if err := q.Append(testEntry(i)); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- q.Flush()
-	}()
+	done := produce(q, n)
 	// The producer must block: nothing drains yet.
 	select {
 	case err := <-done:
@@ -190,16 +197,7 @@ func TestSetLimitsRaisesCap(t *testing.T) {
 		o.BatchMessages = 10
 	})
 	const n = 1000
-	done := make(chan error, 1)
-	go func() {
-		for i := range n {
-			if err := q.Append(testEntry(i)); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- q.Flush()
-	}()
+	done := produce(q, n)
 	select {
 	case err := <-done:
 		t.Fatalf("producer finished at a 4 KiB cap without a consumer: %v", err)
