@@ -138,6 +138,16 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// skipOrFail skips a test that this machine cannot run, except in CI
+// (CI=true), where it fails: there the machine must be able to.
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
 func needLong(t *testing.T) {
 	t.Helper()
 	if testing.Short() && os.Getenv("CI") != "true" {

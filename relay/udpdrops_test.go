@@ -18,7 +18,7 @@ func TestUDPSocketDrops(t *testing.T) {
 		t.Run(network.name, func(t *testing.T) {
 			rc, err := net.ListenPacket(network.name, network.addr)
 			if err != nil {
-				t.Skipf("no %s loopback: %v", network.name, err)
+				skipOrFail(t, "no %s loopback: %v", network.name, err)
 			}
 			defer rc.Close()
 			conn := rc.(*net.UDPConn)
