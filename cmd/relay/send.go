@@ -151,6 +151,8 @@ func parseSendFlags(args []string, stdout io.Writer) (*sendConfig, []string, err
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	proto := fs.String("proto", "udp", "transport: udp, tcp, tls, unix or relp")
+	// The configuration calls it "protocol"; accept that spelling too.
+	fs.StringVar(proto, "protocol", "udp", "the same as -proto")
 	address := fs.String("address", "", "where to send: host:port (default 127.0.0.1:514, for tls 127.0.0.1:6514); for unix the socket path (default /dev/log)")
 	framing := fs.String("framing", "octet-counting", "tcp and tls: octet-counting (RFC 6587 \"LEN MSG\") or lf (a line feed after each message)")
 	format := fs.String("format", "rfc5424", "message format: rfc5424 or rfc3164")

@@ -261,7 +261,7 @@ func TestSendTransportsAndFormats(t *testing.T) {
 		},
 		{
 			name: "tcp-lf-rfc3164", listener: "tcp",
-			args: []string{"-proto", "tcp", "-framing", "lf", "-format", "rfc3164", "-facility", "auth", "-severity", "info", "-app", "su"},
+			args: []string{"-protocol", "tcp", "-framing", "lf", "-format", "rfc3164", "-facility", "auth", "-severity", "info", "-app", "su"},
 			want: wantMsg{format: syslog.FormatRFC3164, pri: 4*8 + 6, app: "su"},
 		},
 		{
