@@ -230,6 +230,41 @@ func TestSetLimitsRaisesCap(t *testing.T) {
 	}
 }
 
+// TestSetLimitsRemovesCap: setting the cap to 0 (none) while an Append
+// waits for room lets it through; under DropOldest nothing is evicted for
+// it.
+func TestSetLimitsRemovesCap(t *testing.T) {
+	for _, policy := range []FullPolicy{Block, DropOldest} {
+		q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+			o.MaxBytes = 4 << 10
+			o.FullPolicy = Block
+			o.BlockTimeout = time.Minute
+			o.BatchMessages = 10
+		})
+		const n = 1000
+		done := produce(q, n)
+		select {
+		case err := <-done:
+			t.Fatalf("producer finished at a 4 KiB cap without a consumer: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := q.SetLimits(0, policy, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("policy %d: %v", policy, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("policy %d: producer still blocked 10 s after the cap was removed", policy)
+		}
+		if got := drainAll(t, q); len(got) != n {
+			t.Errorf("policy %d: drained %d entries, want all %d (nothing evicted)", policy, len(got), n)
+		}
+	}
+}
+
 // TestQueuedBytesSurviveReopen: the cap counts what an earlier run left.
 func TestQueuedBytesSurviveReopen(t *testing.T) {
 	dir := t.TempDir()

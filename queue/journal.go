@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -147,7 +146,7 @@ func segmentSeq(name string) (uint64, bool) {
 // segment, an entry that is torn or fails its checksum ends the scan:
 // everything from it on is dropped from the file, and torn reports how many
 // bytes that was in all.
-func openJournal(dir string) (j *journal, recovered []journalRecord, torn int64, err error) {
+func openJournal(dir string) (_ *journal, recovered []journalRecord, torn int64, err error) {
 	// A compaction of an earlier version killed before its rename leaves
 	// its new file behind; the journal itself is still the old file,
 	// complete.
@@ -167,35 +166,30 @@ func openJournal(dir string) (j *journal, recovered []journalRecord, torn int64,
 		seqs = []uint64{0}
 	}
 
-	j = &journal{dir: dir, segmentMax: segmentBytes}
-	defer func() {
-		if err != nil {
-			j.close()
-		}
-	}()
+	jr := &journal{dir: dir, segmentMax: segmentBytes}
 	for _, seq := range seqs {
-		_, recs, t, err := j.openSegment(seq)
+		_, recs, t, err := jr.openSegment(seq)
 		if err != nil {
+			jr.close() // every segment opened so far
 			return nil, nil, 0, err
 		}
 		recovered = append(recovered, recs...)
 		torn += t
 	}
 	// Segments with nothing live are of no further use, except the newest,
-	// which appends continue in.
-	kept := j.segs[:0]
-	for i, s := range j.segs {
-		if s.live > 0 || i == len(j.segs)-1 {
+	// which appends continue in. One that cannot be removed holds nothing
+	// live either; the next open tries again.
+	kept := jr.segs[:0]
+	for i, s := range jr.segs {
+		if s.live > 0 || i == len(jr.segs)-1 {
 			kept = append(kept, s)
 			continue
 		}
 		s.f.Close()
-		if err := os.Remove(filepath.Join(dir, segmentName(s.seq))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, 0, fmt.Errorf("remove journal segment: %w", err)
-		}
+		_ = os.Remove(filepath.Join(dir, segmentName(s.seq)))
 	}
-	j.segs = kept
-	return j, recovered, torn, nil
+	jr.segs = kept
+	return jr, recovered, torn, nil
 }
 
 // openSegment opens segment seq, appends it to j.segs and returns its live
@@ -310,32 +304,36 @@ func (j *journal) done(e *jentry) error {
 		}
 		// If truncating failed, marking the entry is still correct.
 	}
+	if s.live == 0 && !last {
+		return j.deleteSegment(s, e)
+	}
+	return markDone(s, e)
+}
+
+// markDone sets doneFlag in the length word of e.
+func markDone(s *segment, e *jentry) error {
 	var word [4]byte
 	binary.BigEndian.PutUint32(word[:], uint32(e.size)|doneFlag)
 	if _, err := s.f.WriteAt(word[:], e.off); err != nil {
 		return fmt.Errorf("mark journal entry at %d done: %w", e.off, err)
 	}
-	if s.live == 0 && !last {
-		return j.deleteSegment(s)
-	}
 	return nil
 }
 
-// deleteSegment deletes s, whose entries are all done and marked so: if the
-// deletion fails, the next open finds nothing live in it and deletes it
-// then.
-func (j *journal) deleteSegment(s *segment) error {
+// deleteSegment deletes s, whose last live entry, e, is done. Only if the
+// file cannot be removed is e marked done in it, so that the next open
+// finds nothing live there and removes it then. Either way s leaves the
+// journal and its file is closed.
+func (j *journal) deleteSegment(s *segment, e *jentry) error {
 	j.segs = slices.DeleteFunc(j.segs, func(x *segment) bool { return x == s })
-	errs := []error{s.f.Close()}
+	var errs []error
 	if err := os.Remove(filepath.Join(j.dir, segmentName(s.seq))); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("delete journal segment: %w", err), markDone(s, e))
 	}
+	errs = append(errs, s.f.Close())
 	j.deletions++
 	j.step("deleted")
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("delete journal segment: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (j *journal) step(name string) {

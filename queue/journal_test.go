@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -311,6 +312,42 @@ func TestJournalSegmentsDrain(t *testing.T) {
 	}
 	if files := journalFiles(t, dir); len(files) != 1 || journalSize(t, dir) != 0 || j.live != 0 {
 		t.Errorf("with nothing live: files %v of %d bytes, %d live; want one empty file", files, journalSize(t, dir), j.live)
+	}
+}
+
+// TestJournalOpenFailure: when a segment cannot be opened (here: out of
+// file descriptors), openJournal returns an error, closes what it opened,
+// and does not panic.
+func TestJournalOpenFailure(t *testing.T) {
+	dir := t.TempDir()
+	for seq := range uint64(40) {
+		if err := os.WriteFile(filepath.Join(dir, segmentName(seq)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = uint64(len(fds) + 10)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err = openJournal(dir)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if err == nil {
+		t.Fatalf("openJournal of 40 segments with %d descriptors: no error", low.Cur)
+	}
+	after, _ := os.ReadDir("/proc/self/fd")
+	if len(after) > len(fds)+1 {
+		t.Errorf("%d descriptors open after the failed open, %d before", len(after), len(fds))
 	}
 }
 

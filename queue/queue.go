@@ -545,7 +545,9 @@ func (q *Queue) makeRoom(size int64) error {
 			deadline.Stop()
 		}
 	}()
-	for q.queued.Load()+int64(q.rb.Size())+size+4 > q.maxQueued {
+	// maxQueued is checked on every turn: SetLimits may change it, to 0
+	// (no cap) too, while Append waits.
+	for q.maxQueued > 0 && q.queued.Load()+int64(q.rb.Size())+size+4 > q.maxQueued {
 		switch q.policy {
 		case DropNewest:
 			return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w", q.name, ErrFull)}
@@ -571,7 +573,7 @@ func (q *Queue) makeRoom(size int64) error {
 			if q.closed {
 				return ErrClosed
 			}
-			if timedOut && q.queued.Load()+int64(q.rb.Size())+size+4 > q.maxQueued {
+			if timedOut && q.maxQueued > 0 && q.queued.Load()+int64(q.rb.Size())+size+4 > q.maxQueued {
 				return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w after waiting %s for room", q.name, ErrFull, q.blockTimeout)}
 			}
 		}
