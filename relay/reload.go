@@ -76,6 +76,7 @@ func (s *Server) apply(cfg *Config) (err error) {
 		!reflect.DeepEqual(normalizeSettings(cfg.Listeners), normalizeSettings(old.Listeners))
 	added := map[string]*outputState{}
 	replaced := map[string]*outputState{} // name → the new state, same queue
+	limits := map[string]QueueConfig{}    // name → the queue settings with new limits
 	defer func() {
 		if err != nil {
 			for _, o := range added {
@@ -97,8 +98,21 @@ func (s *Server) apply(cfg *Config) (err error) {
 				return err
 			}
 			added[oc.Name] = &outputState{cfg: oc, queue: q, worker: w}
-		case workersChange || !reflect.DeepEqual(cur.cfg, oc):
-			oc = s.keepFileSettings(cur.cfg, oc)
+		default:
+			if prev, ok := outputNamed(old.Outputs, oc.Name); ok && fileSettings(prev.Queue) != fileSettings(oc.Queue) {
+				s.log.Warn("queue file settings (max_file_size, sync_every, sync_interval, batch_messages, batch_bytes, linger) change only with a restart; max_bytes, full_policy and block_timeout change now",
+					"output", oc.Name)
+			}
+			// The file settings that run stay; only the limits can differ.
+			oc.Queue = withLimits(cur.cfg.Queue, oc.Queue)
+			if oc.Queue != cur.cfg.Queue {
+				limits[oc.Name] = oc.Queue
+			}
+			same := cur.cfg
+			same.Queue = oc.Queue
+			if !workersChange && reflect.DeepEqual(same, oc) {
+				continue // at most the limits change, in place
+			}
 			w, err := s.newWorker(cfg, oc, cur.queue)
 			if err != nil {
 				return err
@@ -124,17 +138,21 @@ func (s *Server) apply(cfg *Config) (err error) {
 	for _, o := range added {
 		s.startWorker(o)
 	}
+	for name, qc := range limits {
+		o := s.outputs[name]
+		// Validated with the configuration, so it cannot fail here.
+		if err := o.queue.SetLimits(int64(qc.MaxBytes), fullPolicy(qc.FullPolicy), qc.BlockTimeout.Duration); err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", name, err))
+			continue
+		}
+		s.mu.Lock()
+		o.cfg.Queue = qc
+		s.mu.Unlock()
+		s.log.Info("queue limits changed", "output", name, "max_bytes", int64(qc.MaxBytes),
+			"full_policy", qc.FullPolicy, "block_timeout", qc.BlockTimeout.Duration)
+	}
 	for name, next := range replaced {
 		cur := s.outputs[name]
-		if qc := next.cfg.Queue; qc != cur.cfg.Queue {
-			// Validated with the configuration, so it cannot fail here.
-			if err := cur.queue.SetLimits(int64(qc.MaxBytes), fullPolicy(qc.FullPolicy), qc.BlockTimeout.Duration); err != nil {
-				errs = append(errs, fmt.Errorf("output %q: %w", name, err))
-			} else {
-				s.log.Info("queue limits changed", "output", name, "max_bytes", int64(qc.MaxBytes),
-					"full_policy", qc.FullPolicy, "block_timeout", qc.BlockTimeout.Duration)
-			}
-		}
 		cur.stop()
 		<-cur.done
 		// The old worker's unsent batches go out first on the new one.
@@ -196,18 +214,24 @@ func (s *Server) apply(cfg *Config) (err error) {
 	return errors.Join(errs...)
 }
 
-// keepFileSettings returns next with the queue settings that shape the
-// queue's files and records (file size, sync, batching) taken from cur:
-// they change only with a restart, and the state keeps what runs. The
-// limits (max_bytes, full_policy, block_timeout) change in place.
-func (s *Server) keepFileSettings(cur, next OutputConfig) OutputConfig {
-	limits := next.Queue
-	kept := cur.Queue
-	kept.MaxBytes, kept.FullPolicy, kept.BlockTimeout = limits.MaxBytes, limits.FullPolicy, limits.BlockTimeout
-	if kept != limits {
-		s.log.Warn("queue file settings (max_file_size, sync_every, sync_interval, batch_messages, batch_bytes, linger) change only with a restart; max_bytes, full_policy and block_timeout change now",
-			"output", next.Name)
+// fileSettings returns q without its limits: the settings that shape the
+// queue's files and records, which change only with a restart.
+func fileSettings(q QueueConfig) QueueConfig {
+	q.MaxBytes, q.FullPolicy, q.BlockTimeout = 0, "", Duration{}
+	return q
+}
+
+// withLimits returns running with the limits of requested.
+func withLimits(running, requested QueueConfig) QueueConfig {
+	running.MaxBytes, running.FullPolicy, running.BlockTimeout = requested.MaxBytes, requested.FullPolicy, requested.BlockTimeout
+	return running
+}
+
+func outputNamed(outs []OutputConfig, name string) (OutputConfig, bool) {
+	for _, o := range outs {
+		if o.Name == name {
+			return o, true
+		}
 	}
-	next.Queue = kept
-	return next
+	return OutputConfig{}, false
 }

@@ -232,13 +232,22 @@ outputs = ["head"]
 		t.Fatal("nothing dropped at a 64 KiB cap")
 	}
 
-	next := strings.Replace(base, `queue.max_bytes = "64KiB"`, `queue.max_bytes = "16MiB"`, 1)
-	cfg, err := ParseConfig("reload.toml", []byte(strings.ReplaceAll(next, "{{DATA}}", dir)))
-	if err != nil {
-		t.Fatal(err)
+	worker := r.srv.outputs["head"].worker
+	// The cap is raised, and a file setting changed: that one waits for a
+	// restart. Neither replaces the worker, however often it is reloaded.
+	next := strings.Replace(base, `queue.max_bytes = "64KiB"`, `queue.max_bytes = "16MiB"`+"\nqueue.linger = \"7ms\"", 1)
+	for range 3 {
+		cfg, err := ParseConfig("reload.toml", []byte(strings.ReplaceAll(next, "{{DATA}}", dir)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.srv.Reload(cfg); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
 	}
-	if err := r.srv.Reload(cfg); err != nil {
-		t.Fatalf("Reload: %v", err)
+	if o := r.srv.outputs["head"]; o.worker != worker || o.cfg.Queue.MaxBytes != 16<<20 || o.cfg.Queue.Linger.Duration == 7*time.Millisecond {
+		t.Errorf("after the reloads: worker replaced %v, max_bytes %d, linger %v; want the same worker, 16 MiB, the old linger",
+			o.worker != worker, o.cfg.Queue.MaxBytes, o.cfg.Queue.Linger.Duration)
 	}
 	if err := testpeer.SendTCP(r.addr("tcp"), "after", 0, n, true); err != nil {
 		t.Fatal(err)
