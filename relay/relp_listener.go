@@ -129,7 +129,9 @@ func (l *relpListener) untrack(c net.Conn) { l.conns.remove(c) }
 // serverclose and closes, within relpCloseGrace. serve returns once they
 // have all ended.
 func (l *relpListener) close() error {
-	l.closing.Store(true)
+	if l.closing.Swap(true) {
+		return nil // closed before
+	}
 	close(l.done)
 	err := l.ln.Close()
 	now := time.Now()
@@ -225,7 +227,9 @@ func (l *relpListener) handle(c net.Conn, addr netip.Addr) {
 			if wait >= minRatePause {
 				l.in.countError("rate_limited")
 				if !pause(wait, l.done) {
-					// The listener closes; everything read is answered.
+					// The listener closes. What was read so far is
+					// answered; frames still unread are resent by the
+					// sender, which has no answer for them.
 					rc.out = relp.AppendServerclose(rc.out[:0])
 					_ = rc.send()
 					return

@@ -246,8 +246,11 @@ func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr neti
 				}
 			}
 			if idle > 0 && (fr.Buffered() == 0 || now.Sub(lastMove) >= idle/8) {
-				_ = conn.SetReadDeadline(now.Add(idle))
-				lastMove = now
+				// A fresh time: now is that of the read, and storing the
+				// messages since may have waited for a full queue.
+				t := time.Now()
+				_ = conn.SetReadDeadline(t.Add(idle))
+				lastMove = t
 			}
 		}
 		if err != nil {

@@ -23,7 +23,8 @@ const (
 
 	// initialBufSize is the buffer a FrameReader starts with. An edge relay
 	// may hold thousands of mostly idle TCP connections, so a connection
-	// only pays for the large buffer a big frame needs when one arrives.
+	// only pays for a large buffer when a big frame arrives or its sender
+	// keeps it busy (busyBufSize).
 	initialBufSize = 4 << 10
 
 	// busyBufSize is what the buffer of a busy connection grows to: when a
@@ -115,8 +116,9 @@ type FrameReader struct {
 // of zero or less means DefaultMaxSize.
 //
 // The buffer starts at 4 KiB (or less, for a small maxSize) and is allocated
-// on the first read; it grows as frames need it, never past
-// maxSize+11 bytes, and a hostile octet count never makes it grow further.
+// on the first read; it grows as frames need it and, up to 64 KiB, while
+// reads keep filling it, never past maxSize+11 bytes, and a hostile octet
+// count never makes it grow further.
 func NewFrameReader(r io.Reader, maxSize int) *FrameReader {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
