@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzReadPRI$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
 	$(GO) test -run='^$$' -fuzz='^FuzzFormat$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse5424Oracle$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./queue/
 	$(GO) test -run='^$$' -fuzz='^FuzzFrame$$' -fuzztime=$(FUZZTIME) ./relay/relp/
 

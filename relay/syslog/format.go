@@ -36,11 +36,17 @@ var metaID = []byte("meta")
 // extended buffer. Which bytes it writes depends on what Parse found:
 //
 //   - A clean RFC 5424 message (Format RFC5424, Problem none, Raw set) is
-//     copied byte for byte, BOM and all, with two exceptions: a NILVALUE
-//     HOSTNAME becomes opts.Hostname when that is set, and opts.ExtraSD is
-//     added to the structured data. The relay forwards what the sender
-//     wrote; changing fields of a parsed Message does not change this
-//     output (set Raw to nil to format from the fields).
+//     copied byte for byte, BOM and all, with these exceptions: a NILVALUE
+//     HOSTNAME becomes opts.Hostname when that is set; opts.ExtraSD is
+//     added to the structured data; and what Parse accepts but RFC 5424
+//     forbids is made valid without changing its meaning, so that a strict
+//     receiver takes it: a TIMESTAMP with more than six fraction digits, a
+//     leap second or a lower-case 't' or 'z' (§6.2.3) is written again from
+//     the parsed time, cut to microseconds, and a PARAM-VALUE with a ']'
+//     or a '\' that is not escaped (§6.3.3) is escaped again (same value).
+//     The relay forwards what the sender wrote; changing fields of a parsed
+//     Message does not change this output (set Raw to nil to format from
+//     the fields).
 //   - A clean RFC 3164 message is converted: its stamp becomes a full
 //     RFC 3339 timestamp with the year and offset Parse gave it, its TAG
 //     and PID become APP-NAME and PROCID, a Cisco counter becomes
@@ -122,27 +128,92 @@ func appendHeader5424(dst []byte, m *Message, opts *FormatOptions) []byte {
 	return appendField(dst, m.MsgID, maxMsgID, nil)
 }
 
-// appendPassthrough5424 copies a clean RFC 5424 message, splicing in the
-// fallback hostname and the extra structured data.
+// appendPassthrough5424 copies a clean RFC 5424 message, splicing in a
+// rewritten timestamp, the fallback hostname and the structured data when
+// they must change.
 func appendPassthrough5424(dst []byte, m *Message, opts *FormatOptions) []byte {
 	raw := m.Raw
-	if m.Hostname == nil && opts.Hostname != "" {
-		dst = append(dst, raw[:m.hostStart]...)
-		dst = appendHostname(dst, nil, opts.Hostname)
-		raw = raw[m.hostEnd:]
-		// The SD offsets are relative to Raw; shift them to raw.
-		return appendPassthroughSD(dst, m, raw, m.sdStart-m.hostEnd, m.sdEnd-m.hostEnd, opts)
-	}
-	return appendPassthroughSD(dst, m, raw, m.sdStart, m.sdEnd, opts)
-}
-
-func appendPassthroughSD(dst []byte, m *Message, raw []byte, sdStart, sdEnd int, opts *FormatOptions) []byte {
-	if len(opts.ExtraSD) == 0 {
+	newStamp := m.HasTimestamp && !strictStamp(raw[m.tsStart:m.tsEnd])
+	newHost := m.Hostname == nil && opts.Hostname != ""
+	newSD := len(opts.ExtraSD) > 0 || m.sdLoose
+	if !newStamp && !newHost && !newSD {
 		return append(dst, raw...)
 	}
-	dst = append(dst, raw[:sdStart]...)
-	dst = appendExtraSD(dst, m.StructuredData, opts.ExtraSD, nil)
-	return append(dst, raw[sdEnd:]...)
+	if newStamp {
+		dst = append(dst, raw[:m.tsStart]...)
+		dst = appendRFC3339(dst, m.Timestamp.Truncate(time.Microsecond))
+	} else {
+		dst = append(dst, raw[:m.tsEnd]...)
+	}
+	if newHost {
+		dst = append(dst, raw[m.tsEnd:m.hostStart]...)
+		dst = appendHostname(dst, nil, opts.Hostname)
+	} else {
+		dst = append(dst, raw[m.tsEnd:m.hostEnd]...)
+	}
+	if !newSD {
+		return append(dst, raw[m.hostEnd:]...)
+	}
+	dst = append(dst, raw[m.hostEnd:m.sdStart]...)
+	sd := m.StructuredData
+	if m.sdLoose {
+		sd = appendStrictSD(nil, sd)
+	}
+	dst = appendExtraSD(dst, sd, opts.ExtraSD, nil)
+	return append(dst, raw[m.sdEnd:]...)
+}
+
+// strictStamp reports whether an RFC 3339 TIMESTAMP that Parse accepted is
+// also one RFC 5424 §6.2.3 allows: upper-case 'T' and 'Z', at most six
+// fraction digits, no leap second. "-" is.
+func strictStamp(ts []byte) bool {
+	if len(ts) < 20 {
+		return true // "-"; Parse took nothing shorter as a stamp
+	}
+	if ts[10] != 'T' || ts[17] == '6' {
+		return false
+	}
+	i := 19
+	if ts[i] == '.' {
+		j := i + 1
+		for j < len(ts) && isDigit(ts[j]) {
+			j++
+		}
+		if j-i-1 > 6 {
+			return false
+		}
+		i = j
+	}
+	return i < len(ts) && ts[i] != 'z'
+}
+
+// appendStrictSD writes the valid structured data sd with every
+// PARAM-VALUE escaped as RFC 5424 §6.3.3 asks; the values stay the same.
+func appendStrictSD(dst, sd []byte) []byte {
+	it := NewSDIterator(sd)
+	var val []byte
+	for it.Next() {
+		e := it.Element()
+		dst = append(dst, '[')
+		dst = append(dst, e.ID...)
+		pit := e.Params()
+		for pit.Next() {
+			p := pit.Param()
+			dst = append(dst, ' ')
+			dst = append(dst, p.Name...)
+			dst = append(dst, '=', '"')
+			val = p.AppendValue(val[:0])
+			for _, c := range val {
+				if c == '"' || c == '\\' || c == ']' {
+					dst = append(dst, '\\')
+				}
+				dst = append(dst, c)
+			}
+			dst = append(dst, '"')
+		}
+		dst = append(dst, ']')
+	}
+	return dst
 }
 
 // appendExtraSD writes the STRUCTURED-DATA made of sd (valid, or nil), the

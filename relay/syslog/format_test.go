@@ -426,13 +426,22 @@ func checkConvert(t testing.TB, b []byte, m *Message, opts FormatOptions) {
 			t.Fatalf("AppendRFC5424(Parse(%q)) = %q: MSG %q, want the original %q", b, out, content, want)
 		}
 	case m.Format == FormatRFC5424:
-		if len(opts.ExtraSD) == 0 && (m.Hostname != nil || opts.Hostname == "") && !bytes.Equal(out, b) {
+		strictTS := !m.HasTimestamp || strictStamp(b[m.tsStart:m.tsEnd])
+		strictSD := !m.sdLoose
+		if len(opts.ExtraSD) == 0 && (m.Hostname != nil || opts.Hostname == "") && strictTS && strictSD && !bytes.Equal(out, b) {
 			t.Fatalf("AppendRFC5424(Parse(%q)) = %q, want the input unchanged", b, out)
 		}
+		wantTS := m.Timestamp
+		if !strictTS {
+			wantTS = wantTS.Truncate(time.Microsecond)
+		}
 		if !bytes.Equal(r.AppName, m.AppName) || !bytes.Equal(r.ProcID, m.ProcID) || !bytes.Equal(r.MsgID, m.MsgID) ||
-			!bytes.Equal(r.Msg, m.Msg) || r.HasBOM != m.HasBOM || !bytes.HasPrefix(r.StructuredData, m.StructuredData) ||
-			r.HasTimestamp != m.HasTimestamp || !r.Timestamp.Equal(m.Timestamp) && m.HasTimestamp {
+			!bytes.Equal(r.Msg, m.Msg) || r.HasBOM != m.HasBOM || sdValues(r.StructuredData) != sdValues(m.StructuredData) ||
+			r.HasTimestamp != m.HasTimestamp || !r.Timestamp.Equal(wantTS) && m.HasTimestamp {
 			t.Fatalf("AppendRFC5424(Parse(%q)) = %q: fields changed", b, out)
+		}
+		if r.sdLoose || r.HasTimestamp && !strictStamp(out[r.tsStart:r.tsEnd]) {
+			t.Fatalf("AppendRFC5424(Parse(%q)) = %q: not strict RFC 5424", b, out)
 		}
 	case m.Format == FormatRFC3164:
 		wantContent := m.Msg
@@ -461,6 +470,25 @@ func checkConvert(t testing.TB, b []byte, m *Message, opts FormatOptions) {
 			}
 		}
 	}
+}
+
+// sdValues renders the elements of sd with their decoded values, leaving
+// out the origin elements the tests add as opts.ExtraSD.
+func sdValues(sd []byte) string {
+	var out []string
+	for it := NewSDIterator(sd); it.Next(); {
+		e := it.Element()
+		if string(e.ID) == "origin" {
+			continue
+		}
+		el := string(e.ID)
+		for pit := e.Params(); pit.Next(); {
+			p := pit.Param()
+			el += " " + string(p.Name) + "=" + string(p.AppendValue(nil))
+		}
+		out = append(out, el)
+	}
+	return strings.Join(out, "|")
 }
 
 // check3164 checks that AppendRFC3164 output re-parses as RFC 3164 with

@@ -147,11 +147,16 @@ type Message struct {
 	// Problem is ProblemNone when the message parsed cleanly.
 	Problem Problem
 
-	// Offsets into Raw of the RFC 5424 HOSTNAME and STRUCTURED-DATA, so
-	// that AppendRFC5424 can fill in a missing hostname or add elements
-	// while copying everything else byte for byte.
+	// Offsets into Raw of the RFC 5424 TIMESTAMP, HOSTNAME and
+	// STRUCTURED-DATA, so that AppendRFC5424 can rewrite a timestamp, fill
+	// in a missing hostname or add elements while copying everything else
+	// byte for byte.
+	tsStart, tsEnd     int
 	hostStart, hostEnd int
 	sdStart, sdEnd     int
+	// sdLoose is set when a PARAM-VALUE has a ']' or '\\' RFC 5424 wants
+	// escaped (see looseValue).
+	sdLoose bool
 }
 
 // Facility returns the facility code of the message's PRI.

@@ -584,7 +584,8 @@ func TestValidSD(t *testing.T) {
 		{`[a b="c" d=""][e@32473 f="\\"]`, true},
 		{`[` + strings.Repeat("i", 32) + ` ` + strings.Repeat("n", 32) + `="v"]`, true},
 		{`[a b="\x"]`, true}, // an invalid escape is two plain characters
-		{`[a b="` + "\x00\xff" + `"]`, true},
+		{`[a b="` + "\x00é" + `"]`, true},
+		{`[a b="` + "\x00\xff" + `"]`, false}, // PARAM-VALUE is UTF-8
 		{``, false},
 		{`-`, false},
 		{`[a] `, false},
@@ -606,8 +607,9 @@ func TestValidSD(t *testing.T) {
 }
 
 func TestSDValueEscapeRoundTrip(t *testing.T) {
-	for _, v := range []string{"", "plain", `"`, `\`, `]`, `a"b\c]d`, `\\\"`, "\x00\xff", `end\`} {
+	for _, v := range []string{"", "plain", `"`, `\`, `]`, `a"b\c]d`, `\\\"`, "\x00é", "\x00\xff", `end\`} {
 		esc := AppendSDParamValue(nil, v)
+		v = strings.ToValidUTF8(v, "\uFFFD") // what a PARAM-VALUE can hold
 		sd := []byte(`[x k="` + string(esc) + `"]`)
 		if !ValidSD(sd) {
 			t.Errorf("AppendSDParamValue(%q) = %q, not valid in an element", v, esc)

@@ -22,6 +22,7 @@ func parse5424(m *Message, b []byte, p int, opts *ParseOptions) {
 
 	// TIMESTAMP
 	tok, next := token(b, p)
+	m.tsStart, m.tsEnd = p, p+len(tok)
 	switch {
 	case len(tok) == 1 && tok[0] == '-':
 	default:
@@ -66,13 +67,14 @@ func parse5424(m *Message, b []byte, p int, opts *ParseOptions) {
 	case b[p] == '-':
 		p++
 	case b[p] == '[':
-		n, ok := sdLen(b[p:])
+		n, ok, loose := sdLen(b[p:])
 		if !ok {
 			m.setProblem(ProblemBadStructuredData)
 			m.Msg = b[p:]
 			return
 		}
 		m.StructuredData = b[p : p+n]
+		m.sdLoose = loose
 		p += n
 	default:
 		m.setProblem(ProblemBadStructuredData)

@@ -3,6 +3,8 @@ package syslog
 import (
 	"bytes"
 	"net/netip"
+	"strings"
+	"unicode/utf8"
 )
 
 // This file reads and writes RFC 5424 STRUCTURED-DATA (§6.3):
@@ -10,6 +12,7 @@ import (
 //	STRUCTURED-DATA = NILVALUE / 1*SD-ELEMENT
 //	SD-ELEMENT      = "[" SD-ID *(SP SD-PARAM) "]"
 //	SD-PARAM        = PARAM-NAME "=" %d34 PARAM-VALUE %d34
+//	PARAM-VALUE     = UTF-8-STRING, with '"', '\' and ']' escaped
 //	SD-ID, PARAM-NAME = 1*32 PRINTUSASCII except '=', SP, ']', '"'
 //
 // Values stay escaped in the message; they are unescaped only when a caller
@@ -64,62 +67,89 @@ func sdValueLen(b []byte) int {
 }
 
 // sdElementLen returns the length of the SD-ELEMENT at the start of b, or
-// 0 if b does not start with a valid one.
-func sdElementLen(b []byte) int {
+// 0 if b does not start with a valid one. loose reports a PARAM-VALUE that
+// looseValue finds.
+func sdElementLen(b []byte) (n int, loose bool) {
 	if len(b) < 3 || b[0] != '[' {
-		return 0
+		return 0, false
 	}
-	n := sdNameLen(b[1:])
+	n = sdNameLen(b[1:])
 	if n == 0 {
-		return 0
+		return 0, false
 	}
 	i := 1 + n
 	for i < len(b) {
 		switch b[i] {
 		case ']':
-			return i + 1
+			return i + 1, loose
 		case ' ':
 			i++
 			n := sdNameLen(b[i:])
 			if n == 0 {
-				return 0
+				return 0, false
 			}
 			i += n
 			if i+1 >= len(b) || b[i] != '=' || b[i+1] != '"' {
-				return 0
+				return 0, false
 			}
 			i += 2
 			v := sdValueLen(b[i:])
-			if v < 0 {
-				return 0
+			// PARAM-VALUE is UTF-8 (RFC 5424 §6.3.3); a strict receiver
+			// refuses anything else.
+			if v < 0 || !utf8.Valid(b[i:i+v]) {
+				return 0, false
 			}
+			loose = loose || looseValue(b[i:i+v])
 			i += v + 1
 		default:
-			return 0
+			return 0, false
 		}
 	}
-	return 0
+	return 0, false
+}
+
+// looseValue reports whether the escaped PARAM-VALUE v has a ']' or a '\'
+// that is not escaped as RFC 5424 §6.3.3 asks. Parse accepts both: the
+// closing '"' is found all the same, and a '\' before another character
+// is, by the RFC, a literal backslash; a strict receiver may refuse them.
+func looseValue(v []byte) bool {
+	if bytes.IndexByte(v, '\\') < 0 {
+		return bytes.IndexByte(v, ']') >= 0
+	}
+	for k := 0; k < len(v); k++ {
+		switch v[k] {
+		case ']':
+			return true
+		case '\\':
+			if k+1 == len(v) || (v[k+1] != '"' && v[k+1] != '\\' && v[k+1] != ']') {
+				return true
+			}
+			k++
+		}
+	}
+	return false
 }
 
 // sdLen returns the length of the run of valid SD-ELEMENTs at the start of
 // b and whether it stopped at something other than a '[' (the end of b or
 // another byte the caller must judge). ok is false when an element is
-// malformed.
-func sdLen(b []byte) (n int, ok bool) {
+// malformed; loose reports a value looseValue finds.
+func sdLen(b []byte) (n int, ok, loose bool) {
 	for n < len(b) && b[n] == '[' {
-		e := sdElementLen(b[n:])
+		e, l := sdElementLen(b[n:])
 		if e == 0 {
-			return n, false
+			return n, false, false
 		}
 		n += e
+		loose = loose || l
 	}
-	return n, n > 0
+	return n, n > 0, loose
 }
 
 // ValidSD reports whether sd is valid STRUCTURED-DATA other than the
 // NILVALUE: one or more SD-ELEMENTs and nothing else.
 func ValidSD(sd []byte) bool {
-	n, ok := sdLen(sd)
+	n, ok, _ := sdLen(sd)
 	return ok && n == len(sd)
 }
 
@@ -147,7 +177,7 @@ func NewSDIterator(sd []byte) SDIterator {
 
 // Next advances to the next element and reports whether there is one.
 func (it *SDIterator) Next() bool {
-	n := sdElementLen(it.rest)
+	n, _ := sdElementLen(it.rest)
 	if n == 0 {
 		it.rest, it.elem = nil, SDElement{}
 		return false
@@ -289,9 +319,13 @@ func hasSDID(sd, id []byte) bool {
 }
 
 // AppendSDParamValue appends v escaped as a PARAM-VALUE: '"', '\' and ']'
-// get a backslash in front (RFC 5424 §6.3.3). The quotes around the value
+// get a backslash in front (RFC 5424 §6.3.3), and a byte that is not UTF-8
+// becomes U+FFFD, since a PARAM-VALUE is UTF-8. The quotes around the value
 // are the caller's.
 func AppendSDParamValue(dst []byte, v string) []byte {
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
 	for {
 		i := indexSDSpecial(v)
 		if i < 0 {
