@@ -12,10 +12,11 @@ type FormatOptions struct {
 	// Empty means "-" (RFC 5424) or "-" as the HOSTNAME token (RFC 3164).
 	Hostname string
 	// ExtraSD holds SD-ELEMENTs to add to RFC 5424 output, such as
-	// `[origin ip="192.0.2.1"]` from AppendOriginSD. An element whose SD-ID
-	// the message already has is skipped (RFC 5424 §6.3.2 forbids the same
-	// SD-ID twice, and the first relay's origin is the true one); so is
-	// everything from the first malformed element on.
+	// `[origin ip="192.0.2.1"]` from AppendOriginSD, with values escaped
+	// as AppendSDParamValue does: they are written as given. An element
+	// whose SD-ID the message already has is skipped (RFC 5424 §6.3.2
+	// forbids the same SD-ID twice, and the first relay's origin is the
+	// true one); so is everything from the first malformed element on.
 	ExtraSD []byte
 	// Location is the zone timestamps are written in; nil keeps the zone of
 	// the message's Timestamp for RFC 5424 and means time.Local for
@@ -61,7 +62,7 @@ var metaID = []byte("meta")
 //     is valid RFC 5424.
 //   - A Message built by hand (Raw nil) is written from its fields. A
 //     StructuredData that is not valid is moved to the front of MSG rather
-//     than dropped.
+//     than dropped; loose values are escaped again, as above.
 //
 // Header fields are made to fit RFC 5424 §6: HOSTNAME at most 255,
 // APP-NAME 48, PROCID 128 and MSGID 32 characters of printable US-ASCII;
@@ -87,9 +88,13 @@ func AppendRFC5424(dst []byte, m *Message, opts FormatOptions) []byte {
 	if len(sd) == 1 && sd[0] == nilValue {
 		sd = nil
 	}
-	badSD := len(sd) > 0 && !ValidSD(sd)
-	if badSD {
+	n, ok, loose := sdLen(sd)
+	badSD := len(sd) > 0 && (!ok || n != len(sd))
+	switch {
+	case badSD:
 		sd = nil
+	case loose:
+		sd = appendStrictSD(nil, sd) // a rare allocation: values escaped again
 	}
 	dst = appendExtraSD(dst, sd, opts.ExtraSD, m.Sequence)
 	if len(m.Msg) > 0 || m.HasBOM || badSD {

@@ -74,6 +74,10 @@ func FuzzFormat(f *testing.F) {
 		ts := time.Unix(sec, int64(nsec%1e9)).In(time.FixedZone("", int(offMin)%1440*60))
 		m := Message{PRI: pri, Timestamp: ts, Hostname: host, AppName: app, ProcID: procID, MsgID: msgID,
 			StructuredData: sd, Msg: msg, HasBOM: hasBOM}
+		// Extras come escaped as AppendSDParamValue writes them.
+		if n, _, loose := sdLen(extra); loose {
+			extra = appendStrictSD(nil, extra[:n])
+		}
 		opts := FormatOptions{Hostname: fallback, ExtraSD: extra}
 
 		out := AppendRFC5424(nil, &m, opts)
@@ -115,9 +119,20 @@ func FuzzFormat(f *testing.F) {
 		}
 
 		// Structured data: the valid input first, then the new extras.
+		// Loose values come out escaped again, with the same meaning.
 		validSD := len(sd) > 0 && !(len(sd) == 1 && sd[0] == '-') && ValidSD(sd)
-		if validSD && !bytes.HasPrefix(r.StructuredData, sd) {
-			t.Fatalf("AppendRFC5424 = %q: structured data %q does not start with %q", out, r.StructuredData, sd)
+		wantSD := sd
+		if _, _, loose := sdLen(sd); validSD && loose {
+			wantSD = appendStrictSD(nil, sd)
+			if sdValues(wantSD) != sdValues(sd) {
+				t.Fatalf("structured data %q escaped again as %q: values changed", sd, wantSD)
+			}
+		}
+		if validSD && !bytes.HasPrefix(r.StructuredData, wantSD) {
+			t.Fatalf("AppendRFC5424 = %q: structured data %q does not start with %q", out, r.StructuredData, wantSD)
+		}
+		if r.sdLoose {
+			t.Fatalf("AppendRFC5424 = %q: structured data not escaped as RFC 5424 asks", out)
 		}
 		for it := NewSDIterator(extra); it.Next(); {
 			if !hasSDID(r.StructuredData, it.Element().ID) {

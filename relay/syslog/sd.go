@@ -94,18 +94,34 @@ func sdElementLen(b []byte) (n int, loose bool) {
 			}
 			i += 2
 			v := sdValueLen(b[i:])
-			// PARAM-VALUE is UTF-8 (RFC 5424 §6.3.3); a strict receiver
-			// refuses anything else.
-			if v < 0 || !utf8.Valid(b[i:i+v]) {
+			if v < 0 {
 				return 0, false
 			}
-			loose = loose || looseValue(b[i:i+v])
+			// PARAM-VALUE is UTF-8 (RFC 5424 §6.3.3); a strict receiver
+			// refuses anything else. Most values are plain ASCII without
+			// ']' or '\\', which one loop tells.
+			if val := b[i : i+v]; !plainValue(val) {
+				if !utf8.Valid(val) {
+					return 0, false
+				}
+				loose = loose || looseValue(val)
+			}
 			i += v + 1
 		default:
 			return 0, false
 		}
 	}
 	return 0, false
+}
+
+// plainValue reports whether v is ASCII without ']' and '\\'.
+func plainValue(v []byte) bool {
+	for _, c := range v {
+		if c >= utf8.RuneSelf || c == ']' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // looseValue reports whether the escaped PARAM-VALUE v has a ']' or a '\'
