@@ -148,7 +148,7 @@ const (
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultConfirmDelay    = 50 * time.Millisecond
 	DefaultRetryInitial    = 100 * time.Millisecond
-	DefaultRetryMax        = 30 * time.Second
+	DefaultRetryMax        = 5 * time.Second
 	DefaultRELPWindow      = 128
 	DefaultProbeInterval   = 30 * time.Second
 	DefaultConfirmWindow   = 16 << 20 // bytes an output holds unconfirmed (outputs.WorkerOptions.MaxUnsettledBytes)
