@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -48,6 +49,39 @@ func produce(q *Queue, n int) <-chan error {
 		done <- q.Flush()
 	}()
 	return done
+}
+
+// blockedProducer opens a queue capped at 4 KiB under Block and starts
+// produce(n) on it; it checks that the producer is blocked, with nothing
+// draining the queue, and returns the queue and produce's channel.
+func blockedProducer(t *testing.T, n int) (*Queue, <-chan error) {
+	t.Helper()
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
+		o.MaxBytes = 4 << 10
+		o.FullPolicy = Block
+		o.BlockTimeout = time.Minute
+		o.BatchMessages = 10
+	})
+	done := produce(q, n)
+	select {
+	case err := <-done:
+		t.Fatalf("producer finished at a 4 KiB cap without a consumer: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	return q, done
+}
+
+// waitProduced waits for produce's result.
+func waitProduced(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: producer still blocked after 10 s", what)
+	}
 }
 
 func TestMaxBytesDropNewest(t *testing.T) {
@@ -131,20 +165,8 @@ func TestMaxBytesDropOldest(t *testing.T) {
 }
 
 func TestMaxBytesBlock(t *testing.T) {
-	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
-		o.MaxBytes = 4 << 10
-		o.FullPolicy = Block
-		o.BlockTimeout = time.Minute
-		o.BatchMessages = 10
-	})
 	const n = 1000
-	done := produce(q, n)
-	// The producer must block: nothing drains yet.
-	select {
-	case err := <-done:
-		t.Fatalf("producer finished without a consumer: %v", err)
-	case <-time.After(200 * time.Millisecond):
-	}
+	q, done := blockedProducer(t, n)
 	// Draining lets it through, and nothing is lost.
 	var got []int
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -190,30 +212,12 @@ func TestMaxBytesBlockTimeout(t *testing.T) {
 // draining it, goes through as soon as SetLimits raises the cap; lowering
 // it again with DropNewest refuses the next message.
 func TestSetLimitsRaisesCap(t *testing.T) {
-	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
-		o.MaxBytes = 4 << 10
-		o.FullPolicy = Block
-		o.BlockTimeout = time.Minute
-		o.BatchMessages = 10
-	})
 	const n = 1000
-	done := produce(q, n)
-	select {
-	case err := <-done:
-		t.Fatalf("producer finished at a 4 KiB cap without a consumer: %v", err)
-	case <-time.After(200 * time.Millisecond):
-	}
+	q, done := blockedProducer(t, n)
 	if err := q.SetLimits(1<<20, Block, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("producer still blocked 10 s after the cap was raised")
-	}
+	waitProduced(t, done, "after the cap was raised")
 	if got := drainAll(t, q); len(got) != n {
 		t.Fatalf("drained %d entries, want %d", len(got), n)
 	}
@@ -235,30 +239,12 @@ func TestSetLimitsRaisesCap(t *testing.T) {
 // it.
 func TestSetLimitsRemovesCap(t *testing.T) {
 	for _, policy := range []FullPolicy{Block, DropOldest} {
-		q, _ := openQueue(t, t.TempDir(), func(o *Options) {
-			o.MaxBytes = 4 << 10
-			o.FullPolicy = Block
-			o.BlockTimeout = time.Minute
-			o.BatchMessages = 10
-		})
 		const n = 1000
-		done := produce(q, n)
-		select {
-		case err := <-done:
-			t.Fatalf("producer finished at a 4 KiB cap without a consumer: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
+		q, done := blockedProducer(t, n)
 		if err := q.SetLimits(0, policy, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("policy %d: %v", policy, err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("policy %d: producer still blocked 10 s after the cap was removed", policy)
-		}
+		waitProduced(t, done, fmt.Sprintf("policy %d, after the cap was removed", policy))
 		if got := drainAll(t, q); len(got) != n {
 			t.Errorf("policy %d: drained %d entries, want all %d (nothing evicted)", policy, len(got), n)
 		}
