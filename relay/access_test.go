@@ -294,7 +294,7 @@ outputs = ["file"]
 func TestRELPAccessControl(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.log")
-	r := startRelay(t, dir, fmt.Sprintf(`data_dir = "{{DATA}}/q"
+	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"
 [[listener]]
 name = "closed"
 protocol = "relp"
@@ -308,16 +308,7 @@ address = "127.0.0.1:0"
 allowed_networks = ["127.0.0.0/8"]
 rate_limit = 500
 rate_burst = 100
-
-[[output]]
-name = "file"
-protocol = "file"
-path = %q
-
-[[route]]
-name = "all"
-outputs = ["file"]
-`, out))
+`+fileOutputTOML(out))
 	if n, err := testpeer.SendRELP(r.addr("closed"), "denied", 0, 10, 8); err == nil {
 		t.Errorf("refused RELP sender: %d acknowledged, want an error", n)
 	}
