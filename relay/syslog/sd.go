@@ -149,12 +149,12 @@ func looseValue(v []byte) bool {
 // sdLen returns the length of the run of valid SD-ELEMENTs at the start of
 // b and whether it stopped at something other than a '[' (the end of b or
 // another byte the caller must judge). ok is false when an element is
-// malformed; loose reports a value looseValue finds.
+// malformed; loose reports a value looseValue finds in b[:n].
 func sdLen(b []byte) (n int, ok, loose bool) {
 	for n < len(b) && b[n] == '[' {
 		e, l := sdElementLen(b[n:])
 		if e == 0 {
-			return n, false, false
+			return n, false, loose // loose speaks of b[:n]
 		}
 		n += e
 		loose = loose || l
