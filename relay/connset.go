@@ -1,7 +1,10 @@
 package relay
 
 import (
+	"context"
+	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 )
 
@@ -59,4 +62,83 @@ func (s *connSet) closeAll(each func(net.Conn)) (first bool) {
 		each(c)
 	}
 	return first
+}
+
+// connServer is the accepting side the stream listeners (tcp, tls, relp)
+// share: the accept loop with backoff, allowed_networks, max_connections,
+// and one handler goroutine per connection, all waited for when the loop
+// ends.
+type connServer struct {
+	ln       net.Listener
+	in       *ingest
+	log      *slog.Logger
+	warn     *logLimiter
+	acl      *accessControl // nil: every sender, no rate limit
+	conns    *connSet
+	maxConns int            // max_connections, for the log line
+	wg       sync.WaitGroup // one per connection handler
+}
+
+// init sets s up for the listener cfg, before it is bound.
+func (s *connServer) init(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger) error {
+	acl, err := newAccessControl(cfg)
+	if err != nil {
+		return err
+	}
+	s.in, s.acl = in, acl
+	s.log = log.With("listener", cfg.Name)
+	s.warn = newLogLimiter(s.log)
+	s.conns, s.maxConns = newConnSet(cfg.MaxConnections, gauge), cfg.MaxConnections
+	return nil
+}
+
+// serve accepts connections until the listener is closed, runs handle for
+// each in its own goroutine, then waits for every handler to end.
+func (s *connServer) serve(ctx context.Context, handle func(c net.Conn, addr netip.Addr)) {
+	defer s.wg.Wait()
+	var ac acceptor
+	for {
+		c, ok := ac.accept(ctx, s.ln, s.in, s.log)
+		if !ok {
+			return
+		}
+		addr := remoteAddr(c)
+		if !s.acl.allows(addr) {
+			s.refuse(c)
+			continue
+		}
+		if !s.track(c) {
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.conns.remove(c)
+			handle(c, addr)
+		}()
+	}
+}
+
+// refuse counts and resets the connection of a sender outside
+// allowed_networks.
+func (s *connServer) refuse(c net.Conn) {
+	s.in.countError("denied")
+	s.warn.warn("connection refused: sender not in allowed_networks", "remote", c.RemoteAddr().String())
+	// A reset rather than a FIN: no TIME_WAIT state is kept for a sender
+	// that is not welcome.
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// track registers c, or refuses it when the listener is closing or full.
+func (s *connServer) track(c net.Conn) bool {
+	ok, full := s.conns.add(c)
+	if full {
+		s.in.countError("too_many_connections")
+		s.warn.warn("connection refused: max_connections reached", "remote", c.RemoteAddr().String(),
+			"max_connections", s.maxConns)
+	}
+	return ok
 }

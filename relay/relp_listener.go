@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,12 +20,8 @@ import (
 // (ingest.flush), so a sender that resends what was not acknowledged loses
 // nothing when the relay dies. With tls.cert_file it runs over TLS.
 type relpListener struct {
-	cfg  ListenerConfig
-	ln   net.Listener
-	in   *ingest
-	log  *slog.Logger
-	warn *logLimiter
-	acl  *accessControl // nil: every sender, no rate limit
+	connServer
+	cfg ListenerConfig
 
 	tls       *tlsReloader // RELP over TLS when tls.cert_file is set; nil otherwise
 	tlsConfig *tls.Config
@@ -35,9 +30,6 @@ type relpListener struct {
 	// so a handler that moves its read deadline can see it and not wait.
 	closing atomic.Bool
 	done    chan struct{} // closed by close: ends rate-limit pauses
-
-	conns *connSet
-	wg    sync.WaitGroup // one per connection handler
 }
 
 // relpCloseGrace bounds the final writes of a connection handler when the
@@ -48,21 +40,15 @@ const relpCloseGrace = time.Second
 // cfg.MaxMessageSize bytes of message; a longer message is truncated and
 // counted, as on TCP.
 func newRELPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger) (listener, error) {
-	acl, err := newAccessControl(cfg)
+	l := &relpListener{cfg: cfg, done: make(chan struct{})}
+	err := l.init(cfg, in, gauge, log)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Address)
-	if err != nil {
+	if l.ln, err = net.Listen("tcp", cfg.Address); err != nil {
 		return nil, err
 	}
-	l := &relpListener{
-		cfg: cfg, ln: ln, in: in, acl: acl,
-		log:   log.With("listener", cfg.Name),
-		conns: newConnSet(cfg.MaxConnections, gauge),
-		done:  make(chan struct{}),
-	}
-	l.warn = newLogLimiter(l.log)
+	ln := l.ln
 	if cfg.TLS.CertFile != "" {
 		// RELP over TLS: the same settings, reloading and checks as a
 		// "tls" listener.
@@ -87,42 +73,7 @@ func (l *relpListener) window() int {
 	return l.cfg.Window
 }
 
-// serve accepts connections until the listener is closed, then waits for
-// every connection handler to end.
-func (l *relpListener) serve(ctx context.Context) {
-	defer l.wg.Wait()
-	var ac acceptor
-	for {
-		c, ok := ac.accept(ctx, l.ln, l.in, l.log)
-		if !ok {
-			return
-		}
-		addr := remoteAddr(c)
-		if !l.acl.allows(addr) {
-			refuse(c, l.in, l.warn)
-			continue
-		}
-		if !l.track(c) {
-			continue
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer l.untrack(c)
-			l.handle(c, addr)
-		}()
-	}
-}
-
-func (l *relpListener) track(c net.Conn) bool {
-	ok, full := l.conns.add(c)
-	if full {
-		l.in.countError("too_many_connections")
-	}
-	return ok
-}
-
-func (l *relpListener) untrack(c net.Conn) { l.conns.remove(c) }
+func (l *relpListener) serve(ctx context.Context) { l.connServer.serve(ctx, l.handle) }
 
 // close stops accepting. Open connections are not cut: their reads are
 // interrupted, and each handler acknowledges what it has stored, sends

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -35,33 +34,20 @@ const minRatePause = 10 * time.Millisecond
 // TLS (RFC 5425, which is octet counting over TLS; LF framing is accepted
 // too, as from plain TCP senders).
 type tcpListener struct {
-	cfg  ListenerConfig
-	ln   net.Listener
-	in   *ingest
-	log  *slog.Logger
-	warn *logLimiter
+	connServer
+	cfg ListenerConfig
 
 	tls       *tlsReloader // protocol "tls"; nil for plain TCP
 	tlsConfig *tls.Config
-	acl       *accessControl // nil: every sender, no rate limit
 	content   contentCounters
 
-	conns *connSet
-	done  chan struct{}  // closed by close: ends rate-limit pauses
-	wg    sync.WaitGroup // one per connection handler
+	done chan struct{} // closed by close: ends rate-limit pauses
 }
 
 func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger) (*tcpListener, error) {
-	l := &tcpListener{
-		cfg: cfg, in: in,
-		log:     log.With("listener", cfg.Name),
-		conns:   newConnSet(cfg.MaxConnections, gauge),
-		done:    make(chan struct{}),
-		content: newContentCounters(in),
-	}
-	l.warn = newLogLimiter(l.log)
-	var err error
-	if l.acl, err = newAccessControl(cfg); err != nil {
+	l := &tcpListener{cfg: cfg, done: make(chan struct{}), content: newContentCounters(in)}
+	err := l.init(cfg, in, gauge, log)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Protocol == "tls" {
@@ -83,45 +69,7 @@ func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64
 func (l *tcpListener) name() string { return l.cfg.Name }
 func (l *tcpListener) addr() string { return l.ln.Addr().String() }
 
-// serve accepts connections until the listener is closed, then waits for
-// every connection handler to end.
-func (l *tcpListener) serve(ctx context.Context) {
-	defer l.wg.Wait()
-	var ac acceptor
-	for {
-		c, ok := ac.accept(ctx, l.ln, l.in, l.log)
-		if !ok {
-			return
-		}
-		addr := remoteAddr(c)
-		if !l.acl.allows(addr) {
-			refuse(c, l.in, l.warn)
-			continue
-		}
-		if !l.track(c) {
-			continue
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer l.untrack(c)
-			l.handle(c, addr)
-		}()
-	}
-}
-
-// refuse counts and resets the connection of a sender outside
-// allowed_networks.
-func refuse(c net.Conn, in *ingest, warn *logLimiter) {
-	in.countError("denied")
-	warn.warn("connection refused: sender not in allowed_networks", "remote", c.RemoteAddr().String())
-	// A reset rather than a FIN: no TIME_WAIT state is kept for a sender
-	// that is not welcome.
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	c.Close()
-}
+func (l *tcpListener) serve(ctx context.Context) { l.connServer.serve(ctx, l.handle) }
 
 func remoteAddr(c net.Conn) netip.Addr {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -129,20 +77,6 @@ func remoteAddr(c net.Conn) netip.Addr {
 	}
 	return netip.Addr{}
 }
-
-// track registers c, or refuses it when the listener is closing or full.
-func (l *tcpListener) track(c net.Conn) bool {
-	remote := c.RemoteAddr().String()
-	ok, full := l.conns.add(c)
-	if full {
-		l.in.countError("too_many_connections")
-		l.warn.warn("connection refused: max_connections reached", "remote", remote,
-			"max_connections", l.cfg.MaxConnections)
-	}
-	return ok
-}
-
-func (l *tcpListener) untrack(c net.Conn) { l.conns.remove(c) }
 
 // handle reads frames from one connection until it ends.
 func (l *tcpListener) handle(c net.Conn, addr netip.Addr) {
