@@ -32,13 +32,13 @@ test-short:
 # FUZZTIME is a duration (30s) or a count of executions (1000000x).
 FUZZTIME ?= 2000000x
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzFrameReader$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzReadPRI$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzFormat$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse5424Oracle$$' -fuzztime=$(FUZZTIME) ./relay/syslog/
+	$(GO) test -run='^$$' -fuzz='^FuzzFrameReader$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadPRI$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
+	$(GO) test -run='^$$' -fuzz='^FuzzFormat$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse5424Oracle$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./queue/
-	$(GO) test -run='^$$' -fuzz='^FuzzFrame$$' -fuzztime=$(FUZZTIME) ./relay/relp/
+	$(GO) test -run='^$$' -fuzz='^FuzzFrame$$' -fuzztime=$(FUZZTIME) ./internal/relp/
 
 # Go micro-benchmarks (allocations included), then the end-to-end harness:
 # the relay against rsyslog (Disk and disk-assisted queues, when rsyslogd is

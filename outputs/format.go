@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/queue"
-	"github.com/relay-syslog/relay/relay/syslog"
 )
 
 // Format is what an output writes: the bytes as received, or the message

@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
-	"github.com/relay-syslog/relay/relay/testpeer"
 )
 
 func newPool(t *testing.T, mode PoolMode, probe time.Duration, addrs ...string) (*Pool, *metrics.Metrics) {

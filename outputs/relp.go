@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/relay-syslog/relay/internal/relp"
 	"github.com/relay-syslog/relay/queue"
-	"github.com/relay-syslog/relay/relay/relp"
 )
 
 // RELPOptions configures a RELP destination.

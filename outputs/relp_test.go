@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-syslog/relay/internal/relp"
+	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/queue"
-	"github.com/relay-syslog/relay/relay/relp"
-	"github.com/relay-syslog/relay/relay/testpeer"
 )
 
-// relpServer is an in-test RELP upstream built from relay/relp. It records
+// relpServer is an in-test RELP upstream built from internal/relp. It records
 // every message it answers 200, and its behaviour is steered by hooks.
 type relpServer struct {
 	t  *testing.T

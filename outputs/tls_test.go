@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/queue"
-	"github.com/relay-syslog/relay/relay/testpeer"
 )
 
 // tlsDest is a TLS destination that verifies the upstream against roots.

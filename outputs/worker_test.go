@@ -14,9 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
-	"github.com/relay-syslog/relay/relay/testpeer"
 )
 
 func newTestQueue(t *testing.T) *queue.Queue {

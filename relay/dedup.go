@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/outputs"
-	"github.com/relay-syslog/relay/relay/syslog"
 )
 
 // readStamp finds the stamp of the relay that sent msg, if any.

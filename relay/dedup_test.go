@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/relay-syslog/relay/relay/syslog"
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/syslog"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 func TestDedupWindow(t *testing.T) {

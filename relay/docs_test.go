@@ -23,8 +23,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/relay-syslog/relay/relay/syslog"
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/syslog"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 // The tests in this file keep docs/ in step with the code: every config key
@@ -311,7 +311,7 @@ func docsLabelValues(t *testing.T) map[string][]string {
 		t.Fatalf("the source scan found too few listener reasons: %v", docsSortedKeys(listener))
 	}
 	dropped := docsValuesIn(t, "../queue/queue.go", regexp.MustCompile(`Reason[A-Za-z]+\s*=\s*"([a-z0-9_]+)"`))
-	problems := docsValuesIn(t, "syslog/message.go", regexp.MustCompile(`Problem[A-Za-z]+:\s*"([a-z0-9_]+)"`))
+	problems := docsValuesIn(t, "../internal/syslog/message.go", regexp.MustCompile(`Problem[A-Za-z]+:\s*"([a-z0-9_]+)"`))
 	problems = slices.DeleteFunc(problems, func(s string) bool { return s == "none" })
 	return map[string][]string{
 		"relay_listener_errors_total":         docsSortedKeys(listener),

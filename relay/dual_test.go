@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 // TestDualDestinationOneStopped sends every message to a real rsyslog and to

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 // mountTmpfs mounts a tmpfs of size at a new directory for the test. It

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/syslog"
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/syslog"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 // TestOutputFormats sends the same lines to three outputs: raw, rfc5424 and

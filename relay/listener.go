@@ -7,9 +7,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
-	"github.com/relay-syslog/relay/relay/syslog"
 )
 
 // listener is one bound socket. New binds it; serve reads until close is

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 // TestReloadKeepsQueuedData: with the upstream down and a backlog queued,

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/relp"
+	"github.com/relay-syslog/relay/internal/relp"
 )
 
 // relpListener accepts RELP: every syslog frame is answered "200 OK" only

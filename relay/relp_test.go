@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/relp"
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/relp"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 // relpListenerTOML is a RELP listener on a free port.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 // TestRELPOverTLS chains two relays over RELP with mutual TLS: the edge's

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/relay-syslog/relay/relay/syslog"
+	"github.com/relay-syslog/relay/internal/syslog"
 )
 
 // NameOrNumber is a config value that may be written as a name ("local0",

@@ -8,9 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
-	"github.com/relay-syslog/relay/relay/syslog"
 )
 
 // appender is what the router needs from an output's queue.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
-	"github.com/relay-syslog/relay/relay/testpeer"
 )
 
 // recordingQueue stands in for an output queue in the routing table tests,

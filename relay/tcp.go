@@ -18,7 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/relay-syslog/relay/relay/syslog"
+	"github.com/relay-syslog/relay/internal/syslog"
 )
 
 // handshakeTimeout bounds a TLS handshake (and idle_timeout, when shorter,

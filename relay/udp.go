@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/relay-syslog/relay/relay/syslog"
+	"github.com/relay-syslog/relay/internal/syslog"
 )
 
 // datagramListener receives one message per datagram, over UDP (RFC 5426)

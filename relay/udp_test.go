@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/testpeer"
+	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 // TestUDPOverlongDatagrams checks the documented rule over UDP: a datagram

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/relp"
-	"github.com/relay-syslog/relay/relay/syslog"
+	"github.com/relay-syslog/relay/internal/relp"
+	"github.com/relay-syslog/relay/internal/syslog"
 )
 
 // sendUsage is printed, with the flags, by relay send -h.

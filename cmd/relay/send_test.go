@@ -24,10 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-syslog/relay/internal/relp"
+	"github.com/relay-syslog/relay/internal/syslog"
+	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/relay"
-	"github.com/relay-syslog/relay/relay/relp"
-	"github.com/relay-syslog/relay/relay/syslog"
-	"github.com/relay-syslog/relay/relay/testpeer"
 )
 
 // sendRelay is a relay run in-process with every listener relay send

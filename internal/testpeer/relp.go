@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/relp"
+	"github.com/relay-syslog/relay/internal/relp"
 )
 
 // RsyslogModuleDir is where Debian installs rsyslog's modules.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-syslog/relay/relay/syslog"
+	"github.com/relay-syslog/relay/internal/syslog"
 )
 
 // Receiver is a TCP syslog server that records every message it reads, with
