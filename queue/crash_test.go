@@ -30,7 +30,8 @@ const (
 )
 
 func crashOptions(mode, dir string) Options {
-	opts := Options{Name: "out", Dir: dir, BatchMessages: crashPerRecord}
+	// Linger is long so records are cut by count alone, however slow the machine.
+	opts := Options{Name: "out", Dir: dir, BatchMessages: crashPerRecord, Linger: time.Hour}
 	if mode == "unsynced" {
 		// go-diskqueue never syncs before the kill: its read position and its
 		// write position on disk stay those of the empty queue.

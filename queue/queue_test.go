@@ -192,7 +192,7 @@ func TestRoundTripConcurrent(t *testing.T) {
 
 func TestRestart(t *testing.T) {
 	dir := t.TempDir()
-	batch := func(o *Options) { o.BatchMessages = 100 }
+	batch := func(o *Options) { o.BatchMessages = 100; o.Linger = time.Hour }
 	q, logs := openQueue(t, dir, batch)
 	appendRange(t, q, 0, 1050)
 	if err := q.Close(); err != nil {
@@ -226,7 +226,7 @@ func TestRestart(t *testing.T) {
 
 func TestNotDoneBeforeClose(t *testing.T) {
 	dir := t.TempDir()
-	batch := func(o *Options) { o.BatchMessages = 10 }
+	batch := func(o *Options) { o.BatchMessages = 10; o.Linger = time.Hour } // record boundaries by count alone, however slow the machine
 	q, _ := openQueue(t, dir, batch)
 	appendRange(t, q, 0, 40)
 	if err := q.Flush(); err != nil {
@@ -307,7 +307,7 @@ func flipInRecord(t *testing.T, path string, n int) {
 
 func TestCorruptDataFile(t *testing.T) {
 	dir := t.TempDir()
-	batch := func(o *Options) { o.BatchMessages = 10 }
+	batch := func(o *Options) { o.BatchMessages = 10; o.Linger = time.Hour } // record boundaries by count alone, however slow the machine
 	q, _ := openQueue(t, dir, batch)
 	appendRange(t, q, 0, 50)
 	if err := q.Close(); err != nil {
@@ -341,7 +341,7 @@ func TestCorruptDataFile(t *testing.T) {
 
 func TestCorruptJournal(t *testing.T) {
 	dir := t.TempDir()
-	batch := func(o *Options) { o.BatchMessages = 10 }
+	batch := func(o *Options) { o.BatchMessages = 10; o.Linger = time.Hour } // record boundaries by count alone, however slow the machine
 	q, _ := openQueue(t, dir, batch)
 	appendRange(t, q, 0, 20)
 	if err := q.Flush(); err != nil {
