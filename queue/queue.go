@@ -95,8 +95,8 @@ const (
 )
 
 func (o Options) withDefaults() (Options, error) {
-	if o.Name == "" || o.Name == "." || o.Name == ".." || strings.ContainsAny(o.Name, `/\`) {
-		return o, fmt.Errorf("queue name %q: must be a non-empty file name", o.Name)
+	if err := CheckName(o.Name); err != nil {
+		return o, fmt.Errorf("queue: %w", err)
 	}
 	if o.Dir == "" {
 		return o, fmt.Errorf("queue %q: no directory", o.Name)

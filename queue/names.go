@@ -1,0 +1,48 @@
+package queue
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// CheckName returns an error unless name can name a queue. The name is the
+// queue's directory under the data dir and the prefix of its files, so it
+// must be a single file name: a slash would put the queue elsewhere, and
+// "." or ".." would make it share a directory.
+func CheckName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return fmt.Errorf("invalid name %q: must be a non-empty file name (no slash, not . or ..) because it names the queue's directory", name)
+	}
+	return nil
+}
+
+// fullPolicyNames are the configuration's words for the policies.
+var fullPolicyNames = []string{Block: "block", DropNewest: "drop_newest", DropOldest: "drop_oldest"}
+
+// String returns the configuration's word for p.
+func (p FullPolicy) String() string {
+	if p >= 0 && int(p) < len(fullPolicyNames) {
+		return fullPolicyNames[p]
+	}
+	return "FullPolicy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// MarshalText returns the configuration's word for p.
+func (p FullPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText parses "block", "drop_newest" or "drop_oldest"; empty text
+// is the default, Block.
+func (p *FullPolicy) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*p = Block
+		return nil
+	}
+	for v, name := range fullPolicyNames {
+		if string(b) == name {
+			*p = FullPolicy(v)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown policy %q: use %q, %q or %q", b, fullPolicyNames[Block], fullPolicyNames[DropNewest], fullPolicyNames[DropOldest])
+}
