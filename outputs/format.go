@@ -1,7 +1,6 @@
 package outputs
 
 import (
-	"fmt"
 	"net/netip"
 	"strconv"
 	"time"
@@ -27,17 +26,11 @@ const (
 	RFC3164
 )
 
-// ParseFormat maps the config words to a Format.
+// ParseFormat maps the config words to a Format (see UnmarshalText).
 func ParseFormat(s string) (Format, error) {
-	switch s {
-	case "", "raw":
-		return Raw, nil
-	case "rfc5424":
-		return RFC5424, nil
-	case "rfc3164":
-		return RFC3164, nil
-	}
-	return 0, fmt.Errorf("unknown format %q", s)
+	var f Format
+	err := f.UnmarshalText([]byte(s))
+	return f, err
 }
 
 // Normalize is what a listener's settings say about the messages it

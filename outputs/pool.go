@@ -23,15 +23,11 @@ const (
 	LoadBalance
 )
 
-// ParsePoolMode maps the config words to a PoolMode.
+// ParsePoolMode maps the config words to a PoolMode (see UnmarshalText).
 func ParsePoolMode(s string) (PoolMode, error) {
-	switch s {
-	case "", "failover":
-		return Failover, nil
-	case "loadbalance":
-		return LoadBalance, nil
-	}
-	return 0, fmt.Errorf("unknown mode %q", s)
+	var m PoolMode
+	err := m.UnmarshalText([]byte(s))
+	return m, err
 }
 
 // PoolTarget is one member of a Pool.
