@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-
-	"github.com/BurntSushi/toml"
 )
 
 // keyLines remembers on which line each key of a configuration file stands,
@@ -16,15 +14,9 @@ import (
 // that relay configs consist of. A key it cannot place is reported without a
 // line rather than with a wrong one.
 type keyLines struct {
-	byPath map[string]int // "listener[1].address" → line
-	order  []keyLine
-}
-
-type keyLine struct {
-	table string // "listener", "metrics", "" for the root
-	index int    // index within an array of tables, -1 otherwise
-	key   string // "address", "queue.sync_every"
-	line  int
+	// byPath maps "listener[1].address" to its line, and a table
+	// ("listener[1]", "output[0].queue", "metrics") to its header's line.
+	byPath map[string]int
 }
 
 func indexKeyLines(data []byte) keyLines {
@@ -42,14 +34,17 @@ func indexKeyLines(data []byte) keyLines {
 			name := strings.TrimSpace(strings.Trim(strings.SplitN(line, "]]", 2)[0], "[ "))
 			table, prefix, index = name, "", counts[name]
 			counts[name]++
+			kl.byPath[tablePath(table, index)] = n
 			continue
 		case line[0] == '[':
 			name := strings.TrimSpace(strings.Trim(strings.SplitN(line, "]", 2)[0], "[ "))
 			// [output.queue] after [[output]] belongs to the last output.
 			if parent, sub, ok := strings.Cut(name, "."); ok && counts[parent] > 0 {
 				table, prefix, index = parent, sub+".", counts[parent]-1
+				kl.byPath[keyPath(table, index, sub)] = n
 			} else {
 				table, prefix, index = name, "", -1
+				kl.byPath[name] = n
 			}
 			continue
 		}
@@ -59,54 +54,41 @@ func indexKeyLines(data []byte) keyLines {
 		}
 		key := strings.TrimSpace(line[:eq])
 		key = strings.ReplaceAll(strings.ReplaceAll(key, `"`, ""), " ", "")
-		kl.add(keyLine{table: table, index: index, key: prefix + key, line: n})
+		kl.byPath[keyPath(table, index, prefix+key)] = n
 	}
 	return kl
 }
 
-func (kl *keyLines) add(k keyLine) {
-	path := k.path()
-	if _, seen := kl.byPath[path]; !seen {
-		kl.byPath[path] = k.line
-	}
-	kl.order = append(kl.order, k)
-}
-
-func (k keyLine) path() string {
-	return keyPath(k.table, k.index, k.key)
-}
-
 func keyPath(table string, index int, key string) string {
-	switch {
-	case table == "":
+	if table == "" {
 		return key
-	case index < 0:
-		return table + "." + key
-	default:
-		return fmt.Sprintf("%s[%d].%s", table, index, key)
 	}
+	return tablePath(table, index) + "." + key
 }
 
-// atIndex formats a problem with key table[index].key.
-func (kl keyLines) atIndex(table string, index int, key, msg string) string {
-	path := keyPath(table, index, key)
-	if line, ok := kl.byPath[path]; ok {
-		return fmt.Sprintf("line %d: %s: %s", line, path, msg)
+func tablePath(table string, index int) string {
+	if index < 0 {
+		return table
 	}
-	return fmt.Sprintf("%s: %s", path, msg)
+	return fmt.Sprintf("%s[%d]", table, index)
 }
 
-// at formats a problem about a key the decoder reported. The decoder's key
-// has no array index, so the first line with that table and key is used.
-func (kl keyLines) at(k toml.Key, msg string) string {
-	for _, c := range kl.order {
-		full := c.key
-		if c.table != "" {
-			full = c.table + "." + c.key
-		}
-		if full == k.String() {
-			return fmt.Sprintf("line %d: %s: %s", c.line, c.path(), msg)
+// line returns the line of table[index].key or, for a key the file does not
+// have, of the header of the table that should hold it. It returns 0 when
+// neither is in the file.
+func (kl keyLines) line(table string, index int, key string) int {
+	if n := kl.byPath[keyPath(table, index, key)]; n > 0 {
+		return n
+	}
+	// "tls.cert_file" missing: the [listener.tls] header, if written so.
+	for k := key; strings.Contains(k, "."); {
+		k = k[:strings.LastIndexByte(k, '.')]
+		if n := kl.byPath[keyPath(table, index, k)]; n > 0 {
+			return n
 		}
 	}
-	return fmt.Sprintf("%s: %s", k.String(), msg)
+	if table == "" {
+		return 0
+	}
+	return kl.byPath[tablePath(table, index)]
 }

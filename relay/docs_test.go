@@ -526,7 +526,7 @@ func recipeOrigAddr(t *testing.T, recipe, output string) string {
 	}
 	for _, o := range cfg.Outputs {
 		if o.Name == output {
-			return o.Protocol + "://" + o.Address
+			return string(o.Protocol) + "://" + o.Address
 		}
 	}
 	t.Fatalf("%s has no output %q", recipe, output)
@@ -542,7 +542,7 @@ func recipeOrigTargets(t *testing.T, recipe string) []string {
 	}
 	var out []string
 	for _, a := range cfg.Outputs[0].Targets {
-		out = append(out, cfg.Outputs[0].Protocol+"://"+a)
+		out = append(out, string(cfg.Outputs[0].Protocol)+"://"+a)
 	}
 	return out
 }
@@ -610,10 +610,10 @@ func (e *recipeEnv) localize(cfg *Config) {
 			continue
 		}
 		if o.Address != "" {
-			o.Address = e.upstream(o.Protocol, o.Address)
+			o.Address = e.upstream(string(o.Protocol), o.Address)
 		}
 		for j, a := range o.Targets {
-			o.Targets[j] = e.upstream(o.Protocol, a)
+			o.Targets[j] = e.upstream(string(o.Protocol), a)
 		}
 		if o.TLS.CAFile != "" {
 			o.TLS.CAFile = e.ca.CAFile

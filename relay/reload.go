@@ -141,7 +141,7 @@ func (s *Server) apply(cfg *Config) (err error) {
 	for name, qc := range limits {
 		o := s.outputs[name]
 		// Validated with the configuration, so it cannot fail here.
-		if err := o.queue.SetLimits(int64(qc.MaxBytes), fullPolicy(qc.FullPolicy), qc.BlockTimeout.Duration); err != nil {
+		if err := o.queue.SetLimits(int64(qc.MaxBytes), qc.FullPolicy, qc.BlockTimeout.Duration); err != nil {
 			errs = append(errs, fmt.Errorf("output %q: %w", name, err))
 			continue
 		}
@@ -217,7 +217,7 @@ func (s *Server) apply(cfg *Config) (err error) {
 // fileSettings returns q without its limits: the settings that shape the
 // queue's files and records, which change only with a restart.
 func fileSettings(q QueueConfig) QueueConfig {
-	q.MaxBytes, q.FullPolicy, q.BlockTimeout = 0, "", Duration{}
+	q.MaxBytes, q.FullPolicy, q.BlockTimeout = 0, 0, Duration{}
 	return q
 }
 

@@ -165,16 +165,12 @@ func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outpu
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", oc.Name, err)
 	}
-	format, err := outputs.ParseFormat(oc.Format)
-	if err != nil {
-		return nil, fmt.Errorf("output %q: %w", oc.Name, err)
-	}
 	return outputs.NewWorker(outputs.WorkerOptions{
 		Name:              oc.Name,
 		RetryInitial:      oc.RetryInitial.Duration,
 		RetryMax:          oc.RetryMax.Duration,
 		MaxUnsettledBytes: DefaultConfirmWindow,
-		Format:            format,
+		Format:            oc.Format,
 		Normalize:         normalizeSettings(cfg.Listeners),
 		StampOrigin:       stampOrigin(oc, cfg.RelayID),
 	}, q, dest, s.metrics, s.log), nil
@@ -223,11 +219,11 @@ func (s *Server) newListener(lc ListenerConfig) (listener, error) {
 	var l listener
 	var err error
 	switch lc.Protocol {
-	case "udp", "unix":
+	case ProtocolUDP, ProtocolUnix:
 		l, err = newDatagramListener(lc, in, s.log)
-	case "tcp", "tls":
+	case ProtocolTCP, ProtocolTLS:
 		l, err = newTCPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
-	case "relp":
+	case ProtocolRELP:
 		l, err = newRELPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
 	default:
 		err = fmt.Errorf("unknown protocol %q", lc.Protocol)
@@ -282,13 +278,7 @@ func nextEpoch(dataDir string) (uint32, error) {
 func normalizeSettings(listeners []ListenerConfig) map[string]outputs.Normalize {
 	m := make(map[string]outputs.Normalize, len(listeners))
 	for _, l := range listeners {
-		loc := time.Local
-		if l.Timezone != "" {
-			if z, err := time.LoadLocation(l.Timezone); err == nil {
-				loc = z
-			}
-		}
-		m[l.Name] = outputs.Normalize{Location: loc, FillHostname: *l.FillHostname, AddOrigin: *l.AddOrigin}
+		m[l.Name] = outputs.Normalize{Location: l.Timezone.Location(), FillHostname: *l.FillHostname, AddOrigin: *l.AddOrigin}
 	}
 	return m
 }
@@ -306,7 +296,7 @@ func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Met
 		BatchBytes:      int(oc.Queue.BatchBytes),
 		Linger:          oc.Queue.Linger.Duration,
 		MaxBytes:        int64(oc.Queue.MaxBytes),
-		FullPolicy:      fullPolicy(oc.Queue.FullPolicy),
+		FullPolicy:      oc.Queue.FullPolicy,
 		BlockTimeout:    oc.Queue.BlockTimeout.Duration,
 		Logf:            func(format string, args ...any) { qlog.Warn(fmt.Sprintf(format, args...)) },
 		OnDrop: func(count int, reason string, err error) {
@@ -326,10 +316,6 @@ func newDestination(oc OutputConfig, m *metrics.Metrics, log *slog.Logger) (outp
 	if len(oc.Targets) == 0 {
 		return newSingleDestination(oc, oc.Address, m, log)
 	}
-	mode, err := outputs.ParsePoolMode(oc.Mode)
-	if err != nil {
-		return nil, err
-	}
 	var targets []outputs.PoolTarget
 	for _, addr := range oc.Targets {
 		d, err := newSingleDestination(oc, addr, m, log)
@@ -338,35 +324,32 @@ func newDestination(oc OutputConfig, m *metrics.Metrics, log *slog.Logger) (outp
 		}
 		targets = append(targets, outputs.PoolTarget{Name: addr, Dest: d})
 	}
-	return outputs.NewPool(oc.Name, mode, oc.ProbeInterval.Duration, targets, m), nil
+	return outputs.NewPool(oc.Name, oc.Mode, oc.ProbeInterval.Duration, targets, m), nil
 }
 
 func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, log *slog.Logger) (outputs.Destination, error) {
 	switch oc.Protocol {
-	case "tcp", "tls":
-		framing, err := outputs.ParseFraming(oc.Framing)
-		if err != nil {
-			return nil, err
-		}
+	case ProtocolTCP, ProtocolTLS:
 		opts := outputs.TCPOptions{
 			Address:        address,
-			Framing:        framing,
+			Framing:        oc.Framing,
 			ConnectTimeout: oc.ConnectTimeout.Duration,
 			WriteTimeout:   oc.WriteTimeout.Duration,
 			ConfirmDelay:   oc.ConfirmDelay.Duration,
 		}
-		if oc.Protocol == "tls" {
+		if oc.Protocol == ProtocolTLS {
+			var err error
 			if opts.TLS, err = newOutputTLS(oc, address, log); err != nil {
 				return nil, err
 			}
 		}
 		return outputs.NewTCP(opts), nil
-	case "udp":
+	case ProtocolUDP:
 		u := outputs.NewUDP(address, oc.ConnectTimeout.Duration)
 		tooLarge := m.OutputDropped.WithLabelValues(oc.Name, "too_large")
 		u.OnTooLarge = tooLarge.Inc
 		return u, nil
-	case "relp":
+	case ProtocolRELP:
 		opts := outputs.RELPOptions{
 			Address:        address,
 			Window:         oc.Window,
@@ -380,7 +363,7 @@ func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, l
 			}
 		}
 		return outputs.NewRELP(opts), nil
-	case "file":
+	case ProtocolFile:
 		return outputs.NewFile(oc.Path), nil
 	}
 	return nil, fmt.Errorf("unknown protocol %q", oc.Protocol)
@@ -516,16 +499,6 @@ func (s *Server) startListener(ls *listenerState) {
 		defer close(ls.done)
 		ls.l.serve(s.listenCtx)
 	}()
-}
-
-func fullPolicy(s string) queue.FullPolicy {
-	switch s {
-	case "drop_newest":
-		return queue.DropNewest
-	case "drop_oldest":
-		return queue.DropOldest
-	}
-	return queue.Block
 }
 
 // ready reports whether the relay can store messages: not while a queue's

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -50,7 +49,7 @@ func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Protocol == "tls" {
+	if cfg.Protocol == ProtocolTLS {
 		// Before binding: a listener without a usable certificate must not
 		// accept connections it cannot serve.
 		if l.tls, err = newListenerTLS(cfg, l.log); err != nil {
@@ -360,12 +359,4 @@ func (c contentCounters) count(msg []byte) {
 	if !utf8.Valid(msg) {
 		c.invalidUTF8.Inc()
 	}
-}
-
-func socketMode(s string) os.FileMode {
-	m, err := strconv.ParseUint(s, 8, 32)
-	if err != nil {
-		return 0o666
-	}
-	return os.FileMode(m)
 }

@@ -33,7 +33,7 @@ type datagramListener struct {
 func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*datagramListener, error) {
 	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name), content: newContentCounters(in)}
 	switch cfg.Protocol {
-	case "udp":
+	case ProtocolUDP:
 		acl, err := newAccessControl(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
@@ -46,7 +46,7 @@ func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*dat
 			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 		}
 		l.conn = c
-	case "unix":
+	case ProtocolUnix:
 		if err := removeStaleSocket(cfg.Address); err != nil {
 			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 		}
@@ -55,7 +55,7 @@ func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*dat
 			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 		}
 		l.conn, l.socket = c, cfg.Address
-		if err := os.Chmod(cfg.Address, socketMode(cfg.SocketMode)); err != nil {
+		if err := os.Chmod(cfg.Address, os.FileMode(*cfg.SocketMode)); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 		}

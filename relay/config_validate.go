@@ -1,0 +1,327 @@
+package relay
+
+import (
+	"cmp"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/relay-syslog/relay/outputs"
+	"github.com/relay-syslog/relay/queue"
+)
+
+// problems collects what is wrong with a configuration file, each problem
+// with its key and line, from decoding and from validation alike.
+type problems struct {
+	lines keyLines
+	list  []problem
+	// badValues holds the keys whose value did not decode. Such a key keeps
+	// its zero value, and validation must not report that as well.
+	badValues map[string]bool
+}
+
+type problem struct {
+	line int // 0: the file has no line for it
+	text string
+}
+
+// problemFunc reports a problem with key in one table; compileConditions
+// and the section validators take one.
+type problemFunc func(key, format string, args ...any)
+
+// badValue reports a value that did not decode, or an unknown key.
+func (p *problems) badValue(table string, index int, key, msg string) {
+	path := keyPath(table, index, key)
+	p.badValues[path] = true
+	p.add(p.lines.line(table, index, key), path, msg)
+}
+
+// in returns the problemFunc of table[index] (index -1: not an array; table
+// "": the root).
+func (p *problems) in(table string, index int) problemFunc {
+	return func(key, format string, args ...any) {
+		path := keyPath(table, index, key)
+		if p.badValues[path] {
+			return
+		}
+		p.add(p.lines.line(table, index, key), path, fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *problems) add(line int, path, msg string) {
+	text := path + ": " + msg
+	if line > 0 {
+		text = fmt.Sprintf("line %d: %s", line, text)
+	}
+	p.list = append(p.list, problem{line: line, text: text})
+}
+
+// sorted returns the problems in the order of the file; those without a
+// line come last.
+func (p *problems) sorted() []string {
+	slices.SortStableFunc(p.list, func(a, b problem) int {
+		if (a.line == 0) != (b.line == 0) {
+			return cmp.Compare(b.line, a.line) // the one with a line first
+		}
+		return cmp.Compare(a.line, b.line)
+	})
+	out := make([]string, len(p.list))
+	for i, pr := range p.list {
+		out[i] = pr.text
+	}
+	return out
+}
+
+// validate reports every semantic problem of c, section by section.
+func (c *Config) validate(p *problems) {
+	c.validateRoot(p.in("", -1))
+	if c.Metrics.Address != "" {
+		if err := checkHostPort(c.Metrics.Address); err != nil {
+			p.in("metrics", -1)("address", "%v", err)
+		}
+	}
+	listeners := map[string]bool{}
+	for i, l := range c.Listeners {
+		l.validate(p.in("listener", i), listeners)
+	}
+	outputNames := map[string]bool{}
+	for i, o := range c.Outputs {
+		o.validate(p.in("output", i), outputNames)
+	}
+	routes := map[string]bool{}
+	for i, r := range c.Routes {
+		r.validate(p.in("route", i), routes, listeners, outputNames)
+	}
+}
+
+func (c *Config) validateRoot(problem problemFunc) {
+	if strings.TrimSpace(c.DataDir) == "" {
+		problem("data_dir", "must not be empty")
+	}
+	if c.DedupWindow < 64 || c.DedupWindow > 1<<24 {
+		problem("dedup_window", "%d is out of range: use 64 to 16777216", c.DedupWindow)
+	}
+	if len(c.Listeners) == 0 {
+		problem("listener", "at least one [[listener]] is required")
+	}
+	if len(c.Outputs) == 0 {
+		problem("output", "at least one [[output]] is required")
+	}
+	if len(c.Routes) == 0 {
+		problem("route", "at least one [[route]] is required: without one every message is unrouted")
+	}
+}
+
+// validate checks one listener; names collects the listener names seen.
+func (l *ListenerConfig) validate(problem problemFunc, names map[string]bool) {
+	checkName(problem, "listener", l.Name, names)
+	switch l.Protocol {
+	case ProtocolUDP, ProtocolTCP, ProtocolTLS, ProtocolRELP:
+		if err := checkHostPort(l.Address); err != nil {
+			problem("address", "%v", err)
+		}
+	case ProtocolUnix:
+		if l.Address == "" {
+			problem("address", "is required: the path of the socket to create")
+		}
+	case "":
+		problem("protocol", "is required: use %s", ListenerProtocols)
+	}
+	if l.MaxMessageSize < 480 || l.MaxMessageSize > 16<<20 {
+		problem("max_message_size", "%d is out of range: use 480 bytes to 16MiB", l.MaxMessageSize)
+	}
+	if l.MaxConnections < 0 {
+		problem("max_connections", "must not be negative")
+	}
+	if l.Window < 0 || l.Window > 65536 {
+		problem("window", "%d is out of range: use 1 to 65536", l.Window)
+	}
+	l.validateAccess(problem)
+	l.validateTLS(problem)
+}
+
+// validateAccess checks allowed_networks, rate_limit and rate_burst.
+func (l *ListenerConfig) validateAccess(problem problemFunc) {
+	for _, n := range l.AllowedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			if _, err := netip.ParseAddr(n); err != nil {
+				problem("allowed_networks", "invalid network %q: use CIDR notation such as \"192.0.2.0/24\" or an address", n)
+			}
+		}
+	}
+	if l.RateLimit < 0 {
+		problem("rate_limit", "must not be negative")
+	}
+	if l.RateBurst < 0 {
+		problem("rate_burst", "must not be negative")
+	}
+	if l.Protocol != ProtocolUnix {
+		return
+	}
+	// A Unix socket's senders have no network address: the keys could
+	// only be ignored, which would hide a mistake.
+	if len(l.AllowedNetworks) > 0 {
+		problem("allowed_networks", "does not apply to unix listeners (senders have no network address): limit who may write with socket_mode")
+	}
+	if l.RateLimit > 0 || l.RateBurst > 0 {
+		key := "rate_limit"
+		if l.RateLimit == 0 {
+			key = "rate_burst"
+		}
+		problem(key, "does not apply to unix listeners (senders have no address to limit)")
+	}
+}
+
+func (l *ListenerConfig) validateTLS(problem problemFunc) {
+	if l.Protocol == ProtocolRELP && (l.TLS.CertFile == "") != (l.TLS.KeyFile == "") {
+		problem("tls.cert_file", "RELP over TLS needs both tls.cert_file and tls.key_file")
+	}
+	if l.Protocol == ProtocolTLS {
+		if l.TLS.CertFile == "" {
+			problem("tls.cert_file", "is required for protocol \"tls\"")
+		}
+		if l.TLS.KeyFile == "" {
+			problem("tls.key_file", "is required for protocol \"tls\"")
+		}
+	}
+	if len(l.TLS.AllowedNames) > 0 && l.TLS.ClientCAFile == "" {
+		problem("tls.allowed_names", "needs tls.client_ca_file: names are checked on verified client certificates")
+	}
+	checkTLSVersionAndSuites(l.TLS.MinVersion, l.TLS.CipherSuites, problem)
+}
+
+// validate checks one output; names collects the output names seen.
+func (o *OutputConfig) validate(problem problemFunc, names map[string]bool) {
+	if checkName(problem, "output", o.Name, names) {
+		if err := queue.CheckName(o.Name); err != nil {
+			problem("name", "%v", err)
+		}
+	}
+	switch o.Protocol {
+	case ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP:
+		o.validateUpstream(problem)
+	case ProtocolFile:
+		if o.Path == "" {
+			problem("path", "is required for protocol \"file\"")
+		}
+		if o.Address != "" || len(o.Targets) > 0 {
+			problem("address", "is not used by protocol \"file\": use path")
+		}
+	case "":
+		problem("protocol", "is required: use %s", OutputProtocols)
+	}
+	if o.StampSequence && o.Format != outputs.RFC5424 {
+		problem("stamp_sequence", "needs format = \"rfc5424\": the stamp is structured data")
+	}
+	if o.RetryMax.Duration < o.RetryInitial.Duration {
+		problem("retry_max", "%s is shorter than retry_initial %s", o.RetryMax.Duration, o.RetryInitial.Duration)
+	}
+	if (o.TLS.CertFile == "") != (o.TLS.KeyFile == "") {
+		problem("tls.cert_file", "tls.cert_file and tls.key_file go together")
+	}
+	checkTLSVersionAndSuites(o.TLS.MinVersion, o.TLS.CipherSuites, problem)
+	if o.Window < 0 || o.Window > 65536 {
+		problem("window", "%d is out of range: use 1 to 65536", o.Window)
+	}
+	o.Queue.validate(problem)
+}
+
+// validateUpstream checks where a network output sends to.
+func (o *OutputConfig) validateUpstream(problem problemFunc) {
+	switch {
+	case o.Address != "" && len(o.Targets) > 0:
+		problem("targets", "set either address or targets, not both")
+	case len(o.Targets) > 0:
+		for _, t := range o.Targets {
+			if err := checkHostPort(t); err != nil {
+				problem("targets", "%v", err)
+			}
+		}
+	default:
+		if err := checkHostPort(o.Address); err != nil {
+			problem("address", "%v", err)
+		}
+	}
+	if o.Path != "" {
+		problem("path", "is only for protocol \"file\"")
+	}
+}
+
+// validate checks an output's queue table.
+func (q *QueueConfig) validate(problem problemFunc) {
+	if q.SyncEvery < 0 {
+		problem("queue.sync_every", "must not be negative")
+	}
+	if q.BatchMessages < 0 {
+		problem("queue.batch_messages", "must not be negative")
+	}
+}
+
+// validate checks one route; names collects the route names seen.
+func (r *RouteConfig) validate(problem problemFunc, names, listeners, outputNames map[string]bool) {
+	checkName(problem, "route", r.Name, names)
+	if len(r.Outputs) == 0 {
+		problem("outputs", "must name at least one output")
+	}
+	compileConditions(*r, listeners, problem)
+	for _, name := range r.Outputs {
+		if !outputNames[name] {
+			problem("outputs", "names output %q, which is not defined", name)
+		}
+	}
+}
+
+// checkName checks that a listener's, output's or route's name is set and
+// not taken, and records it in seen. It reports whether the name is new.
+func checkName(problem problemFunc, what, name string, seen map[string]bool) bool {
+	switch {
+	case name == "":
+		problem("name", "is required")
+		return false
+	case seen[name]:
+		problem("name", "duplicate %s name %q", what, name)
+		return false
+	}
+	seen[name] = true
+	return true
+}
+
+// checkTLSVersionAndSuites validates tls.min_version and tls.cipher_suites.
+func checkTLSVersionAndSuites(minVersion string, suites []string, problem problemFunc) {
+	switch minVersion {
+	case "", "1.2", "1.3":
+	default:
+		problem("tls.min_version", "unsupported version %q: use \"1.2\" or \"1.3\"", minVersion)
+	}
+	known := map[string]bool{}
+	for _, cs := range tls.CipherSuites() {
+		known[cs.Name] = true
+	}
+	for _, name := range suites {
+		if !known[name] {
+			problem("tls.cipher_suites", "unknown or insecure cipher suite %q (use Go's names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)", name)
+		}
+	}
+}
+
+func checkHostPort(addr string) error {
+	if addr == "" {
+		return errors.New("is required (host:port)")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: want host:port, e.g. \"127.0.0.1:514\" or \"[::1]:514\"", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid address %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("invalid address %q: bad host %q", addr, host)
+	}
+	return nil
+}
