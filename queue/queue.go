@@ -193,20 +193,20 @@ type Queue struct {
 	// record, waking an Append blocked on a full queue.
 	room chan struct{}
 	// putErr holds the last Put error until a Put succeeds; it makes the
+	// relay unready while its disk refuses writes.
+	putErr atomic.Pointer[error]
+	// retained is set while the record in rb could not be written; it is
+	// kept for a retry. q.mu guards it.
+	retained bool
 	// sinceEmpty counts bytes put since the queue's files were last
 	// emptied. go-diskqueue frees disk space only by deleting a data file
 	// once it has read past it, so a queue that is read as fast as it is
 	// written keeps one growing file up to MaxBytesPerFile. When everything
 	// put has been read, the files hold nothing of value and are emptied.
 	// q.mu guards it.
-	// retained is set while the record in rb could not be written; it is
-	// kept for a retry. q.mu guards it.
-	retained bool
-	// sv holds the *.bad files waiting to be salvaged (see salvage.go).
-	sv         salvager
 	sinceEmpty int64
-	// relay unready while its disk refuses writes.
-	putErr   atomic.Pointer[error]
+	// sv holds the *.bad files waiting to be salvaged (see salvage.go).
+	sv       salvager
 	maxMsgs  int
 	maxBytes int
 	linger   time.Duration
