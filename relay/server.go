@@ -30,6 +30,10 @@ import (
 	"github.com/relay-syslog/relay/queue"
 )
 
+// DefaultConfirmWindow is how many bytes an output holds written but not yet
+// confirmed (outputs.WorkerOptions.MaxUnsettledBytes).
+const DefaultConfirmWindow = outputs.DefaultMaxUnsettledBytes
+
 // Options are the parts of a Server that are not configuration.
 type Options struct {
 	Logger *slog.Logger
