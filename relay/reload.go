@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 )
 
 // reloadRequest carries a new configuration to Run, which applies it.
@@ -78,6 +79,11 @@ func (s *Server) apply(cfg *Config) (err error) {
 	s.replaceWorkers(p.replaced)
 	errs = append(errs, s.removeOutputs(cfg)...)
 	errs = append(errs, s.rebindListeners(cfg)...)
+	for _, rc := range old.Routes {
+		if !slices.ContainsFunc(cfg.Routes, func(n RouteConfig) bool { return n.Name == rc.Name }) {
+			s.metrics.RemoveRoute(rc.Name)
+		}
+	}
 	s.log.Info("applied configuration", "listeners", len(s.listeners), "outputs", len(s.outputs),
 		"outputs_added", len(p.added), "outputs_changed", len(p.replaced))
 	return errors.Join(errs...)
@@ -201,6 +207,11 @@ func (s *Server) replaceWorkers(replaced map[string]*outputState) {
 		s.outputs[name] = next
 		s.mu.Unlock()
 		s.startWorker(next)
+		for _, t := range cur.cfg.Targets {
+			if !slices.Contains(next.cfg.Targets, t) {
+				s.metrics.RemoveTarget(name, t)
+			}
+		}
 	}
 }
 
@@ -220,8 +231,8 @@ func (s *Server) removeOutputs(cfg *Config) []error {
 		}
 		s.mu.Lock()
 		delete(s.outputs, name)
-		s.metrics.RemoveQueue(name)
 		s.mu.Unlock()
+		s.metrics.RemoveOutput(name)
 	}
 	return errs
 }
@@ -234,7 +245,8 @@ func (s *Server) rebindListeners(cfg *Config) []error {
 		want[lc.Name] = lc
 	}
 	for name, ls := range s.listeners {
-		if lc, ok := want[name]; ok && reflect.DeepEqual(lc, ls.cfg) {
+		lc, ok := want[name]
+		if ok && reflect.DeepEqual(lc, ls.cfg) {
 			continue
 		}
 		_ = ls.l.close()
@@ -242,6 +254,9 @@ func (s *Server) rebindListeners(cfg *Config) []error {
 		s.mu.Lock()
 		delete(s.listeners, name)
 		s.mu.Unlock()
+		if !ok {
+			s.metrics.RemoveListener(name)
+		}
 	}
 	var errs []error
 	for _, lc := range cfg.Listeners {

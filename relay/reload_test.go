@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
@@ -267,4 +269,102 @@ outputs = ["head"]
 	if tally := testpeer.Check("before", n, recv.Messages()); tally.Delivered() != int(acceptedBefore) || tally.Duplicates > 0 {
 		t.Errorf("before the reload: %v, want the %v accepted, once each", tally, acceptedBefore)
 	}
+}
+
+// TestReloadForgetsRemovedSeries: a reload that removes an output, a target
+// of a pool, a listener and a route takes their series out of the scrape;
+// what stays keeps its series and its counts.
+func TestReloadForgetsRemovedSeries(t *testing.T) {
+	dir := t.TempDir()
+	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
+	down := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	file := filepath.Join(dir, "a.log")
+	outputs := fmt.Sprintf(`
+[[output]]
+name = "a"
+protocol = "file"
+path = %q
+
+[[output]]
+name = "pool"
+protocol = "tcp"
+targets = [%q, %q]
+retry_initial = "20ms"
+retry_max = "500ms"
+`, file, recv.Addr(), down)
+	with := `data_dir = "{{DATA}}"` + listenersTOML() + outputs + tcpOutputTOML("b", down) + `
+[[route]]
+name = "to-b"
+listeners = ["udp"]
+outputs = ["b"]
+
+[[route]]
+name = "all"
+outputs = ["a", "pool", "b"]
+`
+	r := startRelay(t, dir, with)
+	if err := testpeer.SendTCP(r.addr("tcp"), "m", 0, 100, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := testpeer.SendUDP(r.addr("udp"), "u", 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool {
+		return len(testpeer.ReadLines(file)) >= 100 && r.metric("relay_route_messages_matched_total", "route", "to-b") > 0 &&
+			r.metric("relay_output_send_errors_total", "output", "b") > 0
+	}) {
+		t.Fatalf("file has %d lines, route to-b matched %v, output b errors %v", len(testpeer.ReadLines(file)),
+			r.metric("relay_route_messages_matched_total", "route", "to-b"), r.metric("relay_output_send_errors_total", "output", "b"))
+	}
+	gone := [][2]string{{"output", "b"}, {"target", down}, {"listener", "udp"}, {"route", "to-b"}}
+	for _, l := range gone {
+		if len(seriesWith(t, r.reg, l[0], l[1])) == 0 {
+			t.Fatalf("before the reload no series has %s=%q", l[0], l[1])
+		}
+	}
+
+	without := strings.Replace(`data_dir = "{{DATA}}"`+listenersTOML()+outputs+`
+[[route]]
+name = "all"
+outputs = ["a", "pool"]
+`, fmt.Sprintf("targets = [%q, %q]", recv.Addr(), down), fmt.Sprintf("targets = [%q]", recv.Addr()), 1)
+	without = strings.Replace(without, "[[listener]]\nname = \"udp\"\nprotocol = \"udp\"\naddress = \"127.0.0.1:0\"\n", "", 1)
+	cfg, err := ParseConfig("r.toml", []byte(strings.ReplaceAll(without, "{{DATA}}", dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range gone {
+		if s := seriesWith(t, r.reg, l[0], l[1]); len(s) > 0 {
+			t.Errorf("after the reload, series with %s=%q are still exported: %s", l[0], l[1], strings.Join(s, ", "))
+		}
+	}
+	for _, kept := range [][2]string{{"output", "a"}, {"output", "pool"}, {"target", recv.Addr()}, {"listener", "tcp"}, {"route", "all"}} {
+		if len(seriesWith(t, r.reg, kept[0], kept[1])) == 0 {
+			t.Errorf("after the reload, no series has %s=%q", kept[0], kept[1])
+		}
+	}
+	if got := r.metric("relay_listener_messages_received_total", "listener", "tcp"); got != 100 {
+		t.Errorf("tcp listener count after the reload = %v, want 100", got)
+	}
+}
+
+// seriesWith lists the series on g that carry the label name=value.
+func seriesWith(t *testing.T, g prometheus.Gatherer, name, value string) []string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if hasLabels(m, []string{name, value}) {
+				out = append(out, fmt.Sprintf("%s%v", mf.GetName(), m.GetLabel()))
+			}
+		}
+	}
+	return out
 }
