@@ -74,9 +74,12 @@ func (s *Server) apply(cfg *Config) (err error) {
 	if err != nil {
 		return err
 	}
-	s.commit(cfg, p)
+	prev := s.commit(cfg, p)
 	errs := s.applyLimits(p.limits)
 	s.replaceWorkers(p.replaced)
+	// The old router's dispatches may still append to the outputs about to
+	// be removed; their queues close only after these are done.
+	prev.drain()
 	errs = append(errs, s.removeOutputs(cfg)...)
 	errs = append(errs, s.rebindListeners(cfg)...)
 	for _, rc := range old.Routes {
@@ -160,8 +163,9 @@ func (s *Server) prepare(old, cfg *Config) (_ *reloadPlan, err error) {
 }
 
 // commit makes cfg the running configuration: the new outputs exist before
-// the new router sends to them, and their workers start.
-func (s *Server) commit(cfg *Config, p *reloadPlan) {
+// the new router sends to them, and their workers start. It returns the
+// router it replaced, which listeners may still be using.
+func (s *Server) commit(cfg *Config, p *reloadPlan) (prev *router) {
 	s.mu.Lock()
 	s.cfg = cfg
 	for name, o := range p.added {
@@ -169,10 +173,11 @@ func (s *Server) commit(cfg *Config, p *reloadPlan) {
 		s.metrics.AddQueue(name, o.queue)
 	}
 	s.mu.Unlock()
-	s.router.Store(s.newRouter(cfg))
+	prev = s.router.Swap(s.newRouter(cfg))
 	for _, o := range p.added {
 		s.startWorker(o)
 	}
+	return prev
 }
 
 // applyLimits sets the new limits of running queues.

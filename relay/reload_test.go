@@ -5,12 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
+	"github.com/relay-syslog/relay/metrics"
+	"github.com/relay-syslog/relay/queue"
 )
 
 // TestReloadKeepsQueuedData: with the upstream down and a backlog queued,
@@ -367,4 +370,159 @@ func seriesWith(t *testing.T, g prometheus.Gatherer, name, value string) []strin
 		}
 	}
 	return out
+}
+
+// TestReloadRemovesOutputUnderTraffic: RELP senders stream to two outputs
+// while reloads remove and restore one of them. A message is routed by the
+// router of its moment; one that was routed to the output just before a
+// reload removed it is still stored there, so no message is refused or
+// dropped, every answer is 200, and the output that stays gets everything.
+func TestReloadRemovesOutputUnderTraffic(t *testing.T) {
+	dir := t.TempDir()
+	fileA, fileB := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	outputs := func(names ...string) string {
+		var b strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&b, "\n[[output]]\nname = %q\nprotocol = \"file\"\npath = %q\n", n, map[string]string{"a": fileA, "b": fileB}[n])
+		}
+		fmt.Fprintf(&b, "\n[[route]]\nname = \"all\"\noutputs = [\"%s\"]\n", strings.Join(names, `", "`))
+		return b.String()
+	}
+	both := `data_dir = "{{DATA}}"` + relpListenerTOML("") + outputs("a", "b")
+	onlyA := `data_dir = "{{DATA}}"` + relpListenerTOML("") + outputs("a")
+	parse := func(text string) *Config {
+		cfg, err := ParseConfig("r.toml", []byte(strings.ReplaceAll(text, "{{DATA}}", dir)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	r := startRelay(t, dir, both)
+	addr := r.addr("relp")
+
+	const senders, chunk, maxChunks, reloads = 4, 500, 200, 40
+	stop := make(chan struct{})
+	sent := make([]int, senders)
+	errs := make(chan error, senders)
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := 0; c < maxChunks; c++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				acked, err := testpeer.SendRELP(addr, fmt.Sprintf("s%d", i), c*chunk, (c+1)*chunk, 64)
+				sent[i] += acked
+				if err != nil {
+					errs <- fmt.Errorf("sender %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	// Reloads run while the senders are busy; each waits for some traffic
+	// so that messages are in flight when the output goes.
+	for i := range reloads {
+		before := r.metric("relay_messages_accepted_total")
+		if !testpeer.WaitFor(20*time.Second, func() bool { return r.metric("relay_messages_accepted_total") > before+50 }) {
+			t.Errorf("reload %d: no traffic", i)
+			break
+		}
+		next := onlyA
+		if i%2 == 1 {
+			next = both
+		}
+		if err := r.srv.Reload(parse(next)); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	total := 0
+	for _, n := range sent {
+		total += n
+	}
+	if d := r.metric("relay_output_messages_dropped_total"); d != 0 {
+		t.Errorf("%v messages dropped during the reloads (closed %v, disk_error %v)", d,
+			r.metric("relay_output_messages_dropped_total", "reason", "closed"),
+			r.metric("relay_output_messages_dropped_total", "reason", "disk_error"))
+	}
+	if e := r.metric("relay_listener_errors_total", "reason", "store_failed"); e != 0 {
+		t.Errorf("store_failed = %v", e)
+	}
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(fileA)) >= total }) {
+		t.Fatalf("output a has %d lines, want %d", len(testpeer.ReadLines(fileA)), total)
+	}
+	lines := testpeer.ReadLines(fileA)
+	for i := range senders {
+		if tally := testpeer.Check(fmt.Sprintf("s%d", i), sent[i], lines); len(tally.Missing) > 0 || tally.Duplicates > 0 {
+			t.Errorf("sender %d in output a: %v", i, tally)
+		}
+	}
+}
+
+// TestRouterCountsClosedQueue: a message that meets a closed queue is
+// counted under its own reason, not as a disk error, and the other outputs
+// still store it.
+func TestRouterCountsClosedQueue(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := ParseConfig("r.toml", []byte(strings.ReplaceAll(`data_dir = "{{DATA}}"`+listenersTOML()+`
+[[output]]
+name = "open"
+protocol = "file"
+path = "{{DATA}}/open.log"
+[[output]]
+name = "closed"
+protocol = "file"
+path = "{{DATA}}/closed.log"
+[[route]]
+name = "all"
+outputs = ["open", "closed"]
+`, "{{DATA}}", dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testLogger(t)
+	queues := map[string]*queue.Queue{}
+	for _, oc := range cfg.Outputs {
+		q, err := openQueue(dir, oc, log, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		queues[oc.Name] = q
+	}
+	if err := queues["closed"].Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := newRouter(cfg, queues, m, log)
+	routed, accepted := r.dispatch(queue.Entry{Listener: "udp", Data: []byte("<13>hello")})
+	if !routed || accepted {
+		t.Errorf("dispatch = routed %v, accepted %v; want routed, not accepted", routed, accepted)
+	}
+	if got := metricValue(t, reg, "relay_output_messages_dropped_total", "output", "closed", "reason", "closed"); got != 1 {
+		t.Errorf("dropped{reason=closed} = %v, want 1", got)
+	}
+	if got := metricValue(t, reg, "relay_output_messages_dropped_total", "reason", "disk_error"); got != 0 {
+		t.Errorf("dropped{reason=disk_error} = %v, want 0", got)
+	}
+	if err := queues["open"].Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := queues["open"].Depth(); got != 1 {
+		t.Errorf("the open output holds %d records, want 1", got)
+	}
 }
