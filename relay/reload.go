@@ -14,8 +14,9 @@ type reloadRequest struct {
 	result chan error
 }
 
-// errNotRunning is returned by Reload when Run is not serving.
-var errNotRunning = errors.New("relay is not running")
+// ErrNotRunning is returned by Reload when Run is not serving: before Run,
+// after it has returned, and after Close.
+var ErrNotRunning = errors.New("relay is not running")
 
 // ReloadFile reads and validates the configuration at path and applies it
 // to the running relay. On any error the running configuration stays as it
@@ -33,15 +34,22 @@ func (s *Server) ReloadFile(path string) error {
 // routes and outputs are added, changed and removed in place. An output's
 // queue is keyed by its name, so the queue of an output that still exists
 // keeps its data and its unsent batches; a removed output's queue stays on
-// disk and is picked up again if the output comes back.
+// disk and is picked up again if the output comes back. When Run is not
+// serving, Reload returns ErrNotRunning at once.
 func (s *Server) Reload(cfg *Config) error {
-	req := reloadRequest{cfg: cfg, result: make(chan error, 1)}
-	select {
-	case s.reloads <- req:
-		return <-req.result
-	case <-s.stopped:
-		return errNotRunning
+	s.mu.Lock()
+	running := s.state == stateRunning
+	s.mu.Unlock()
+	if running {
+		req := reloadRequest{cfg: cfg, result: make(chan error, 1)}
+		select {
+		case s.reloads <- req:
+			return <-req.result
+		case <-s.stopped:
+		}
 	}
+	s.recordReload(ErrNotRunning)
+	return ErrNotRunning
 }
 
 func (s *Server) recordReload(err error) {

@@ -1,7 +1,10 @@
 package relay
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -524,5 +527,100 @@ outputs = ["open", "closed"]
 	}
 	if got := queues["open"].Depth(); got != 1 {
 		t.Errorf("the open output holds %d records, want 1", got)
+	}
+}
+
+// TestServerNeverRun: a Server built by New and never run refuses a reload
+// at once, and Close releases its data dir lock and its sockets, so a
+// second relay can take both; Close is idempotent, and Run after it fails.
+func TestServerNeverRun(t *testing.T) {
+	dir := t.TempDir()
+	text := strings.ReplaceAll(`data_dir = "{{DATA}}"`+listenersTOML()+fileOutputTOML(filepath.Join(dir, "out.log")), "{{DATA}}", dir)
+	cfg, err := ParseConfig("r.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpAddr := srv.ListenerAddr("tcp")
+
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- srv.Reload(cfg) }()
+	select {
+	case err := <-reloaded:
+		if !errors.Is(err, ErrNotRunning) {
+			t.Errorf("Reload before Run = %v, want ErrNotRunning", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Reload before Run blocks")
+	}
+	if got := metricValue(t, srv.Registry(), "relay_config_reloads_total", "result", "failure"); got != 1 {
+		t.Errorf("failed reloads = %v, want 1", got)
+	}
+
+	if _, err := New(cfg, Options{Logger: testLogger(t)}); err == nil || !strings.Contains(err.Error(), "in use by another relay") {
+		t.Fatalf("second New while the first holds the data dir = %v, want the lock error", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := srv.Reload(cfg); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Reload after Close = %v, want ErrNotRunning", err)
+	}
+	if err := srv.Run(context.Background()); err == nil {
+		t.Error("Run after Close succeeded")
+	}
+	ln, err := net.Listen("tcp", tcpAddr)
+	if err != nil {
+		t.Fatalf("the closed Server's tcp address %s is still taken: %v", tcpAddr, err)
+	}
+	ln.Close()
+	again, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("New after Close: %v", err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServerCloseStopsRun: Close while Run serves ends Run; after Run has
+// returned, Close does nothing.
+func TestServerCloseStopsRun(t *testing.T) {
+	dir := t.TempDir()
+	r := startRelay(t, dir, `data_dir = "{{DATA}}"`+listenersTOML()+fileOutputTOML(filepath.Join(dir, "out.log")))
+	if err := testpeer.SendTCP(r.addr("tcp"), "m", 0, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.srv.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close while running: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close while running did not return")
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		r.cancel() // Run has returned: the cleanup has nothing to stop
+		r.cancel = nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+	if err := r.srv.Close(); err != nil {
+		t.Errorf("Close after Run: %v", err)
+	}
+	if err := r.srv.Reload(r.srv.cfg); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Reload after Run = %v, want ErrNotRunning", err)
 	}
 }
