@@ -30,34 +30,36 @@ type datagramListener struct {
 	denied, rateLimited prometheus.Counter
 }
 
+// newDatagramListener binds the datagram listener cfg. Its errors leave
+// naming the listener to the caller (newListener).
 func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*datagramListener, error) {
 	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name), content: newContentCounters(in)}
 	switch cfg.Protocol {
 	case "udp":
 		acl, err := newAccessControl(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		l.acl = acl
 		l.denied = in.errors.WithLabelValues("denied")
 		l.rateLimited = in.errors.WithLabelValues("rate_limited")
 		c, err := net.ListenPacket("udp", cfg.Address)
 		if err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		l.conn = c
 	case "unix":
 		if err := removeStaleSocket(cfg.Address); err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		c, err := net.ListenPacket("unixgram", cfg.Address)
 		if err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		l.conn, l.socket = c, cfg.Address
 		if err := os.Chmod(cfg.Address, socketMode(cfg.SocketMode)); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 	}
 	granted, err := setReadBuffer(l.conn, int(cfg.ReadBuffer))
