@@ -219,36 +219,6 @@ func pause(d time.Duration, done <-chan struct{}) bool {
 	}
 }
 
-// acceptor accepts connections for a stream listener, backing off on
-// errors (out of file descriptors and the like) instead of spinning, as
-// net/http does.
-type acceptor struct{ delay time.Duration }
-
-// accept returns the next connection, or false once the listener is closed
-// or ctx ends.
-func (a *acceptor) accept(ctx context.Context, ln net.Listener, in *ingest, log *slog.Logger) (net.Conn, bool) {
-	for {
-		c, err := ln.Accept()
-		if err == nil {
-			a.delay = 0
-			return c, true
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return nil, false
-		}
-		in.countError("accept_error")
-		a.delay = min(max(2*a.delay, 5*time.Millisecond), time.Second)
-		log.Warn("accept", "err", err, "retry_in", a.delay)
-		t := time.NewTimer(a.delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, false
-		}
-	}
-}
-
 // handshake runs the server side of a TLS handshake on c within
 // handshakeTimeout. On failure it counts the reason, logs what went wrong
 // and what to check, and returns nil.
