@@ -184,6 +184,46 @@ func (m *Metrics) RemoveQueue(name string) {
 	delete(m.queues.stats, name)
 }
 
+// RemoveOutput stops exporting every series of output name: its queue, its
+// counters and gauges, its targets and its parse problems. Call it once
+// nothing updates them any more (the worker has stopped and the queue is
+// closed): an update through WithLabelValues would export the series again.
+func (m *Metrics) RemoveOutput(name string) {
+	m.RemoveQueue(name)
+	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent} {
+		v.DeleteLabelValues(name)
+	}
+	m.OutputUp.DeleteLabelValues(name)
+	byOutput := prometheus.Labels{"output": name}
+	m.OutputDropped.DeletePartialMatch(byOutput)
+	m.ParseProblems.DeletePartialMatch(byOutput)
+	m.TargetUp.DeletePartialMatch(byOutput)
+	m.TargetSent.DeletePartialMatch(byOutput)
+	m.TargetErrors.DeletePartialMatch(byOutput)
+}
+
+// RemoveTarget stops exporting the series of one target of output.
+func (m *Metrics) RemoveTarget(output, target string) {
+	m.TargetUp.DeleteLabelValues(output, target)
+	m.TargetSent.DeleteLabelValues(output, target)
+	m.TargetErrors.DeleteLabelValues(output, target)
+}
+
+// RemoveListener stops exporting the series of listener name. Its parse
+// problems stay: the outputs may still convert queued messages from it.
+func (m *Metrics) RemoveListener(name string) {
+	for _, v := range []*prometheus.CounterVec{m.ListenerMessages, m.ListenerBytes, m.Accepted, m.Unrouted} {
+		v.DeleteLabelValues(name)
+	}
+	m.ListenerErrors.DeletePartialMatch(prometheus.Labels{"listener": name})
+	m.ListenerConnections.DeleteLabelValues(name)
+}
+
+// RemoveRoute stops exporting the series of route name.
+func (m *Metrics) RemoveRoute(name string) {
+	m.RouteMatched.DeleteLabelValues(name)
+}
+
 var (
 	queueDepthDesc = prometheus.NewDesc(namespace+"_queue_depth_records",
 		"Records (batches of messages) waiting in the output's disk queue, including those in flight.",

@@ -81,3 +81,64 @@ func TestNewOnSharedRegistryFails(t *testing.T) {
 		t.Fatal("second New on the same registry succeeded, want an error")
 	}
 }
+
+// TestRemoveSeries: the series of a removed output (with its targets),
+// listener and route leave the scrape; those of the others stay.
+func TestRemoveSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []string{"a", "b"} {
+		m.AddQueue(o, fakeQueue{depth: 1})
+		m.OutputSent.WithLabelValues(o).Inc()
+		m.OutputBytes.WithLabelValues(o).Inc()
+		m.OutputErrors.WithLabelValues(o).Inc()
+		m.OutputRetries.WithLabelValues(o).Inc()
+		m.OutputResent.WithLabelValues(o).Inc()
+		m.OutputDropped.WithLabelValues(o, "queue_full").Inc()
+		m.OutputUp.WithLabelValues(o).Set(1)
+		m.ParseProblems.WithLabelValues(o, "in", "no_header").Inc()
+		for _, target := range []string{"t1", "t2"} {
+			m.TargetUp.WithLabelValues(o, o+target).Set(1)
+			m.TargetSent.WithLabelValues(o, o+target).Inc()
+			m.TargetErrors.WithLabelValues(o, o+target).Inc()
+		}
+	}
+	for _, l := range []string{"in", "gone"} {
+		m.ListenerMessages.WithLabelValues(l).Inc()
+		m.ListenerBytes.WithLabelValues(l).Inc()
+		m.ListenerErrors.WithLabelValues(l, "denied").Inc()
+		m.ListenerConnections.WithLabelValues(l).Set(1)
+		m.Accepted.WithLabelValues(l).Inc()
+		m.Unrouted.WithLabelValues(l).Inc()
+	}
+	m.RouteMatched.WithLabelValues("kept").Inc()
+	m.RouteMatched.WithLabelValues("dropped").Inc()
+
+	m.RemoveOutput("b")
+	m.RemoveTarget("a", "at2")
+	m.RemoveListener("gone")
+	m.RemoveRoute("dropped")
+
+	_, body := get(t, Handler(reg, nil), "/metrics")
+	for _, gone := range []string{`output="b"`, `target="at2"`, `listener="gone"`, `route="dropped"`} {
+		if strings.Contains(body, gone) {
+			t.Errorf("a series with %s is still exported", gone)
+		}
+	}
+	for _, kept := range []string{
+		`relay_output_up{output="a"} 1`,
+		`relay_queue_depth_records{output="a"} 1`,
+		`relay_output_messages_dropped_total{output="a",reason="queue_full"} 1`,
+		`relay_target_up{output="a",target="at1"} 1`,
+		`relay_parse_problems_total{listener="in",output="a",reason="no_header"} 1`,
+		`relay_listener_errors_total{listener="in",reason="denied"} 1`,
+		`relay_route_messages_matched_total{route="kept"} 1`,
+	} {
+		if !strings.Contains(body, kept) {
+			t.Errorf("scrape lacks %s", kept)
+		}
+	}
+}

@@ -13,6 +13,9 @@ import (
 	"github.com/relay-syslog/relay/queue"
 )
 
+// DefaultMaxUnsettledBytes is WorkerOptions.MaxUnsettledBytes when it is 0.
+const DefaultMaxUnsettledBytes = 16 << 20
+
 // WorkerOptions configures a Worker.
 type WorkerOptions struct {
 	Name         string // output name, the metrics label
@@ -64,7 +67,7 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 		opts.SettleTick = 20 * time.Millisecond
 	}
 	if opts.MaxUnsettledBytes == 0 {
-		opts.MaxUnsettledBytes = 16 << 20
+		opts.MaxUnsettledBytes = DefaultMaxUnsettledBytes
 	}
 	return &Worker{
 		opts:    opts,

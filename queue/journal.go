@@ -46,9 +46,9 @@ import (
 // starts a new segment. An older segment whose last live entry is done is
 // deleted. Outputs finish their batches in the order they took them, so the
 // oldest segment empties first and the journal stays about one segment plus
-// the records in flight, without ever copying an entry. (An earlier version
-// compacted a single file by copying the live entries and fsyncing: at
-// 1M msg/s that was a third of the output worker's time, pprof.)
+// the records in flight, without ever copying an entry: compacting one file
+// by copying its live entries and fsyncing costs about a third of the output
+// worker's time at 1M msg/s.
 //
 // Recovery reads the segments in sequence order, each in file order, which
 // is the order the entries were appended in. A segment deleted after its
@@ -67,8 +67,9 @@ import (
 
 const (
 	journalName = "inflight.journal" // the first segment; later ones add ".N"
-	// journalTmpName was written by the compaction of earlier versions; a
-	// leftover is removed at open.
+	// journalTmpName is the file a single-file, compacting journal wrote
+	// before renaming it over the journal; queue directories written by
+	// such a relay may hold one, which is removed at open.
 	journalTmpName   = journalName + ".tmp"
 	journalHeaderLen = 8
 	// doneFlag marks a journal entry delivered. Records are far smaller than
@@ -147,9 +148,8 @@ func segmentSeq(name string) (uint64, bool) {
 // everything from it on is dropped from the file, and torn reports how many
 // bytes that was in all.
 func openJournal(dir string) (_ *journal, recovered []journalRecord, torn int64, err error) {
-	// A compaction of an earlier version killed before its rename leaves
-	// its new file behind; the journal itself is still the old file,
-	// complete.
+	// A compaction killed before its rename leaves its new file behind;
+	// the journal itself is still the old file, complete.
 	_ = os.Remove(filepath.Join(dir, journalTmpName))
 	des, err := os.ReadDir(dir)
 	if err != nil {

@@ -5,10 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,20 +193,20 @@ type Queue struct {
 	// record, waking an Append blocked on a full queue.
 	room chan struct{}
 	// putErr holds the last Put error until a Put succeeds; it makes the
+	// relay unready while its disk refuses writes.
+	putErr atomic.Pointer[error]
+	// retained is set while the record in rb could not be written; it is
+	// kept for a retry. q.mu guards it.
+	retained bool
 	// sinceEmpty counts bytes put since the queue's files were last
 	// emptied. go-diskqueue frees disk space only by deleting a data file
 	// once it has read past it, so a queue that is read as fast as it is
 	// written keeps one growing file up to MaxBytesPerFile. When everything
 	// put has been read, the files hold nothing of value and are emptied.
 	// q.mu guards it.
-	// retained is set while the record in rb could not be written; it is
-	// kept for a retry. q.mu guards it.
-	retained bool
-	// sv holds the *.bad files waiting to be salvaged (see salvage.go).
-	sv         salvager
 	sinceEmpty int64
-	// relay unready while its disk refuses writes.
-	putErr   atomic.Pointer[error]
+	// sv holds the *.bad files waiting to be salvaged (see salvage.go).
+	sv       salvager
 	maxMsgs  int
 	maxBytes int
 	linger   time.Duration
@@ -299,33 +296,6 @@ func Open(opts Options) (*Queue, error) {
 	return q, nil
 }
 
-// unreadBytes estimates, from go-diskqueue's metadata and file sizes, how
-// many bytes of records wait in the queue's data files. After a crash the
-// metadata may be stale, which makes this an overestimate by at most what
-// was read since the last sync.
-func unreadBytes(dir, name string) int64 {
-	meta, err := os.ReadFile(filepath.Join(dir, name+".diskqueue.meta.dat"))
-	if err != nil {
-		return 0
-	}
-	var depth, readNum, readPos, writeNum, writePos int64
-	if _, err := fmt.Sscanf(string(meta), "%d\n%d,%d\n%d,%d\n", &depth, &readNum, &readPos, &writeNum, &writePos); err != nil {
-		return 0
-	}
-	var n int64
-	for num := readNum; ; num++ {
-		fi, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%s.diskqueue.%06d.dat", name, num)))
-		if err != nil {
-			break
-		}
-		n += fi.Size()
-		if num == readNum {
-			n -= min(readPos, fi.Size())
-		}
-	}
-	return max(n, 0)
-}
-
 // diskqueueLog passes go-diskqueue's warnings and errors on; its DEBUG and
 // INFO lines (every file it opens) are chatter.
 func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any) {
@@ -336,125 +306,6 @@ func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any)
 		q.noteReadError(args)
 	}
 	q.logf("queue %q: %s: "+format, append([]any{q.name, lvl}, args...)...)
-}
-
-// seedMetadata writes the metadata of an empty queue unless the queue
-// already has one. Without a metadata file go-diskqueue starts from position
-// zero and overwrites data written before a crash that came before its first
-// sync; with one, it finds the data file longer than recorded and reads it.
-func seedMetadata(dir, name string) error {
-	meta := filepath.Join(dir, name+".diskqueue.meta.dat")
-	b, err := os.ReadFile(meta)
-	switch {
-	case err == nil:
-		var depth, rn, rp, wn, wp int64
-		if _, serr := fmt.Sscanf(string(b), "%d\n%d,%d\n%d,%d\n", &depth, &rn, &rp, &wn, &wp); serr == nil {
-			return nil
-		}
-		// go-diskqueue would start over at file 0 on a metadata file it
-		// cannot read and overwrite the data there: keep the damaged file
-		// for inspection and describe the data files instead.
-		if err := os.Rename(meta, meta+".corrupt"); err != nil {
-			return fmt.Errorf("set damaged metadata aside: %w", err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("read metadata: %w", err)
-	}
-	// No metadata: a new queue, or one whose metadata was lost —
-	// go-diskqueue's Empty deletes it, and a crash before its next sync
-	// leaves none. Point the reader at the oldest data file and the writer
-	// past the end of the newest, so that every record on disk is read.
-	first, last, lastSize, found, err := dataFileRange(dir, name)
-	if err != nil {
-		return err
-	}
-	if !found {
-		// An empty first data file keeps go-diskqueue from logging an
-		// error about a missing file when the queue is reopened before any
-		// write.
-		data, err := os.OpenFile(filepath.Join(dir, name+".diskqueue.000000.dat"), os.O_WRONLY|os.O_CREATE, 0o600)
-		if err != nil {
-			return fmt.Errorf("create data file: %w", err)
-		}
-		if err := data.Close(); err != nil {
-			return fmt.Errorf("create data file: %w", err)
-		}
-	}
-	tmp := meta + ".seed.tmp"
-	// This is go-diskqueue's own metadata format: depth, then read and write
-	// positions as file number and offset. The depth is unknown here;
-	// go-diskqueue corrects it when its reader reaches the end.
-	seed := fmt.Sprintf("0\n%d,0\n%d,%d\n", first, last, lastSize)
-	if err := writeFileSync(tmp, []byte(seed)); err != nil {
-		return fmt.Errorf("write metadata: %w", err)
-	}
-	if err := os.Rename(tmp, meta); err != nil {
-		return fmt.Errorf("write metadata: %w", err)
-	}
-	return syncDir(dir)
-}
-
-// dataFileRange finds the lowest and highest numbered data files of the
-// queue and the size of the highest.
-func dataFileRange(dir, name string) (first, last, lastSize int64, found bool, err error) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, 0, 0, false, err
-	}
-	prefix := name + ".diskqueue."
-	for _, de := range des {
-		n := de.Name()
-		if !strings.HasPrefix(n, prefix) || !strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".meta.dat") {
-			continue
-		}
-		num, perr := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(n, prefix), ".dat"), 10, 64)
-		if perr != nil {
-			continue
-		}
-		fi, ierr := de.Info()
-		if ierr != nil {
-			continue
-		}
-		if !found || num < first {
-			first = num
-		}
-		if !found || num > last {
-			last, lastSize = num, fi.Size()
-		}
-		found = true
-	}
-	return first, last, lastSize, found, nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	return nil
 }
 
 // Append adds e to the current record and puts the record when it is full.

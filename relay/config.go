@@ -151,7 +151,6 @@ const (
 	DefaultRetryMax        = 5 * time.Second
 	DefaultRELPWindow      = 128
 	DefaultProbeInterval   = 30 * time.Second
-	DefaultConfirmWindow   = 16 << 20 // bytes an output holds unconfirmed (outputs.WorkerOptions.MaxUnsettledBytes)
 )
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m30s").

@@ -2,10 +2,13 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // connSet tracks the open connections of a stream listener: it enforces
@@ -96,9 +99,9 @@ func (s *connServer) init(cfg ListenerConfig, in *ingest, gauge interface{ Set(f
 // each in its own goroutine, then waits for every handler to end.
 func (s *connServer) serve(ctx context.Context, handle func(c net.Conn, addr netip.Addr)) {
 	defer s.wg.Wait()
-	var ac acceptor
+	errs := socketErrors{what: "accept", log: s.log}
 	for {
-		c, ok := ac.accept(ctx, s.ln, s.in, s.log)
+		c, ok := s.accept(ctx, &errs)
 		if !ok {
 			return
 		}
@@ -141,4 +144,103 @@ func (s *connServer) track(c net.Conn) bool {
 			"max_connections", s.maxConns)
 	}
 	return ok
+}
+
+// accept returns the next connection, or false once the listener is closed
+// or ctx ends. Other errors (out of file descriptors and the like) are
+// counted as accept_error and retried with backoff.
+func (s *connServer) accept(ctx context.Context, errs *socketErrors) (net.Conn, bool) {
+	for {
+		c, err := s.ln.Accept()
+		if err == nil {
+			errs.succeeded()
+			return c, true
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil, false
+		}
+		s.in.countError("accept_error")
+		t := time.NewTimer(errs.failed(err, time.Now()))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		}
+	}
+}
+
+// socketErrors paces a loop that accepts from or reads a socket through a
+// fault that persists, as net/http's Serve does for Accept: the first retry
+// comes after minRetryDelay, each further one after twice as long, at most
+// maxRetryDelay, until a call succeeds. The first error of a kind (an errno
+// such as EMFILE) is logged at once; more of that kind are counted and
+// logged with their count at most once per socketErrorLogInterval, so a
+// fault neither spins nor floods the log.
+type socketErrors struct {
+	what  string // "accept" or "read", for the log line
+	log   *slog.Logger
+	delay time.Duration        // the wait after the last error; 0 after a success
+	kinds map[string]*errorLog // by errorKind
+}
+
+type errorLog struct {
+	logged   time.Time // when an error of this kind was last logged
+	unlogged int       // errors of this kind since then
+}
+
+const (
+	minRetryDelay          = 5 * time.Millisecond
+	maxRetryDelay          = time.Second
+	socketErrorLogInterval = time.Minute
+	// maxErrorKinds bounds the kinds remembered; past it they are
+	// forgotten and each is logged at once again.
+	maxErrorKinds = 16
+)
+
+// retryDelay returns the wait after an error that followed a wait of prev
+// (0 for the first error after a success).
+func retryDelay(prev time.Duration) time.Duration {
+	return min(max(2*prev, minRetryDelay), maxRetryDelay)
+}
+
+// failed records err, logs it when it is the first of its kind or the
+// kind's interval has passed, and returns how long to wait before the next
+// try.
+func (e *socketErrors) failed(err error, now time.Time) time.Duration {
+	e.delay = retryDelay(e.delay)
+	kind := errorKind(err)
+	k := e.kinds[kind]
+	if k == nil {
+		if e.kinds == nil || len(e.kinds) >= maxErrorKinds {
+			e.kinds = map[string]*errorLog{}
+		}
+		k = &errorLog{}
+		e.kinds[kind] = k
+	}
+	k.unlogged++
+	if k.logged.IsZero() || now.Sub(k.logged) >= socketErrorLogInterval {
+		e.log.Warn(e.what+" failed; retrying with backoff", "err", err, "errors_since_last_line", k.unlogged,
+			"retry_in", e.delay, "next_line_in", socketErrorLogInterval)
+		k.logged, k.unlogged = now, 0
+	}
+	return e.delay
+}
+
+// succeeded ends a run of errors: the next one is retried after
+// minRetryDelay again.
+func (e *socketErrors) succeeded() {
+	if e.delay != 0 {
+		e.delay = 0
+	}
+}
+
+// errorKind names what went wrong in err for the log: its errno when it has
+// one, which leaves out the addresses that vary from one error to the next.
+func errorKind(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
 }

@@ -59,12 +59,14 @@ func (in *ingest) handle(data []byte, source string, now time.Time) (accepted bo
 	if in.dedup != nil && in.isDuplicate(data, now) {
 		return true // the first copy was accepted
 	}
-	routed, accepted := in.router.Load().dispatch(queue.Entry{
+	r := acquire(in.router)
+	routed, accepted := r.dispatch(queue.Entry{
 		Received: now,
 		Listener: in.listener,
 		Source:   source,
 		Data:     data,
 	})
+	r.release()
 	switch {
 	case !routed:
 		in.unrouted.Inc()
@@ -78,7 +80,9 @@ func (in *ingest) handle(data []byte, source string, now time.Time) (accepted bo
 // acknowledges messages to its sender (RELP) calls it before acknowledging:
 // only then are the messages on disk and survive a kill -9.
 func (in *ingest) flush() error {
-	return in.router.Load().flush()
+	r := acquire(in.router)
+	defer r.release()
+	return r.flush()
 }
 
 // countError counts a problem with received data or a connection.

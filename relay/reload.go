@@ -14,8 +14,9 @@ type reloadRequest struct {
 	result chan error
 }
 
-// errNotRunning is returned by Reload when Run is not serving.
-var errNotRunning = errors.New("relay is not running")
+// ErrNotRunning is returned by Reload when Run is not serving: before Run,
+// after it has returned, and after Close.
+var ErrNotRunning = errors.New("relay is not running")
 
 // ReloadFile reads and validates the configuration at path and applies it
 // to the running relay. On any error the running configuration stays as it
@@ -33,15 +34,22 @@ func (s *Server) ReloadFile(path string) error {
 // routes and outputs are added, changed and removed in place. An output's
 // queue is keyed by its name, so the queue of an output that still exists
 // keeps its data and its unsent batches; a removed output's queue stays on
-// disk and is picked up again if the output comes back.
+// disk and is picked up again if the output comes back. When Run is not
+// serving, Reload returns ErrNotRunning at once.
 func (s *Server) Reload(cfg *Config) error {
-	req := reloadRequest{cfg: cfg, result: make(chan error, 1)}
-	select {
-	case s.reloads <- req:
-		return <-req.result
-	case <-s.stopped:
-		return errNotRunning
+	s.mu.Lock()
+	running := s.state == stateRunning
+	s.mu.Unlock()
+	if running {
+		req := reloadRequest{cfg: cfg, result: make(chan error, 1)}
+		select {
+		case s.reloads <- req:
+			return <-req.result
+		case <-s.stopped:
+		}
 	}
+	s.recordReload(ErrNotRunning)
+	return ErrNotRunning
 }
 
 func (s *Server) recordReload(err error) {
@@ -64,80 +72,125 @@ func (s *Server) recordReload(err error) {
 func (s *Server) apply(cfg *Config) (err error) {
 	defer func() { s.recordReload(err) }()
 	old := s.cfg
+	if err := restartOnly(old, cfg); err != nil {
+		return err
+	}
+	if cfg.DedupWindow != old.DedupWindow && s.dedup != nil {
+		s.log.Warn("dedup_window changes only with a restart")
+	}
+	p, err := s.prepare(old, cfg)
+	if err != nil {
+		return err
+	}
+	prev := s.commit(cfg, p)
+	errs := s.applyLimits(p.limits)
+	s.replaceWorkers(p.replaced)
+	// The old router's dispatches may still append to the outputs about to
+	// be removed; their queues close only after these are done.
+	prev.drain()
+	errs = append(errs, s.removeOutputs(cfg)...)
+	errs = append(errs, s.rebindListeners(cfg)...)
+	for _, rc := range old.Routes {
+		if !slices.ContainsFunc(cfg.Routes, func(n RouteConfig) bool { return n.Name == rc.Name }) {
+			s.metrics.RemoveRoute(rc.Name)
+		}
+	}
+	s.log.Info("applied configuration", "listeners", len(s.listeners), "outputs", len(s.outputs),
+		"outputs_added", len(p.added), "outputs_changed", len(p.replaced))
+	return errors.Join(errs...)
+}
+
+// restartOnly refuses changes that need a restart.
+func restartOnly(old, cfg *Config) error {
 	if filepath.Clean(cfg.DataDir) != filepath.Clean(old.DataDir) {
 		return fmt.Errorf("data_dir cannot change on reload (%s → %s): restart the relay", old.DataDir, cfg.DataDir)
 	}
 	if cfg.Metrics.Address != old.Metrics.Address {
 		return fmt.Errorf("metrics.address cannot change on reload (%q → %q): restart the relay", old.Metrics.Address, cfg.Metrics.Address)
 	}
+	return nil
+}
 
-	// Prepare: new outputs' queues and every worker that must change.
+// reloadPlan is what prepare made ready for a reload, before anything
+// running changed.
+type reloadPlan struct {
+	added    map[string]*outputState // new outputs, queue open, worker not started
+	replaced map[string]*outputState // name → the new state, same queue
+	limits   map[string]QueueConfig  // name → the queue settings with new limits
+}
+
+// prepare opens the queues of new outputs and builds every worker that must
+// change. On error it closes what it opened, and nothing running changed.
+func (s *Server) prepare(old, cfg *Config) (_ *reloadPlan, err error) {
 	workersChange := cfg.RelayID != old.RelayID ||
 		!reflect.DeepEqual(normalizeSettings(cfg.Listeners), normalizeSettings(old.Listeners))
-	added := map[string]*outputState{}
-	replaced := map[string]*outputState{} // name → the new state, same queue
-	limits := map[string]QueueConfig{}    // name → the queue settings with new limits
+	p := &reloadPlan{added: map[string]*outputState{}, replaced: map[string]*outputState{}, limits: map[string]QueueConfig{}}
 	defer func() {
 		if err != nil {
-			for _, o := range added {
+			for _, o := range p.added {
 				_ = o.queue.Close()
 			}
 		}
 	}()
 	for _, oc := range cfg.Outputs {
 		cur := s.outputs[oc.Name]
-		switch {
-		case cur == nil:
+		if cur == nil {
 			q, err := openQueue(cfg.DataDir, oc, s.log, s.metrics)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			w, err := s.newWorker(cfg, oc, q)
 			if err != nil {
 				_ = q.Close()
-				return err
+				return nil, err
 			}
-			added[oc.Name] = &outputState{cfg: oc, queue: q, worker: w}
-		default:
-			if prev, ok := outputNamed(old.Outputs, oc.Name); ok && fileSettings(prev.Queue) != fileSettings(oc.Queue) {
-				s.log.Warn("queue file settings (max_file_size, sync_every, sync_interval, batch_messages, batch_bytes, linger) change only with a restart; max_bytes, full_policy and block_timeout change now",
-					"output", oc.Name)
-			}
-			// The file settings that run stay; only the limits can differ.
-			oc.Queue = withLimits(cur.cfg.Queue, oc.Queue)
-			if oc.Queue != cur.cfg.Queue {
-				limits[oc.Name] = oc.Queue
-			}
-			same := cur.cfg
-			same.Queue = oc.Queue
-			if !workersChange && reflect.DeepEqual(same, oc) {
-				continue // at most the limits change, in place
-			}
-			w, err := s.newWorker(cfg, oc, cur.queue)
-			if err != nil {
-				return err
-			}
-			replaced[oc.Name] = &outputState{cfg: oc, queue: cur.queue, worker: w}
+			p.added[oc.Name] = &outputState{cfg: oc, queue: q, worker: w}
+			continue
 		}
+		if prev, ok := outputNamed(old.Outputs, oc.Name); ok && fileSettings(prev.Queue) != fileSettings(oc.Queue) {
+			s.log.Warn("queue file settings (max_file_size, sync_every, sync_interval, batch_messages, batch_bytes, linger) change only with a restart; max_bytes, full_policy and block_timeout change now",
+				"output", oc.Name)
+		}
+		// The file settings that run stay; only the limits can differ.
+		oc.Queue = withLimits(cur.cfg.Queue, oc.Queue)
+		if oc.Queue != cur.cfg.Queue {
+			p.limits[oc.Name] = oc.Queue
+		}
+		same := cur.cfg
+		same.Queue = oc.Queue
+		if !workersChange && reflect.DeepEqual(same, oc) {
+			continue // at most the limits change, in place
+		}
+		w, err := s.newWorker(cfg, oc, cur.queue)
+		if err != nil {
+			return nil, err
+		}
+		p.replaced[oc.Name] = &outputState{cfg: oc, queue: cur.queue, worker: w}
 	}
-	if cfg.DedupWindow != old.DedupWindow && s.dedup != nil {
-		s.log.Warn("dedup_window changes only with a restart")
-	}
+	return p, nil
+}
 
-	// Commit. New outputs exist before the router sends to them; removed
-	// ones stop receiving before their queues close.
+// commit makes cfg the running configuration: the new outputs exist before
+// the new router sends to them, and their workers start. It returns the
+// router it replaced, which listeners may still be using.
+func (s *Server) commit(cfg *Config, p *reloadPlan) (prev *router) {
 	s.mu.Lock()
 	s.cfg = cfg
-	for name, o := range added {
+	for name, o := range p.added {
 		s.outputs[name] = o
 		s.metrics.AddQueue(name, o.queue)
 	}
 	s.mu.Unlock()
-	s.router.Store(s.newRouter(cfg))
-	var errs []error
-	for _, o := range added {
+	prev = s.router.Swap(s.newRouter(cfg))
+	for _, o := range p.added {
 		s.startWorker(o)
 	}
+	return prev
+}
+
+// applyLimits sets the new limits of running queues.
+func (s *Server) applyLimits(limits map[string]QueueConfig) []error {
+	var errs []error
 	for name, qc := range limits {
 		o := s.outputs[name]
 		// Validated with the configuration, so it cannot fail here.
@@ -151,6 +204,12 @@ func (s *Server) apply(cfg *Config) (err error) {
 		s.log.Info("queue limits changed", "output", name, "max_bytes", int64(qc.MaxBytes),
 			"full_policy", qc.FullPolicy, "block_timeout", qc.BlockTimeout.Duration)
 	}
+	return errs
+}
+
+// replaceWorkers swaps in the new workers of changed outputs; each takes
+// over its predecessor's queue and unsent batches.
+func (s *Server) replaceWorkers(replaced map[string]*outputState) {
 	for name, next := range replaced {
 		cur := s.outputs[name]
 		cur.stop()
@@ -161,9 +220,20 @@ func (s *Server) apply(cfg *Config) (err error) {
 		s.outputs[name] = next
 		s.mu.Unlock()
 		s.startWorker(next)
+		for _, t := range cur.cfg.Targets {
+			if !slices.Contains(next.cfg.Targets, t) {
+				s.metrics.RemoveTarget(name, t)
+			}
+		}
 	}
+}
+
+// removeOutputs stops the outputs cfg no longer has and closes their
+// queues, which stay on disk. No router may send to them any more.
+func (s *Server) removeOutputs(cfg *Config) []error {
+	var errs []error
 	for name, o := range s.outputs {
-		if slices.ContainsFunc(cfg.Outputs, func(oc OutputConfig) bool { return oc.Name == name }) {
+		if _, ok := outputNamed(cfg.Outputs, name); ok {
 			continue
 		}
 		o.stop()
@@ -174,18 +244,22 @@ func (s *Server) apply(cfg *Config) (err error) {
 		}
 		s.mu.Lock()
 		delete(s.outputs, name)
-		s.metrics.RemoveQueue(name)
 		s.mu.Unlock()
+		s.metrics.RemoveOutput(name)
 	}
+	return errs
+}
 
-	// Listeners: close the removed and changed ones, then bind the new and
-	// changed ones (a changed one may keep its address).
+// rebindListeners closes the removed and changed listeners, then binds the
+// new and changed ones (a changed one may keep its address).
+func (s *Server) rebindListeners(cfg *Config) []error {
 	want := map[string]ListenerConfig{}
 	for _, lc := range cfg.Listeners {
 		want[lc.Name] = lc
 	}
 	for name, ls := range s.listeners {
-		if lc, ok := want[name]; ok && reflect.DeepEqual(lc, ls.cfg) {
+		lc, ok := want[name]
+		if ok && reflect.DeepEqual(lc, ls.cfg) {
 			continue
 		}
 		_ = ls.l.close()
@@ -193,7 +267,11 @@ func (s *Server) apply(cfg *Config) (err error) {
 		s.mu.Lock()
 		delete(s.listeners, name)
 		s.mu.Unlock()
+		if !ok {
+			s.metrics.RemoveListener(name)
+		}
 	}
+	var errs []error
 	for _, lc := range cfg.Listeners {
 		if _, ok := s.listeners[lc.Name]; ok {
 			continue
@@ -209,9 +287,7 @@ func (s *Server) apply(cfg *Config) (err error) {
 		s.mu.Unlock()
 		s.startListener(ls)
 	}
-	s.log.Info("applied configuration", "listeners", len(s.listeners), "outputs", len(s.outputs),
-		"outputs_added", len(added), "outputs_changed", len(replaced))
-	return errors.Join(errs...)
+	return errs
 }
 
 // fileSettings returns q without its limits: the settings that shape the

@@ -1,14 +1,22 @@
 package relay
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relay-syslog/relay/internal/testpeer"
+	"github.com/relay-syslog/relay/metrics"
+	"github.com/relay-syslog/relay/queue"
 )
 
 // TestReloadKeepsQueuedData: with the upstream down and a backlog queued,
@@ -266,5 +274,353 @@ outputs = ["head"]
 	}
 	if tally := testpeer.Check("before", n, recv.Messages()); tally.Delivered() != int(acceptedBefore) || tally.Duplicates > 0 {
 		t.Errorf("before the reload: %v, want the %v accepted, once each", tally, acceptedBefore)
+	}
+}
+
+// TestReloadForgetsRemovedSeries: a reload that removes an output, a target
+// of a pool, a listener and a route takes their series out of the scrape;
+// what stays keeps its series and its counts.
+func TestReloadForgetsRemovedSeries(t *testing.T) {
+	dir := t.TempDir()
+	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
+	down := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	file := filepath.Join(dir, "a.log")
+	outputs := fmt.Sprintf(`
+[[output]]
+name = "a"
+protocol = "file"
+path = %q
+
+[[output]]
+name = "pool"
+protocol = "tcp"
+targets = [%q, %q]
+retry_initial = "20ms"
+retry_max = "500ms"
+`, file, recv.Addr(), down)
+	with := `data_dir = "{{DATA}}"` + listenersTOML() + outputs + tcpOutputTOML("b", down) + `
+[[route]]
+name = "to-b"
+listeners = ["udp"]
+outputs = ["b"]
+
+[[route]]
+name = "all"
+outputs = ["a", "pool", "b"]
+`
+	r := startRelay(t, dir, with)
+	if err := testpeer.SendTCP(r.addr("tcp"), "m", 0, 100, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := testpeer.SendUDP(r.addr("udp"), "u", 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool {
+		return len(testpeer.ReadLines(file)) >= 100 && r.metric("relay_route_messages_matched_total", "route", "to-b") > 0 &&
+			r.metric("relay_output_send_errors_total", "output", "b") > 0
+	}) {
+		t.Fatalf("file has %d lines, route to-b matched %v, output b errors %v", len(testpeer.ReadLines(file)),
+			r.metric("relay_route_messages_matched_total", "route", "to-b"), r.metric("relay_output_send_errors_total", "output", "b"))
+	}
+	gone := [][2]string{{"output", "b"}, {"target", down}, {"listener", "udp"}, {"route", "to-b"}}
+	for _, l := range gone {
+		if len(seriesWith(t, r.reg, l[0], l[1])) == 0 {
+			t.Fatalf("before the reload no series has %s=%q", l[0], l[1])
+		}
+	}
+
+	without := strings.Replace(`data_dir = "{{DATA}}"`+listenersTOML()+outputs+`
+[[route]]
+name = "all"
+outputs = ["a", "pool"]
+`, fmt.Sprintf("targets = [%q, %q]", recv.Addr(), down), fmt.Sprintf("targets = [%q]", recv.Addr()), 1)
+	without = strings.Replace(without, "[[listener]]\nname = \"udp\"\nprotocol = \"udp\"\naddress = \"127.0.0.1:0\"\n", "", 1)
+	cfg, err := ParseConfig("r.toml", []byte(strings.ReplaceAll(without, "{{DATA}}", dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range gone {
+		if s := seriesWith(t, r.reg, l[0], l[1]); len(s) > 0 {
+			t.Errorf("after the reload, series with %s=%q are still exported: %s", l[0], l[1], strings.Join(s, ", "))
+		}
+	}
+	for _, kept := range [][2]string{{"output", "a"}, {"output", "pool"}, {"target", recv.Addr()}, {"listener", "tcp"}, {"route", "all"}} {
+		if len(seriesWith(t, r.reg, kept[0], kept[1])) == 0 {
+			t.Errorf("after the reload, no series has %s=%q", kept[0], kept[1])
+		}
+	}
+	if got := r.metric("relay_listener_messages_received_total", "listener", "tcp"); got != 100 {
+		t.Errorf("tcp listener count after the reload = %v, want 100", got)
+	}
+}
+
+// seriesWith lists the series on g that carry the label name=value.
+func seriesWith(t *testing.T, g prometheus.Gatherer, name, value string) []string {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if hasLabels(m, []string{name, value}) {
+				out = append(out, fmt.Sprintf("%s%v", mf.GetName(), m.GetLabel()))
+			}
+		}
+	}
+	return out
+}
+
+// TestReloadRemovesOutputUnderTraffic: RELP senders stream to two outputs
+// while reloads remove and restore one of them. A message is routed by the
+// router of its moment; one that was routed to the output just before a
+// reload removed it is still stored there, so no message is refused or
+// dropped, every answer is 200, and the output that stays gets everything.
+func TestReloadRemovesOutputUnderTraffic(t *testing.T) {
+	dir := t.TempDir()
+	fileA, fileB := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	outputs := func(names ...string) string {
+		var b strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&b, "\n[[output]]\nname = %q\nprotocol = \"file\"\npath = %q\n", n, map[string]string{"a": fileA, "b": fileB}[n])
+		}
+		fmt.Fprintf(&b, "\n[[route]]\nname = \"all\"\noutputs = [\"%s\"]\n", strings.Join(names, `", "`))
+		return b.String()
+	}
+	both := `data_dir = "{{DATA}}"` + relpListenerTOML("") + outputs("a", "b")
+	onlyA := `data_dir = "{{DATA}}"` + relpListenerTOML("") + outputs("a")
+	parse := func(text string) *Config {
+		cfg, err := ParseConfig("r.toml", []byte(strings.ReplaceAll(text, "{{DATA}}", dir)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	r := startRelay(t, dir, both)
+	addr := r.addr("relp")
+
+	const senders, chunk, maxChunks, reloads = 4, 500, 200, 40
+	stop := make(chan struct{})
+	sent := make([]int, senders)
+	errs := make(chan error, senders)
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := 0; c < maxChunks; c++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				acked, err := testpeer.SendRELP(addr, fmt.Sprintf("s%d", i), c*chunk, (c+1)*chunk, 64)
+				sent[i] += acked
+				if err != nil {
+					errs <- fmt.Errorf("sender %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	// Reloads run while the senders are busy; each waits for some traffic
+	// so that messages are in flight when the output goes.
+	for i := range reloads {
+		before := r.metric("relay_messages_accepted_total")
+		if !testpeer.WaitFor(20*time.Second, func() bool { return r.metric("relay_messages_accepted_total") > before+50 }) {
+			t.Errorf("reload %d: no traffic", i)
+			break
+		}
+		next := onlyA
+		if i%2 == 1 {
+			next = both
+		}
+		if err := r.srv.Reload(parse(next)); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	total := 0
+	for _, n := range sent {
+		total += n
+	}
+	if d := r.metric("relay_output_messages_dropped_total"); d != 0 {
+		t.Errorf("%v messages dropped during the reloads (closed %v, disk_error %v)", d,
+			r.metric("relay_output_messages_dropped_total", "reason", "closed"),
+			r.metric("relay_output_messages_dropped_total", "reason", "disk_error"))
+	}
+	if e := r.metric("relay_listener_errors_total", "reason", "store_failed"); e != 0 {
+		t.Errorf("store_failed = %v", e)
+	}
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(fileA)) >= total }) {
+		t.Fatalf("output a has %d lines, want %d", len(testpeer.ReadLines(fileA)), total)
+	}
+	lines := testpeer.ReadLines(fileA)
+	for i := range senders {
+		if tally := testpeer.Check(fmt.Sprintf("s%d", i), sent[i], lines); len(tally.Missing) > 0 || tally.Duplicates > 0 {
+			t.Errorf("sender %d in output a: %v", i, tally)
+		}
+	}
+}
+
+// TestRouterCountsClosedQueue: a message that meets a closed queue is
+// counted under its own reason, not as a disk error, and the other outputs
+// still store it.
+func TestRouterCountsClosedQueue(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := ParseConfig("r.toml", []byte(strings.ReplaceAll(`data_dir = "{{DATA}}"`+listenersTOML()+`
+[[output]]
+name = "open"
+protocol = "file"
+path = "{{DATA}}/open.log"
+[[output]]
+name = "closed"
+protocol = "file"
+path = "{{DATA}}/closed.log"
+[[route]]
+name = "all"
+outputs = ["open", "closed"]
+`, "{{DATA}}", dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testLogger(t)
+	queues := map[string]*queue.Queue{}
+	for _, oc := range cfg.Outputs {
+		q, err := openQueue(dir, oc, log, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		queues[oc.Name] = q
+	}
+	if err := queues["closed"].Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := newRouter(cfg, queues, m, log)
+	routed, accepted := r.dispatch(queue.Entry{Listener: "udp", Data: []byte("<13>hello")})
+	if !routed || accepted {
+		t.Errorf("dispatch = routed %v, accepted %v; want routed, not accepted", routed, accepted)
+	}
+	if got := metricValue(t, reg, "relay_output_messages_dropped_total", "output", "closed", "reason", "closed"); got != 1 {
+		t.Errorf("dropped{reason=closed} = %v, want 1", got)
+	}
+	if got := metricValue(t, reg, "relay_output_messages_dropped_total", "reason", "disk_error"); got != 0 {
+		t.Errorf("dropped{reason=disk_error} = %v, want 0", got)
+	}
+	if err := queues["open"].Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := queues["open"].Depth(); got != 1 {
+		t.Errorf("the open output holds %d records, want 1", got)
+	}
+}
+
+// TestServerNeverRun: a Server built by New and never run refuses a reload
+// at once, and Close releases its data dir lock and its sockets, so a
+// second relay can take both; Close is idempotent, and Run after it fails.
+func TestServerNeverRun(t *testing.T) {
+	dir := t.TempDir()
+	text := strings.ReplaceAll(`data_dir = "{{DATA}}"`+listenersTOML()+fileOutputTOML(filepath.Join(dir, "out.log")), "{{DATA}}", dir)
+	cfg, err := ParseConfig("r.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpAddr := srv.ListenerAddr("tcp")
+
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- srv.Reload(cfg) }()
+	select {
+	case err := <-reloaded:
+		if !errors.Is(err, ErrNotRunning) {
+			t.Errorf("Reload before Run = %v, want ErrNotRunning", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Reload before Run blocks")
+	}
+	if got := metricValue(t, srv.Registry(), "relay_config_reloads_total", "result", "failure"); got != 1 {
+		t.Errorf("failed reloads = %v, want 1", got)
+	}
+
+	if _, err := New(cfg, Options{Logger: testLogger(t)}); err == nil || !strings.Contains(err.Error(), "in use by another relay") {
+		t.Fatalf("second New while the first holds the data dir = %v, want the lock error", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := srv.Reload(cfg); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Reload after Close = %v, want ErrNotRunning", err)
+	}
+	if err := srv.Run(context.Background()); err == nil {
+		t.Error("Run after Close succeeded")
+	}
+	ln, err := net.Listen("tcp", tcpAddr)
+	if err != nil {
+		t.Fatalf("the closed Server's tcp address %s is still taken: %v", tcpAddr, err)
+	}
+	ln.Close()
+	again, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("New after Close: %v", err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServerCloseStopsRun: Close while Run serves ends Run; after Run has
+// returned, Close does nothing.
+func TestServerCloseStopsRun(t *testing.T) {
+	dir := t.TempDir()
+	r := startRelay(t, dir, `data_dir = "{{DATA}}"`+listenersTOML()+fileOutputTOML(filepath.Join(dir, "out.log")))
+	if err := testpeer.SendTCP(r.addr("tcp"), "m", 0, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.srv.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close while running: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close while running did not return")
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		r.cancel() // Run has returned: the cleanup has nothing to stop
+		r.cancel = nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+	if err := r.srv.Close(); err != nil {
+		t.Errorf("Close after Run: %v", err)
+	}
+	if err := r.srv.Reload(r.srv.cfg); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Reload after Run = %v, want ErrNotRunning", err)
 	}
 }

@@ -49,10 +49,18 @@ type router struct {
 	// it and a receiving relay can find copies that came over two paths.
 	epoch uint32
 	seq   *atomic.Uint64 // shared by the routers of one Server across reloads
+
+	// active counts the listener calls (dispatch, flush) running on this
+	// router. A reload that replaces it waits for them (see drain) before it
+	// closes the queue of a removed output, so that no message bound for
+	// that output meets a closed queue.
+	active  atomic.Int64
+	retired atomic.Bool   // set by drain: the last call out signals idle
+	idle    chan struct{} // buffered 1; a token means active may be zero
 }
 
 func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, log *slog.Logger) *router {
-	r := &router{log: log, seq: new(atomic.Uint64)}
+	r := &router{log: log, seq: new(atomic.Uint64), idle: make(chan struct{}, 1)}
 	index := map[string]int{}
 	for _, o := range cfg.Outputs {
 		index[o.Name] = len(r.outputs)
@@ -83,6 +91,43 @@ func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, 
 		}
 	}
 	return r
+}
+
+// acquire returns the current router of p, counted as active until
+// release. The second load closes the race with a reload that stores a new
+// router and finds the old one idle just before this call counted itself:
+// either drain sees the count, or this call sees the new router and moves
+// to it.
+func acquire(p *atomic.Pointer[router]) *router {
+	for {
+		r := p.Load()
+		r.active.Add(1)
+		if p.Load() == r {
+			return r
+		}
+		r.release()
+	}
+}
+
+// release ends a call that acquire counted.
+func (r *router) release() {
+	if r.active.Add(-1) == 0 && r.retired.Load() {
+		select {
+		case r.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drain waits until no listener call runs on r, which must no longer be
+// the current router: every new call goes to its successor. A dispatch is
+// short, but under the block full policy it may wait up to the queue's
+// block_timeout for room.
+func (r *router) drain() {
+	r.retired.Store(true)
+	for r.active.Load() != 0 {
+		<-r.idle
+	}
 }
 
 // dispatch stores e in the queue of every output a matching route names,
@@ -169,6 +214,11 @@ func (s *outputSet) add(i int) bool {
 	return true
 }
 
+// reasonClosed is the drop reason of a message that met its output's queue
+// closed: the relay is stopping. (A reload closes a removed output's queue
+// only once no dispatch that could still reach it runs.)
+const reasonClosed = "closed"
+
 // countDrop counts the messages a failed append lost. A full queue is
 // counted silently (the counter tells the story; a log line per message
 // would flood the log exactly when the relay is overloaded); write errors
@@ -176,11 +226,18 @@ func (s *outputSet) add(i int) bool {
 func (r *router) countDrop(out *routeOutput, err error) {
 	n, reason := 1, queue.ReasonDiskError
 	var de *queue.DropError
-	if errors.As(err, &de) {
+	switch {
+	case errors.As(err, &de):
 		n, reason = de.Count, de.Reason
+	case errors.Is(err, queue.ErrClosed):
+		reason = reasonClosed
 	}
 	out.dropped.WithLabelValues(reason).Add(float64(n))
-	if reason != queue.ReasonQueueFull {
+	switch reason {
+	case queue.ReasonQueueFull:
+	case reasonClosed:
+		r.log.Warn("store message: the output's queue is closed", "output", out.name, "dropped", n)
+	default:
 		r.log.Error("store message", "output", out.name, "dropped", n, "reason", reason, "err", err)
 	}
 }

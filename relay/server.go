@@ -30,6 +30,10 @@ import (
 	"github.com/relay-syslog/relay/queue"
 )
 
+// DefaultConfirmWindow is how many bytes an output holds written but not yet
+// confirmed (outputs.WorkerOptions.MaxUnsettledBytes).
+const DefaultConfirmWindow = outputs.DefaultMaxUnsettledBytes
+
 // Options are the parts of a Server that are not configuration.
 type Options struct {
 	Logger *slog.Logger
@@ -43,7 +47,8 @@ type Options struct {
 
 // Server is a running relay. New prepares it; Run serves until its context
 // ends and then shuts everything down in order. Reload changes listeners,
-// routes and outputs while it runs.
+// routes and outputs while it runs. A Server that is not run is released
+// by Close.
 type Server struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
@@ -64,14 +69,31 @@ type Server struct {
 	listeners map[string]*listenerState
 	httpLn    net.Listener
 
+	// state is where the Server is in its life; mu guards it, stopRun and
+	// runDone (which Run sets for Close).
+	state   serverState
+	stopRun context.CancelFunc // ends the context Run serves on
+	runDone chan struct{}      // closed when Run has returned
+
 	// While Run runs: the contexts its goroutines get, and their groups.
 	workCtx   context.Context
 	listenCtx context.Context
 	workers   sync.WaitGroup
 	readers   sync.WaitGroup
 	reloads   chan reloadRequest
-	stopped   chan struct{} // closed when Run stops taking reloads
+	stopped   chan struct{} // closed when Run stops taking reloads, or by Close before Run
 }
+
+type serverState int
+
+const (
+	stateNew     serverState = iota // made by New, not yet run
+	stateRunning                    // Run serves
+	stateDone                       // Run has returned, or Close released a Server never run
+)
+
+// errRunOnce is returned by Run on a Server that was run or closed before.
+var errRunOnce = errors.New("relay: Run on a Server that has already run or been closed")
 
 // outputState is one output with its queue and its running worker.
 type outputState struct {
@@ -400,6 +422,22 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // the data dir. It never waits for an upstream. Run returns only when every
 // goroutine it started has ended.
 func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != stateNew {
+		s.mu.Unlock()
+		return errRunOnce
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.state, s.stopRun, s.runDone = stateRunning, cancel, make(chan struct{})
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.state = stateDone
+		s.mu.Unlock()
+		close(s.runDone)
+	}()
+
 	var httpSrv *http.Server
 	var httpDone chan error
 	if s.httpLn != nil {
@@ -476,6 +514,31 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(errs...)
+}
+
+// Close releases what New opened (the data dir lock, the queues, the bound
+// sockets) for a Server that is never run. While Run runs, Close stops it,
+// as the end of Run's context does, and waits for Run to return; Run
+// reports the outcome. After Run has returned, and when called again, Close
+// does nothing.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	switch s.state {
+	case stateNew:
+		s.state = stateDone
+		close(s.stopped)
+		s.mu.Unlock()
+		return s.release()
+	case stateRunning:
+		stop, done := s.stopRun, s.runDone
+		s.mu.Unlock()
+		stop()
+		<-done
+		return nil
+	default:
+		s.mu.Unlock()
+		return nil
+	}
 }
 
 // startWorker runs o's worker until its own stop or the end of Run.

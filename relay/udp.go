@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,36 +29,43 @@ type datagramListener struct {
 	content contentCounters
 	// Bound once: under a flood every datagram may be refused.
 	denied, rateLimited prometheus.Counter
+
+	errs      socketErrors  // paces serve through read errors
+	done      chan struct{} // closed by close: ends a backoff wait
+	closeOnce sync.Once
 }
 
+// newDatagramListener binds the datagram listener cfg. Its errors leave
+// naming the listener to the caller (newListener).
 func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*datagramListener, error) {
-	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name), content: newContentCounters(in)}
+	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name), content: newContentCounters(in), done: make(chan struct{})}
+	l.errs = socketErrors{what: "read", log: l.log}
 	switch cfg.Protocol {
 	case ProtocolUDP:
 		acl, err := newAccessControl(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		l.acl = acl
 		l.denied = in.errors.WithLabelValues("denied")
 		l.rateLimited = in.errors.WithLabelValues("rate_limited")
 		c, err := net.ListenPacket("udp", cfg.Address)
 		if err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		l.conn = c
 	case ProtocolUnix:
 		if err := removeStaleSocket(cfg.Address); err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		c, err := net.ListenPacket("unixgram", cfg.Address)
 		if err != nil {
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 		l.conn, l.socket = c, cfg.Address
 		if err := os.Chmod(cfg.Address, os.FileMode(*cfg.SocketMode)); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
+			return nil, err
 		}
 	}
 	granted, err := setReadBuffer(l.conn, int(cfg.ReadBuffer))
@@ -120,10 +128,15 @@ func (l *datagramListener) serve(context.Context) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			// A datagram socket has no connection to drop: the error is
+			// the socket's, and reading again at once would spin.
 			l.in.countError("read_error")
-			l.log.Warn("read", "err", err)
+			if !pause(l.errs.failed(err, time.Now()), l.done) {
+				return
+			}
 			continue
 		}
+		l.errs.succeeded()
 		now := time.Now()
 		if !lastAllowed && udp != nil {
 			l.denied.Inc()
@@ -149,6 +162,7 @@ func (l *datagramListener) serve(context.Context) {
 }
 
 func (l *datagramListener) close() error {
+	l.closeOnce.Do(func() { close(l.done) })
 	err := l.conn.Close()
 	if l.socket != "" {
 		_ = os.Remove(l.socket)
