@@ -117,8 +117,8 @@ func TestUDPReadErrorBacksOff(t *testing.T) {
 	}
 	var dupErr error
 	start := time.Now()
-	if err := raw.Control(func(fd uintptr) { dupErr = syscall.Dup2(int(devNull.Fd()), int(fd)) }); err != nil || dupErr != nil {
-		t.Fatalf("dup2: %v %v", err, dupErr)
+	if err := raw.Control(func(fd uintptr) { dupErr = syscall.Dup3(int(devNull.Fd()), int(fd), 0) }); err != nil || dupErr != nil {
+		t.Fatalf("dup3: %v %v", err, dupErr)
 	}
 	// The reader waits in the poller on the old socket, which can no longer
 	// wake it: a read deadline does, with a first error of another kind.
