@@ -279,15 +279,15 @@ func (r *RELP) Settled(time.Time) (int64, error) {
 	return r.settled, r.err
 }
 
-// Close ends the session. On a healthy one it sends close and waits up to
-// CloseTimeout for the answer, so the upstream sees a clean end; then it
-// closes the socket and waits for the reader goroutine.
+// Close ends the session. On a healthy one it sends close (unless Finish
+// did) and waits up to CloseTimeout for the answer, so the upstream sees a
+// clean end; then it closes the socket and waits for the reader goroutine.
 func (r *RELP) Close() error {
 	if r.conn == nil {
 		return nil
 	}
 	r.mu.Lock()
-	healthy := r.err == nil && !r.broken
+	healthy := r.err == nil && !r.broken && r.closeTxnr == 0
 	r.mu.Unlock()
 	if healthy {
 		_ = r.conn.SetWriteDeadline(time.Now().Add(r.opts.CloseTimeout))
@@ -310,6 +310,62 @@ func (r *RELP) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// Finish waits, up to timeout, until every message written on this
+// session is acknowledged, then sends close and waits for its answer, which
+// the upstream gives once it has answered everything before it. An error
+// says why the session could not end so; Settled still tells how far it
+// got. Close must still be called. relay send ends with it.
+func (r *RELP) Finish(timeout time.Duration) error {
+	if r.conn == nil {
+		return errors.New("not connected")
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		outstanding, err := r.written-r.settled, r.err
+		r.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if outstanding == 0 {
+			break
+		}
+		select {
+		case <-r.ack:
+			// Progress: the wait for the next answer starts afresh.
+			t.Reset(timeout)
+		case <-t.C:
+			return fmt.Errorf("no acknowledgement from the upstream for %s with %d messages outstanding", timeout, outstanding)
+		}
+	}
+	t.Reset(timeout)
+	_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
+	r.mu.Lock()
+	r.closeTxnr = r.cl.NextTxnr()
+	r.mu.Unlock()
+	if _, err := r.cl.SendClose(); err != nil {
+		r.broken = true
+		return r.explain(err)
+	}
+	for {
+		r.mu.Lock()
+		answered, err := r.closeAnswered, r.err
+		r.mu.Unlock()
+		switch {
+		case answered:
+			return nil
+		case err != nil:
+			return fmt.Errorf("no answer to close: %w", err)
+		}
+		select {
+		case <-r.ack:
+		case <-t.C:
+			return fmt.Errorf("no answer to close within %s", timeout)
+		}
+	}
 }
 
 // explain explains an error of a session over TLS that the upstream's

@@ -340,6 +340,53 @@ func (t *TCP) tlsWriteError(err error) error {
 	return describeTLSError(err, t.tlsCfg, t.opts.TLSNames, false, time.Since(t.connectedAt) < time.Second)
 }
 
+// Finish ends the stream and waits, up to timeout, until the upstream
+// closes its side too, reporting a reset or, under TLS, an alert. TCP has
+// no acknowledgements, but an upstream that reads to the end of the stream
+// before it closes has read everything; one that keeps the connection open
+// past timeout has said nothing is wrong. Close must still be called.
+// relay send ends with it.
+func (t *TCP) Finish(timeout time.Duration) error {
+	if t.conn == nil {
+		return errors.New("not connected")
+	}
+	_ = t.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if t.tls == nil {
+		// A reset that came first makes the shutdown fail as "not
+		// connected"; the read then says what happened.
+		werr := t.raw.CloseWrite()
+		_ = t.raw.SetReadDeadline(time.Now().Add(timeout))
+		_, err := io.Copy(io.Discard, t.raw)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+		return werr
+	}
+	// close_notify, then the FIN: nothing may follow either. The reader
+	// goroutine sees the upstream's end.
+	werr := t.tls.CloseWrite()
+	if werr == nil {
+		werr = t.raw.CloseWrite()
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-t.reader:
+		if isAlert(t.readErr) || werr == nil && !errors.Is(t.readErr, io.EOF) {
+			return t.describeReadError()
+		}
+	case <-timer.C:
+	}
+	if werr != nil {
+		return t.tlsWriteError(werr)
+	}
+	return nil
+}
+
 // closeNotifyTimeout bounds the close_notify alert Close sends: an
 // upstream that stopped reading must not hold up a reconnect or a stop.
 const closeNotifyTimeout = 100 * time.Millisecond
