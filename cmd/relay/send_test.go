@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -546,7 +547,7 @@ func TestSendTransportErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"relp-message-refused", []string{"-proto", "relp", "-address", refuseThird, "-count", "5", "-rate", "1000"}, "server refused message (TXNR 4): 500 queue full (2 messages acknowledged before the error)"},
+		{"relp-message-refused", []string{"-proto", "relp", "-address", refuseThird, "-count", "5", "-rate", "1000"}, "upstream refused message (TXNR 4): 500 queue full (2 messages acknowledged before the error)"},
 		{"tcp-refused", []string{"-proto", "tcp", "-address", closedPort}, "tcp " + closedPort + ": dial tcp " + closedPort},
 		{"relp-refused", []string{"-proto", "relp", "-address", closedPort}, "connection refused"},
 		{"tls-refused", []string{"-proto", "tls", "-address", closedPort, "-tls-insecure"}, "connection refused"},
@@ -773,4 +774,110 @@ func TestSendBinaryStdin(t *testing.T) {
 		t.Fatalf("relay send < /dev/null: %v, stderr:\n%s", err, errOut.String())
 	}
 	checkLine(t, r.waitLines(t, host, 1)[0], wantMsg{format: syslog.FormatRFC5424, pri: 13, hostname: host, app: "relay-send", msg: sendDefaultMessage})
+}
+
+// relpPeer serves one RELP session: it answers open, then hands each burst
+// of frames (those already read when the next needs a read from the
+// socket) to answer, which returns the bytes to send back. It returns the
+// address.
+func relpPeer(t *testing.T, answer func(burst []relp.Frame) []byte) string {
+	return serveOnce(t, func(c net.Conn) {
+		rd := relp.NewReader(c, 64<<10)
+		var burst []relp.Frame
+		for {
+			f, ok, err := rd.TryNext()
+			if !ok && err == nil {
+				if len(burst) > 0 {
+					if _, err := c.Write(answer(burst)); err != nil {
+						return
+					}
+					burst = burst[:0]
+				}
+				f, err = rd.Next()
+			}
+			if err != nil {
+				return
+			}
+			f.Data = bytes.Clone(f.Data)
+			burst = append(burst, f)
+		}
+	})
+}
+
+// answerRELP answers a burst in order: open with 200 and the offers, every
+// other command with 200; extra (may be nil) is sent right after the answer
+// to open.
+func answerRELP(burst []relp.Frame, extra []byte) []byte {
+	var out []byte
+	for _, f := range burst {
+		if f.Command == relp.CmdOpen {
+			out = relp.AppendResponse(out, f.Txnr, 200, "OK", relp.AppendOffers(nil, relp.ClientOffers()))
+			out = append(out, extra...)
+			continue
+		}
+		out = relp.AppendResponse(out, f.Txnr, 200, "OK", nil)
+	}
+	return out
+}
+
+// TestSendRELPAnswersOutOfTurn: a RELP server that sends an answer for a
+// command never sent, or answers one twice, breaks the session with an
+// error that names the answer, instead of leaving relay send waiting for
+// ever; answers in another order than the commands are fine. The built
+// binary runs, so that a hang is killed at the deadline.
+func TestSendRELPAnswersOutOfTurn(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(burst []relp.Frame) []byte
+		want   string // in stderr; "" means exit 0
+	}{
+		{"unsolicited-rsp", func(burst []relp.Frame) []byte {
+			return answerRELP(burst, relp.AppendResponse(nil, 99, 200, "OK", nil))
+		}, "TXNR 99"},
+		{"answered-twice", func(burst []relp.Frame) []byte {
+			out := answerRELP(burst, nil)
+			for _, f := range burst {
+				if f.Command == relp.CmdSyslog {
+					out = relp.AppendResponse(out, f.Txnr, 200, "OK", nil)
+				}
+			}
+			return out
+		}, "not outstanding"},
+		{"reverse-order", func(burst []relp.Frame) []byte {
+			// The messages of a burst are answered last first; a close,
+			// which ends a burst, after them.
+			n := len(burst)
+			if burst[n-1].Command == relp.CmdClose {
+				n--
+			}
+			slices.Reverse(burst[:n])
+			return answerRELP(burst, nil)
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := relpPeer(t, tc.answer)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, relayBin, "send", "-proto", "relp", "-address", addr, "-count", "300", "-timeout", "20s", "msg")
+			var errOut bytes.Buffer
+			cmd.Stderr = &errOut
+			err := cmd.Run()
+			if ctx.Err() != nil {
+				t.Fatalf("relay send did not end within 30s (killed); stderr:\n%s", errOut.String())
+			}
+			if tc.want == "" {
+				if err != nil || !strings.HasPrefix(errOut.String(), "sent 300 messages over relp") {
+					t.Fatalf("relay send: %v, stderr:\n%s", err, errOut.String())
+				}
+				return
+			}
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Errorf("relay send: %v, want exit status 1", err)
+			}
+			if !strings.HasPrefix(errOut.String(), "relay send: ") || !strings.Contains(errOut.String(), tc.want) {
+				t.Errorf("stderr = %q, want it to contain %q", errOut.String(), tc.want)
+			}
+		})
+	}
 }
