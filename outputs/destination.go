@@ -1,9 +1,10 @@
-// Package outputs forwards queued messages to their destinations: a TCP or
-// UDP syslog server, or a file. A Worker drains one output's queue in order,
-// sends each batch through a Destination, and gives the batch back to the
-// queue as delivered only when the destination has confirmed it. On any error
-// it reconnects and sends the same batches again with exponential backoff and
-// jitter, without a retry limit: the backlog waits on disk.
+// Package outputs forwards queued messages to their destinations: a syslog
+// server over TCP, TLS, UDP or RELP, or a file. A Worker drains one output's
+// queue in order, sends each batch through a Destination, and gives the
+// batch back to the queue as delivered only when the destination has
+// confirmed it. On any error it reconnects and sends the same batches again
+// with exponential backoff and jitter, without a retry limit: the backlog
+// waits on disk. relay send uses the same destinations.
 package outputs
 
 import (

@@ -17,8 +17,10 @@ import (
 type RELPOptions struct {
 	// TLS, when set, makes the session run over TLS; it is called at each
 	// connection so that renewed certificate files apply.
-	TLS     func() (*tls.Config, error)
-	Address string
+	TLS func() (*tls.Config, error)
+	// TLSNames names the TLS settings in errors; zero means ConfigTLSNames.
+	TLSNames TLSNames
+	Address  string
 	// Window is how many messages may be sent ahead of their
 	// acknowledgements (default 128, as rsyslog's omrelp).
 	Window         int
@@ -39,7 +41,9 @@ const DefaultRELPWindow = 128
 // RELP sends syslog over RELP, which acknowledges every message: a message
 // is settled only when the upstream answered "200 OK" for it (and for every
 // message before it), so a broken connection loses nothing that Settled
-// reported. TLS is not supported yet.
+// reported. Over TLS, failures the upstream's side of the session causes
+// (a certificate refused either way, an alert) are explained as for a TLS
+// output.
 //
 // The offsets Write and Settled return count messages written on the
 // current connection. A reader goroutine, started by Connect and ended by
@@ -53,6 +57,10 @@ type RELP struct {
 	cl      *relp.Client
 	broken  bool // a write failed: Close must not attempt a clean close
 	readers sync.WaitGroup
+	// Under TLS: the configuration of the session and when its handshake
+	// completed, to explain failures. Set by Connect, read by the reader.
+	tlsCfg      *tls.Config
+	connectedAt time.Time
 
 	// ack wakes a Write waiting for room in the window; it carries no
 	// data, so a missed send only means the next one is seen.
@@ -104,20 +112,16 @@ func (r *RELP) Connect(ctx context.Context) error {
 	if r.opts.ConnectTimeout > 0 {
 		_ = c.SetDeadline(time.Now().Add(r.opts.ConnectTimeout))
 	}
+	r.tlsCfg = nil
 	if r.opts.TLS != nil {
 		// RELP over TLS, as rsyslog's omrelp/imrelp tls="on" speak it:
 		// the TLS session starts right after connecting.
-		cfg, err := r.opts.TLS()
+		tc, cfg, err := tlsHandshake(ctx, c, r.opts.TLS, r.opts.TLSNames)
 		if err != nil {
 			c.Close()
 			return err
 		}
-		tc := tls.Client(c, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			return fmt.Errorf("tls handshake: %w", err)
-		}
-		c = tc
+		c, r.tlsCfg, r.connectedAt = tc, cfg, time.Now()
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	cl := relp.NewClient(c, c, 64<<10)
@@ -128,7 +132,9 @@ func (r *RELP) Connect(ctx context.Context) error {
 	}
 	if err != nil {
 		c.Close()
-		return fmt.Errorf("open relp session: %w", err)
+		// Over TLS 1.3 the upstream checks the client certificate after
+		// the client's side of the handshake is done: a refusal shows here.
+		return r.explain(fmt.Errorf("open relp session: %w", err))
 	}
 	_ = c.SetDeadline(time.Time{})
 
@@ -173,7 +179,7 @@ func (r *RELP) Write(ctx context.Context, entries []queue.Entry) (int64, error) 
 		}
 		if _, err := r.cl.Syslog(e.Data); err != nil {
 			r.broken = true
-			return 0, err
+			return 0, r.explain(err)
 		}
 		r.mu.Lock()
 		r.written++
@@ -181,7 +187,7 @@ func (r *RELP) Write(ctx context.Context, entries []queue.Entry) (int64, error) 
 	}
 	if err := r.cl.Flush(); err != nil {
 		r.broken = true
-		return 0, err
+		return 0, r.explain(err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -230,7 +236,7 @@ func (r *RELP) waitForRoom(ctx context.Context) error {
 		if !waited {
 			waited = true
 			if err := r.cl.Flush(); err != nil {
-				return err
+				return r.explain(err)
 			}
 			if r.opts.WriteTimeout > 0 {
 				timer = time.NewTimer(r.opts.WriteTimeout)
@@ -273,15 +279,15 @@ func (r *RELP) Settled(time.Time) (int64, error) {
 	return r.settled, r.err
 }
 
-// Close ends the session. On a healthy one it sends close and waits up to
-// CloseTimeout for the answer, so the upstream sees a clean end; then it
-// closes the socket and waits for the reader goroutine.
+// Close ends the session. On a healthy one it sends close (unless Finish
+// did) and waits up to CloseTimeout for the answer, so the upstream sees a
+// clean end; then it closes the socket and waits for the reader goroutine.
 func (r *RELP) Close() error {
 	if r.conn == nil {
 		return nil
 	}
 	r.mu.Lock()
-	healthy := r.err == nil && !r.broken
+	healthy := r.err == nil && !r.broken && r.closeTxnr == 0
 	r.mu.Unlock()
 	if healthy {
 		_ = r.conn.SetWriteDeadline(time.Now().Add(r.opts.CloseTimeout))
@@ -304,6 +310,71 @@ func (r *RELP) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// Finish waits, up to timeout, until every message written on this
+// session is acknowledged, then sends close and waits for its answer, which
+// the upstream gives once it has answered everything before it. An error
+// says why the session could not end so; Settled still tells how far it
+// got. Close must still be called. relay send ends with it.
+func (r *RELP) Finish(timeout time.Duration) error {
+	if r.conn == nil {
+		return errors.New("not connected")
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		outstanding, err := r.written-r.settled, r.err
+		r.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if outstanding == 0 {
+			break
+		}
+		select {
+		case <-r.ack:
+			// Progress: the wait for the next answer starts afresh.
+			t.Reset(timeout)
+		case <-t.C:
+			return fmt.Errorf("no acknowledgement from the upstream for %s with %d messages outstanding", timeout, outstanding)
+		}
+	}
+	t.Reset(timeout)
+	_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
+	r.mu.Lock()
+	r.closeTxnr = r.cl.NextTxnr()
+	r.mu.Unlock()
+	if _, err := r.cl.SendClose(); err != nil {
+		r.broken = true
+		return r.explain(err)
+	}
+	for {
+		r.mu.Lock()
+		answered, err := r.closeAnswered, r.err
+		r.mu.Unlock()
+		switch {
+		case answered:
+			return nil
+		case err != nil:
+			return fmt.Errorf("no answer to close: %w", err)
+		}
+		select {
+		case <-r.ack:
+		case <-t.C:
+			return fmt.Errorf("no answer to close within %s", timeout)
+		}
+	}
+}
+
+// explain explains an error of a session over TLS that the upstream's
+// side of the TLS session caused; other errors come back as they are.
+func (r *RELP) explain(err error) error {
+	if r.tlsCfg == nil {
+		return err
+	}
+	return explainTLSSession(err, r.tlsCfg, r.opts.TLSNames, time.Since(r.connectedAt))
 }
 
 // waitClosed waits until the reader saw the answer to close or ended, or
@@ -340,7 +411,7 @@ func (r *RELP) readAnswers(cl *relp.Client) {
 				if r.closeTxnr != 0 {
 					err = errors.New("connection closed")
 				}
-				r.err = err
+				r.err = r.explain(err)
 			}
 			r.mu.Unlock()
 			r.wake()

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/relay-syslog/relay/queue"
@@ -57,6 +54,8 @@ type TCPOptions struct {
 	// dial and the handshake share it). It is called for every connection,
 	// so certificates renewed on disk apply to the next one.
 	TLS func() (*tls.Config, error)
+	// TLSNames names the TLS settings in errors; zero means ConfigTLSNames.
+	TLSNames TLSNames
 }
 
 // TCP sends syslog over TCP with RFC 6587 framing, or over TLS.
@@ -149,14 +148,10 @@ func (t *TCP) Connect(ctx context.Context) error {
 
 // handshake runs the client side of TLS over raw and starts the reader.
 func (t *TCP) handshake(ctx context.Context, raw *net.TCPConn) error {
-	cfg, err := t.opts.TLS()
-	if err != nil {
-		return fmt.Errorf("tls configuration: %w", err)
-	}
 	wire := &countingConn{TCPConn: raw}
-	tc := tls.Client(wire, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return describeTLSError(err, cfg, true, false)
+	tc, cfg, err := tlsHandshake(ctx, wire, t.opts.TLS, t.opts.TLSNames)
+	if err != nil {
+		return err
 	}
 	t.tls, t.wire, t.conn, t.tlsCfg = tc, wire, tc, cfg
 	t.reader = make(chan struct{})
@@ -234,11 +229,7 @@ func (t *TCP) Write(ctx context.Context, entries []queue.Entry) (int64, error) {
 	}
 	if err := t.w.Flush(); err != nil {
 		if t.tls != nil {
-			// A write that fails on a TLS session is explained like a read
-			// that does: an upstream that refuses our client certificate
-			// closes right after the handshake, and which side notices
-			// first is a matter of timing.
-			return 0, describeTLSError(err, t.tlsCfg, false, time.Since(t.connectedAt) < time.Second)
+			return 0, t.tlsWriteError(err)
 		}
 		return 0, err
 	}
@@ -310,16 +301,90 @@ func (t *TCP) tlsState(sockClosed bool, sockErr error) (peerClosed bool, err err
 	default:
 		return false, nil
 	}
-	var opErr *net.OpError
 	switch {
-	case errors.As(t.readErr, &opErr) && opErr.Op == "remote error":
-		return false, describeTLSError(t.readErr, t.tlsCfg, false, t.readAt.Sub(t.connectedAt) < time.Second)
+	case isAlert(t.readErr):
+		return false, t.describeReadError()
 	case sockErr != nil:
 		return false, sockErr
 	case errors.Is(t.readErr, io.EOF):
 		return true, nil
 	}
-	return false, describeTLSError(t.readErr, t.tlsCfg, false, t.readAt.Sub(t.connectedAt) < time.Second)
+	return false, t.describeReadError()
+}
+
+// describeReadError explains why the reader goroutine ended; call it once
+// t.reader is closed.
+func (t *TCP) describeReadError() error {
+	return describeTLSError(t.readErr, t.tlsCfg, t.opts.TLSNames, false, t.readAt.Sub(t.connectedAt) < time.Second)
+}
+
+// tlsWriteError explains a write that failed on a TLS session like a read
+// that does: an upstream that refuses our client certificate closes right
+// after the handshake, and which side notices first is a matter of timing.
+// When the connection is broken the reader ends at once, and an alert it
+// read says why better than the write's error.
+func (t *TCP) tlsWriteError(err error) error {
+	wait := time.Duration(0)
+	if isBroken(err) {
+		wait = time.Second
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-t.reader:
+		if isAlert(t.readErr) {
+			return t.describeReadError()
+		}
+	case <-timer.C:
+	}
+	return describeTLSError(err, t.tlsCfg, t.opts.TLSNames, false, time.Since(t.connectedAt) < time.Second)
+}
+
+// Finish ends the stream and waits, up to timeout, until the upstream
+// closes its side too, reporting a reset or, under TLS, an alert. TCP has
+// no acknowledgements, but an upstream that reads to the end of the stream
+// before it closes has read everything; one that keeps the connection open
+// past timeout has said nothing is wrong. Close must still be called.
+// relay send ends with it.
+func (t *TCP) Finish(timeout time.Duration) error {
+	if t.conn == nil {
+		return errors.New("not connected")
+	}
+	_ = t.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if t.tls == nil {
+		// A reset that came first makes the shutdown fail as "not
+		// connected"; the read then says what happened.
+		werr := t.raw.CloseWrite()
+		_ = t.raw.SetReadDeadline(time.Now().Add(timeout))
+		_, err := io.Copy(io.Discard, t.raw)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+		return werr
+	}
+	// close_notify, then the FIN: nothing may follow either. The reader
+	// goroutine sees the upstream's end.
+	werr := t.tls.CloseWrite()
+	if werr == nil {
+		werr = t.raw.CloseWrite()
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-t.reader:
+		if isAlert(t.readErr) || werr == nil && !errors.Is(t.readErr, io.EOF) {
+			return t.describeReadError()
+		}
+	case <-timer.C:
+	}
+	if werr != nil {
+		return t.tlsWriteError(werr)
+	}
+	return nil
 }
 
 // closeNotifyTimeout bounds the close_notify alert Close sends: an
@@ -347,69 +412,4 @@ func (t *TCP) Close() error {
 	t.conn, t.raw = nil, nil
 	t.marks = t.marks[:0]
 	return err
-}
-
-// describeTLSError says what went wrong in a TLS session with the upstream
-// and what to check, keeping the original error (wrapped) at the end. cfg
-// is the client configuration; handshake says whether the handshake failed
-// or the session ended later, and soon that it ended right after it.
-func describeTLSError(err error, cfg *tls.Config, handshake, soon bool) error {
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		header    tls.RecordHeaderError
-		opErr     *net.OpError
-	)
-	var what string
-	switch {
-	case errors.As(err, &unknownCA):
-		issuer := ""
-		if unknownCA.Cert != nil {
-			issuer = unknownCA.Cert.Issuer.String()
-		}
-		what = fmt.Sprintf("upstream certificate signed by unknown authority (issuer %q): check tls.ca_file", issuer)
-	case errors.As(err, &hostname):
-		var names []string
-		if c := hostname.Certificate; c != nil {
-			names = append(names, c.DNSNames...)
-			for _, ip := range c.IPAddresses {
-				names = append(names, ip.String())
-			}
-			if len(names) == 0 && c.Subject.CommonName != "" {
-				names = append(names, c.Subject.CommonName+" (common name only; names belong in SANs)")
-			}
-		}
-		what = fmt.Sprintf("upstream certificate is not valid for %q (it names %s): check tls.server_name and address", hostname.Host, strings.Join(names, ", "))
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		what = "upstream certificate " + invalid.Detail + ": renew it, or check the clocks"
-	case errors.As(err, &invalid):
-		what = "upstream certificate not usable (" + invalid.Error() + ")"
-	case errors.As(err, &header):
-		what = "upstream does not speak TLS: check the address, and that the upstream listens for TLS there"
-	case errors.As(err, &opErr) && opErr.Op == "remote error":
-		alert := strings.TrimPrefix(opErr.Err.Error(), "tls: ")
-		switch {
-		case strings.Contains(alert, "protocol version"), strings.Contains(alert, "handshake failure"), strings.Contains(alert, "insufficient security"):
-			what = "upstream refused the handshake (alert " + alert + "): no TLS version or cipher suite in common: check tls.min_version and tls.cipher_suites"
-		case len(cfg.Certificates) == 0:
-			what = "upstream refused the session (alert " + alert + "): it may require a client certificate: set tls.cert_file and tls.key_file"
-		default:
-			what = "upstream refused the session (alert " + alert + "): check that tls.cert_file is signed by a CA the upstream trusts and has a name it allows"
-		}
-	case handshake && errors.Is(err, context.DeadlineExceeded):
-		what = "TLS handshake did not complete within connect_timeout"
-	case handshake && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
-		what = "upstream closed the connection during the TLS handshake: it may not speak TLS on this port, or it refused the relay (look at its log)"
-	case handshake:
-		what = "TLS handshake with upstream failed"
-	case soon:
-		// rsyslog, for one, refuses a client certificate it does not
-		// like by closing the connection, without an alert.
-		what = "upstream ended the TLS session right after the handshake: if this repeats, it may refuse the relay's client certificate " +
-			"(tls.cert_file, or the name it allows) or need one: look at its log"
-	default:
-		what = "TLS session with upstream ended"
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

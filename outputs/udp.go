@@ -3,6 +3,7 @@ package outputs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"syscall"
 	"time"
@@ -10,13 +11,15 @@ import (
 	"github.com/relay-syslog/relay/queue"
 )
 
-// UDP sends one message per datagram (RFC 5426). UDP has no confirmation:
-// a batch is settled once every datagram was handed to the kernel.
+// UDP sends one message per datagram (RFC 5426), or over a local datagram
+// socket such as /dev/log. It has no confirmation: a batch is settled once
+// every datagram was handed to the kernel.
 type UDP struct {
-	address        string
-	connectTimeout time.Duration
-	conn           net.Conn
-	written        int64
+	network, address string
+	connectTimeout   time.Duration
+	writeTimeout     time.Duration
+	conn             net.Conn
+	written          int64
 	// OnTooLarge is called for a message the network refuses as too large
 	// for one datagram; it is dropped, since sending it again cannot succeed.
 	OnTooLarge func()
@@ -24,20 +27,31 @@ type UDP struct {
 
 // NewUDP returns a UDP destination.
 func NewUDP(address string, connectTimeout time.Duration) *UDP {
-	return &UDP{address: address, connectTimeout: connectTimeout}
+	return NewDatagram("udp", address, connectTimeout, 0)
 }
 
-func (u *UDP) String() string { return "udp://" + u.address }
+// NewDatagram returns a destination that sends one message per datagram on
+// network: "udp", or "unixgram" with the path of a socket as address.
+// writeTimeout, when positive, bounds each datagram's write: a local socket
+// blocks while its reader lags.
+func NewDatagram(network, address string, connectTimeout, writeTimeout time.Duration) *UDP {
+	return &UDP{network: network, address: address, connectTimeout: connectTimeout, writeTimeout: writeTimeout}
+}
+
+func (u *UDP) String() string { return u.network + "://" + u.address }
 
 // Connected reports whether the socket is open.
 func (u *UDP) Connected() bool { return u.conn != nil }
 
-// Connect resolves the address and opens a connected UDP socket, so that an
+// Connect resolves the address and opens a connected socket, so that an
 // ICMP port-unreachable from the upstream shows up as an error on a later
 // write rather than passing unnoticed.
 func (u *UDP) Connect(ctx context.Context) error {
 	d := net.Dialer{Timeout: u.connectTimeout}
-	c, err := d.DialContext(ctx, "udp", u.address)
+	c, err := d.DialContext(ctx, u.network, u.address)
+	if errors.Is(err, syscall.EPROTOTYPE) {
+		return fmt.Errorf("%w: it is not a datagram socket like /dev/log", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -54,12 +68,18 @@ func (u *UDP) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 		return 0, errors.New("not connected")
 	}
 	for _, e := range entries {
+		if u.writeTimeout > 0 {
+			_ = u.conn.SetWriteDeadline(time.Now().Add(u.writeTimeout))
+		}
 		if _, err := u.conn.Write(e.Data); err != nil {
 			if errors.Is(err, syscall.EMSGSIZE) {
 				if u.OnTooLarge != nil {
 					u.OnTooLarge()
 				}
 				continue
+			}
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return 0, fmt.Errorf("%w (nothing is listening there)", err)
 			}
 			return 0, err
 		}

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/relay-syslog/relay/outputs"
 )
 
 // certCheckInterval is how often, at most, a TLS listener looks at its
@@ -314,43 +316,22 @@ func allowedNamesCheck(allowed []string) func(tls.ConnectionState) error {
 // certificate or CA applies from the next connection without a restart.
 func newOutputTLS(oc OutputConfig, address string, log *slog.Logger) (func() (*tls.Config, error), error) {
 	c := oc.TLS
-	serverName := c.ServerName
-	if serverName == "" {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return nil, fmt.Errorf("address %q: %w", address, err)
-		}
-		serverName = host
-	}
 	var files []string
 	for _, f := range []string{c.CAFile, c.CertFile, c.KeyFile} {
 		if f != "" {
 			files = append(files, f)
 		}
 	}
-	build := func() (*tls.Config, error) {
-		tc := &tls.Config{
-			ServerName:         serverName,
-			MinVersion:         tlsMinVersion(c.MinVersion),
-			CipherSuites:       tlsCipherSuites(c.CipherSuites),
-			InsecureSkipVerify: c.InsecureSkipVerify,
-		}
-		if c.CAFile != "" {
-			pool, err := loadCAPool("tls.ca_file", c.CAFile)
-			if err != nil {
-				return nil, err
-			}
-			tc.RootCAs = pool // otherwise nil: the system's roots
-		}
-		if c.CertFile != "" {
-			cert, err := loadKeyPair("tls.cert_file", c.CertFile, "tls.key_file", c.KeyFile)
-			if err != nil {
-				return nil, err
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		return tc, nil
-	}
+	build := outputs.TLSClient{
+		CAFile:             c.CAFile,
+		CertFile:           c.CertFile,
+		KeyFile:            c.KeyFile,
+		ServerName:         c.ServerName,
+		Address:            address,
+		InsecureSkipVerify: c.InsecureSkipVerify,
+		MinVersion:         tlsMinVersion(c.MinVersion),
+		CipherSuites:       tlsCipherSuites(c.CipherSuites),
+	}.Config
 	what := fmt.Sprintf("output %q target %s", oc.Name, address)
 	r, err := newTLSReloader(what, files, 0, build, log)
 	if err != nil {

@@ -3,22 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -546,7 +540,7 @@ func TestSendTransportErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"relp-message-refused", []string{"-proto", "relp", "-address", refuseThird, "-count", "5", "-rate", "1000"}, "server refused message (TXNR 4): 500 queue full (2 messages acknowledged before the error)"},
+		{"relp-message-refused", []string{"-proto", "relp", "-address", refuseThird, "-count", "5", "-rate", "1000"}, "upstream refused message (TXNR 4): 500 queue full (2 messages acknowledged before the error)"},
 		{"tcp-refused", []string{"-proto", "tcp", "-address", closedPort}, "tcp " + closedPort + ": dial tcp " + closedPort},
 		{"relp-refused", []string{"-proto", "relp", "-address", closedPort}, "connection refused"},
 		{"tls-refused", []string{"-proto", "tls", "-address", closedPort, "-tls-insecure"}, "connection refused"},
@@ -601,74 +595,15 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, caCert, caDER := newCA(t, "relay send test CA")
-	_, _, otherDER := newCA(t, "unrelated CA")
-	leaf := func(name string, usage x509.ExtKeyUsage, serial int64) (certFile, keyFile string) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: name},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(365 * 24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		}
-		if usage == x509.ExtKeyUsageServerAuth {
-			tmpl.DNSNames = []string{"localhost"}
-			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return writePEM(t, dir, name+".crt", "CERTIFICATE", der), writePEM(t, dir, name+".key", "PRIVATE KEY", keyDER)
+	ca := testpeer.NewTestCA(t, "send")
+	server := ca.Server("server", "server")
+	client := ca.Client("client", "client")
+	return testPKI{
+		ca:         ca.CAFile,
+		serverCert: server.CertFile, serverKey: server.KeyFile,
+		clientCert: client.CertFile, clientKey: client.KeyFile,
+		otherCA: testpeer.NewTestCA(t, "unrelated").CAFile,
 	}
-	p := testPKI{
-		ca:      writePEM(t, dir, "ca.crt", "CERTIFICATE", caDER),
-		otherCA: writePEM(t, dir, "other-ca.crt", "CERTIFICATE", otherDER),
-	}
-	p.serverCert, p.serverKey = leaf("server", x509.ExtKeyUsageServerAuth, 2)
-	p.clientCert, p.clientKey = leaf("client", x509.ExtKeyUsageClientAuth, 3)
-	return p
-}
-
-func newCA(t *testing.T, name string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	return writeFile(t, dir, name, string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})))
 }
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -773,4 +708,110 @@ func TestSendBinaryStdin(t *testing.T) {
 		t.Fatalf("relay send < /dev/null: %v, stderr:\n%s", err, errOut.String())
 	}
 	checkLine(t, r.waitLines(t, host, 1)[0], wantMsg{format: syslog.FormatRFC5424, pri: 13, hostname: host, app: "relay-send", msg: sendDefaultMessage})
+}
+
+// relpPeer serves one RELP session: it answers open, then hands each burst
+// of frames (those already read when the next needs a read from the
+// socket) to answer, which returns the bytes to send back. It returns the
+// address.
+func relpPeer(t *testing.T, answer func(burst []relp.Frame) []byte) string {
+	return serveOnce(t, func(c net.Conn) {
+		rd := relp.NewReader(c, 64<<10)
+		var burst []relp.Frame
+		for {
+			f, ok, err := rd.TryNext()
+			if !ok && err == nil {
+				if len(burst) > 0 {
+					if _, err := c.Write(answer(burst)); err != nil {
+						return
+					}
+					burst = burst[:0]
+				}
+				f, err = rd.Next()
+			}
+			if err != nil {
+				return
+			}
+			f.Data = bytes.Clone(f.Data)
+			burst = append(burst, f)
+		}
+	})
+}
+
+// answerRELP answers a burst in order: open with 200 and the offers, every
+// other command with 200; extra (may be nil) is sent right after the answer
+// to open.
+func answerRELP(burst []relp.Frame, extra []byte) []byte {
+	var out []byte
+	for _, f := range burst {
+		if f.Command == relp.CmdOpen {
+			out = relp.AppendResponse(out, f.Txnr, 200, "OK", relp.AppendOffers(nil, relp.ClientOffers()))
+			out = append(out, extra...)
+			continue
+		}
+		out = relp.AppendResponse(out, f.Txnr, 200, "OK", nil)
+	}
+	return out
+}
+
+// TestSendRELPAnswersOutOfTurn: a RELP server that sends an answer for a
+// command never sent, or answers one twice, breaks the session with an
+// error that names the answer, instead of leaving relay send waiting for
+// ever; answers in another order than the commands are fine. The built
+// binary runs, so that a hang is killed at the deadline.
+func TestSendRELPAnswersOutOfTurn(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(burst []relp.Frame) []byte
+		want   string // in stderr; "" means exit 0
+	}{
+		{"unsolicited-rsp", func(burst []relp.Frame) []byte {
+			return answerRELP(burst, relp.AppendResponse(nil, 99, 200, "OK", nil))
+		}, "TXNR 99"},
+		{"answered-twice", func(burst []relp.Frame) []byte {
+			out := answerRELP(burst, nil)
+			for _, f := range burst {
+				if f.Command == relp.CmdSyslog {
+					out = relp.AppendResponse(out, f.Txnr, 200, "OK", nil)
+				}
+			}
+			return out
+		}, "not outstanding"},
+		{"reverse-order", func(burst []relp.Frame) []byte {
+			// The messages of a burst are answered last first; a close,
+			// which ends a burst, after them.
+			n := len(burst)
+			if burst[n-1].Command == relp.CmdClose {
+				n--
+			}
+			slices.Reverse(burst[:n])
+			return answerRELP(burst, nil)
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := relpPeer(t, tc.answer)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, relayBin, "send", "-proto", "relp", "-address", addr, "-count", "300", "-timeout", "20s", "msg")
+			var errOut bytes.Buffer
+			cmd.Stderr = &errOut
+			err := cmd.Run()
+			if ctx.Err() != nil {
+				t.Fatalf("relay send did not end within 30s (killed); stderr:\n%s", errOut.String())
+			}
+			if tc.want == "" {
+				if err != nil || !strings.HasPrefix(errOut.String(), "sent 300 messages over relp") {
+					t.Fatalf("relay send: %v, stderr:\n%s", err, errOut.String())
+				}
+				return
+			}
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Errorf("relay send: %v, want exit status 1", err)
+			}
+			if !strings.HasPrefix(errOut.String(), "relay send: ") || !strings.Contains(errOut.String(), tc.want) {
+				t.Errorf("stderr = %q, want it to contain %q", errOut.String(), tc.want)
+			}
+		})
+	}
 }
