@@ -17,6 +17,7 @@ import (
 	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/outputs"
 	"github.com/relay-syslog/relay/queue"
+	"github.com/relay-syslog/relay/relay"
 )
 
 // sendUsage is printed, with the flags, by relay send -h.
@@ -51,7 +52,8 @@ const sendDefaultMessage = "test message from relay send"
 
 // sendConfig is what the flags of relay send say.
 type sendConfig struct {
-	proto, address, format       string
+	proto                        relay.ListenerProtocol
+	address, format              string
 	framing                      outputs.Framing
 	pri                          int
 	hostname, app, procid, msgid []byte
@@ -88,7 +90,7 @@ func sendCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case len(words) > 0:
 		text := strings.Join(words, " ")
-		if cfg.framing == outputs.LF && (cfg.proto == "tcp" || cfg.proto == "tls") && strings.Contains(text, "\n") {
+		if cfg.framing == outputs.LF && (cfg.proto == relay.ProtocolTCP || cfg.proto == relay.ProtocolTLS) && strings.Contains(text, "\n") {
 			fmt.Fprintln(stderr, "relay send: the message contains a line feed, which -framing lf would split: use -framing octet-counting")
 			return 1
 		}
@@ -114,8 +116,8 @@ func sendCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // delivered says what the count of an error message means.
-func delivered(proto string) string {
-	if proto == "relp" {
+func delivered(proto relay.ListenerProtocol) string {
+	if proto == relay.ProtocolRELP {
 		return "acknowledged"
 	}
 	return "written"
@@ -169,7 +171,7 @@ func parseSendFlags(args []string, stdout io.Writer) (*sendConfig, []string, err
 	f.set = map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 
-	cfg := &sendConfig{proto: f.proto, count: f.count, rate: f.rate, seq: f.seq, timeout: f.timeout}
+	cfg := &sendConfig{count: f.count, rate: f.rate, seq: f.seq, timeout: f.timeout}
 	for _, check := range []func(*sendConfig) error{f.transport, f.header, f.limits, f.tlsClient} {
 		if err := check(cfg); err != nil {
 			return nil, nil, err
@@ -186,7 +188,7 @@ func defineSendFlags() *sendFlags {
 	// printed only when asked for.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.StringVar(&f.proto, "proto", "udp", "transport: udp, tcp, tls, unix or relp")
+	fs.StringVar(&f.proto, "proto", "udp", "transport: "+relay.ListenerProtocols.String())
 	// The configuration calls it "protocol"; accept that spelling too.
 	fs.StringVar(&f.proto, "protocol", "udp", "the same as -proto")
 	fs.StringVar(&f.address, "address", "", "where to send: host:port (default 127.0.0.1:514, for tls 127.0.0.1:6514); for unix the socket path (default /dev/log)")
@@ -213,20 +215,23 @@ func defineSendFlags() *sendFlags {
 
 // transport checks -proto, -address and -framing.
 func (f *sendFlags) transport(cfg *sendConfig) error {
+	proto, err := relay.ListenerProtocols.Parse(f.proto)
+	if err != nil {
+		return fmt.Errorf("-proto %q: use %s", f.proto, relay.ListenerProtocols)
+	}
+	cfg.proto = proto
 	switch cfg.proto {
-	case "udp", "tcp", "relp":
+	case relay.ProtocolUDP, relay.ProtocolTCP, relay.ProtocolRELP:
 		cfg.address = "127.0.0.1:514"
-	case "tls":
+	case relay.ProtocolTLS:
 		cfg.address = "127.0.0.1:6514" // RFC 5425 §4.1
-	case "unix":
+	case relay.ProtocolUnix:
 		cfg.address = "/dev/log"
-	default:
-		return fmt.Errorf("-proto %q: use udp, tcp, tls, unix or relp", cfg.proto)
 	}
 	if f.set["address"] {
 		cfg.address = f.address
 	}
-	if cfg.proto == "unix" {
+	if cfg.proto == relay.ProtocolUnix {
 		if cfg.address == "" {
 			return errors.New("-address: empty: give the path of the socket")
 		}
@@ -241,7 +246,7 @@ func (f *sendFlags) transport(cfg *sendConfig) error {
 	default:
 		return fmt.Errorf("-framing %q: use octet-counting or lf", f.framing)
 	}
-	if f.set["framing"] && cfg.proto != "tcp" && cfg.proto != "tls" {
+	if f.set["framing"] && cfg.proto != relay.ProtocolTCP && cfg.proto != relay.ProtocolTLS {
 		return fmt.Errorf("-framing is for -proto tcp and tls; %s has its own", cfg.proto)
 	}
 	return nil
@@ -339,7 +344,7 @@ func (f *sendFlags) tlsClient(cfg *sendConfig) error {
 			tlsSet = name
 		}
 	}
-	if cfg.proto != "tls" {
+	if cfg.proto != relay.ProtocolTLS {
 		if tlsSet != "" {
 			return fmt.Errorf("-%s is for -proto tls, not %s", tlsSet, cfg.proto)
 		}
@@ -509,7 +514,7 @@ var errTooLarge = errors.New("message too long for one datagram")
 type sendConn struct {
 	dest    outputs.Destination
 	what    string // "tcp 127.0.0.1:514": the start of every error
-	proto   string
+	proto   relay.ListenerProtocol
 	timeout time.Duration
 	// buf holds the messages of the next batch one after another; ends
 	// says where each ends.
@@ -523,29 +528,29 @@ type sendConn struct {
 
 // connect opens the connection -proto names.
 func connect(cfg *sendConfig) (*sendConn, error) {
-	c := &sendConn{what: cfg.proto + " " + cfg.address, proto: cfg.proto, timeout: cfg.timeout}
+	c := &sendConn{what: string(cfg.proto) + " " + cfg.address, proto: cfg.proto, timeout: cfg.timeout}
 	switch cfg.proto {
-	case "udp", "unix":
+	case relay.ProtocolUDP, relay.ProtocolUnix:
 		network := "udp"
-		if cfg.proto == "unix" {
+		if cfg.proto == relay.ProtocolUnix {
 			network = "unixgram"
 		}
 		d := outputs.NewDatagram(network, cfg.address, cfg.timeout, cfg.timeout)
 		d.OnTooLarge = func() { c.tooLarge++ }
 		c.dest = d
-	case "tcp", "tls":
+	case relay.ProtocolTCP, relay.ProtocolTLS:
 		opts := outputs.TCPOptions{
 			Address:        cfg.address,
 			Framing:        cfg.framing,
 			ConnectTimeout: cfg.timeout,
 			WriteTimeout:   cfg.timeout,
 		}
-		if cfg.proto == "tls" {
+		if cfg.proto == relay.ProtocolTLS {
 			opts.TLS = func() (*tls.Config, error) { return cfg.tls, nil }
 			opts.TLSNames = sendTLSNames
 		}
 		c.dest = outputs.NewTCP(opts)
-	case "relp":
+	case relay.ProtocolRELP:
 		c.dest = outputs.NewRELP(outputs.RELPOptions{
 			Address:        cfg.address,
 			ConnectTimeout: cfg.timeout,
@@ -553,7 +558,7 @@ func connect(cfg *sendConfig) (*sendConn, error) {
 			CloseTimeout:   cfg.timeout,
 		})
 	default:
-		return nil, fmt.Errorf("-proto %q: use udp, tcp, tls, unix or relp", cfg.proto)
+		return nil, fmt.Errorf("-proto %q: no sender for it", cfg.proto)
 	}
 	if err := c.dest.Connect(context.Background()); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.what, err)
@@ -615,7 +620,7 @@ func (c *sendConn) finish() (int, error) {
 	err := c.write()
 	if f, ok := c.dest.(interface{ Finish(time.Duration) error }); ok && err == nil {
 		err = f.Finish(c.timeout)
-		if err != nil && c.proto != "relp" {
+		if err != nil && c.proto != relay.ProtocolRELP {
 			err = fmt.Errorf("%w; the server may not have read every message", err)
 		}
 	}
@@ -628,7 +633,7 @@ func (c *sendConn) finish() (int, error) {
 // offsets, except on a stream, where they count bytes).
 func (c *sendConn) close(err error) (int, error) {
 	n := c.written
-	if c.proto != "tcp" && c.proto != "tls" {
+	if c.proto != relay.ProtocolTCP && c.proto != relay.ProtocolTLS {
 		settled, _ := c.dest.Settled(time.Now())
 		n = int(settled)
 	}
