@@ -175,6 +175,7 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 		}
 		w.log.Info("connected")
 	}
+	before := w.dest.BytesWritten()
 	end, err := w.dest.Write(ctx, w.format.apply(b.Entries))
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
@@ -183,7 +184,7 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 	w.unsettled = append(w.unsettled, sentBatch{batch: b, end: end, bytes: n})
 	w.unsettledBytes += n
 	w.metrics.OutputSent.WithLabelValues(w.opts.Name).Add(float64(len(b.Entries)))
-	w.metrics.OutputBytes.WithLabelValues(w.opts.Name).Add(float64(n))
+	w.metrics.OutputBytes.WithLabelValues(w.opts.Name).Add(float64(w.dest.BytesWritten() - before))
 	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
 	return nil
 }
