@@ -1,7 +1,8 @@
 # relay — a syslog relay with a disk queue per output.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 CONFIG  ?= config.toml.example
 
 .PHONY: build run test test-short fuzz bench vet fmt clean install uninstall

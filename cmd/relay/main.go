@@ -12,17 +12,26 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
 	_ "time/tzdata" // listener timezones work on hosts without a zoneinfo database
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	relayroot "github.com/relay-syslog/relay"
+	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/relay"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and revision are set at build time with -ldflags
+// "-X main.version=... -X main.revision=..." (make build does); without
+// them, what Go recorded of the module and the VCS is reported.
+var (
+	version  = "dev"
+	revision = ""
+)
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -39,8 +48,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	bi := buildInfo()
 	if *showVersion {
-		fmt.Fprintf(stdout, "relay %s\n", version)
+		fmt.Fprintf(stdout, "relay %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
 		return 0
 	}
 	var level slog.Level
@@ -80,7 +90,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	srv, err := relay.New(cfg, relay.Options{Logger: log, Notify: sdNotify})
+	log.Info("relay starting", "version", bi.Version, "revision", bi.Revision, "go", bi.GoVersion, "config", displayName(*configPath))
+	reg := prometheus.NewRegistry()
+	if err := metrics.RegisterBuildInfo(reg, bi); err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	srv, err := relay.New(cfg, relay.Options{Logger: log, Registry: reg, Notify: sdNotify})
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
@@ -142,6 +158,35 @@ func exitCode(log *slog.Logger, err error) int {
 		return 1
 	}
 	return 0
+}
+
+// buildInfo describes this binary: the version given at build time (a
+// development build without one reports the module version Go derived from
+// the VCS), the VCS revision and the Go version.
+func buildInfo() metrics.BuildInfo {
+	bi := metrics.BuildInfo{Version: version, Revision: revision, GoVersion: runtime.Version()}
+	info, ok := debug.ReadBuildInfo()
+	if ok && bi.Version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		bi.Version = info.Main.Version
+	}
+	if ok && bi.Revision == "" {
+		modified := false
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				bi.Revision = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if modified && bi.Revision != "" {
+			bi.Revision += "-modified"
+		}
+	}
+	if bi.Revision == "" {
+		bi.Revision = "unknown"
+	}
+	return bi
 }
 
 func loadConfig(path string) (*relay.Config, error) {
