@@ -155,6 +155,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	for _, result := range []string{"success", "failure"} {
+		m.ConfigReloads.WithLabelValues(result)
+	}
 	m.ConfigLastReloadOK.Set(1)
 	m.ConfigLastReloadTime.SetToCurrentTime()
 	return m, nil

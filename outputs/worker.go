@@ -9,9 +9,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
 )
+
+// dropReasons are the reasons relay_output_messages_dropped_total counts
+// for any output.
+var dropReasons = []string{queue.ReasonQueueFull, queue.ReasonEvicted, queue.ReasonDiskFull, queue.ReasonDiskError, queue.ReasonTooLarge}
 
 // WorkerOptions configures a Worker.
 type WorkerOptions struct {
@@ -66,6 +71,7 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 	if opts.MaxUnsettledBytes == 0 {
 		opts.MaxUnsettledBytes = 16 << 20
 	}
+	exportZeros(opts, m)
 	return &Worker{
 		opts:    opts,
 		q:       q,
@@ -79,6 +85,27 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 			stampOrigin: opts.StampOrigin,
 			problems:    m.ParseProblems.MustCurryWith(prometheus.Labels{"output": opts.Name}),
 		},
+	}
+}
+
+// exportZeros creates every series of the output at 0, so that the first
+// scrape shows them and increase() sees the first event of each.
+func exportZeros(opts WorkerOptions, m *metrics.Metrics) {
+	name := opts.Name
+	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent} {
+		v.WithLabelValues(name)
+	}
+	m.OutputUp.WithLabelValues(name)
+	for _, r := range dropReasons {
+		m.OutputDropped.WithLabelValues(name, r)
+	}
+	if opts.Format == Raw {
+		return // nothing is parsed
+	}
+	for listener := range opts.Normalize {
+		for _, p := range syslog.Problems() {
+			m.ParseProblems.WithLabelValues(name, listener, p.String())
+		}
 	}
 }
 

@@ -210,6 +210,7 @@ func (s *Server) newRouter(cfg *Config) *router {
 // for every message, so a reload's new routes apply at once.
 func (s *Server) newListener(lc ListenerConfig) (listener, error) {
 	in := newIngest(lc.Name, &s.router, s.metrics)
+	in.exportReasons(listenerReasons(lc))
 	if lc.Dedup {
 		if s.dedup == nil {
 			d, err := newDedup(s.cfg.DedupWindow, s.reg)

@@ -2,10 +2,18 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
@@ -45,5 +53,340 @@ outputs = ["file"]
 		if !strings.Contains(first, field) {
 			t.Errorf("first log line %q lacks %s", first, field)
 		}
+	}
+}
+
+// docMetric is one metric section of docs/metrics.md.
+type docMetric struct {
+	name string
+	body string
+}
+
+var docMetricHeadingRE = regexp.MustCompile("(?m)^### `(relay_[a-z0-9_]+)`[ \t]*$")
+
+// readDocMetrics returns the metric sections of docs/metrics.md.
+func readDocMetrics(t *testing.T) []docMetric {
+	t.Helper()
+	b, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	var out []docMetric
+	locs := docMetricHeadingRE.FindAllStringSubmatchIndex(text, -1)
+	for i, m := range locs {
+		end := len(text)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		body := text[m[1]:end]
+		if j := strings.Index(body, "\n## "); j >= 0 {
+			body = body[:j]
+		}
+		out = append(out, docMetric{name: text[m[2]:m[3]], body: body})
+	}
+	if len(out) < 20 {
+		t.Fatalf("docs/metrics.md: only %d metric sections found", len(out))
+	}
+	return out
+}
+
+// docTableReasons returns the reasons of the table in a metric section,
+// each with the text of its second column.
+func docTableReasons(body string) map[string]string {
+	rows := map[string]string{}
+	re := regexp.MustCompile("(?m)^\\| `([a-z0-9_]+)` \\| ([^|]*)\\|")
+	for _, m := range re.FindAllStringSubmatch(body, -1) {
+		rows[m[1]] = strings.TrimSpace(m[2])
+	}
+	return rows
+}
+
+// docListsProtocol reports whether the listeners column of a reason's row
+// ("all", or names separated by commas) names one of names.
+func docListsProtocol(column string, names []string) bool {
+	if column == "all" {
+		return true
+	}
+	for _, p := range strings.Split(column, ", ") {
+		if slices.Contains(names, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// scrape parses Prometheus text into series ("name{a="x",b="y"}") and
+// their values.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	body := testpeer.HTTPGet(url)
+	if body == "" {
+		t.Fatalf("no answer from %s", url)
+	}
+	series := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("unparsable line %q", line)
+		}
+		series[line[:i]] = v
+	}
+	return series
+}
+
+// seriesName spells a series as the text format does: labels sorted by name.
+func seriesName(name string, labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(name)
+	for i, k := range keys {
+		if i == 0 {
+			b.WriteByte('{')
+		} else {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", k, labels[k])
+	}
+	if len(keys) > 0 {
+		b.WriteByte('}')
+	}
+	return b.String()
+}
+
+// TestFirstScrapeHasEveryDocumentedSeries starts the binary with every
+// listener protocol and every kind of output, upstreams all up, and scrapes
+// it before any message arrives: every metric docs/metrics.md documents is
+// there, with every label combination the configuration makes known (each
+// listener with every reason its protocol can count, each output with
+// every drop reason, each converting output with every parse problem per
+// listener), and every counter reads 0. Only the series labelled by what
+// arrives with traffic (the dedup origin) are absent.
+func TestFirstScrapeHasEveryDocumentedSeries(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpeer.NewTestCA(t, "scrape")
+	server := ca.Server("server", "localhost")
+	tcpUp := testpeer.NewReceiver(t, "127.0.0.1:0")
+	poolUp := testpeer.NewReceiver(t, "127.0.0.1:0")
+	udpUp := testpeer.NewUDPReceiver(t, "127.0.0.1:0")
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	relpAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	cfg := fmt.Sprintf(`data_dir = %[1]q
+relay_id = "scrape"
+[metrics]
+address = %[2]q
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+dedup = true
+[[listener]]
+name = "unix"
+protocol = "unix"
+address = %[3]q
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:0"
+[[listener]]
+name = "tls"
+protocol = "tls"
+address = "127.0.0.1:0"
+tls.cert_file = %[4]q
+tls.key_file = %[5]q
+tls.client_ca_file = %[6]q
+[[listener]]
+name = "relp"
+protocol = "relp"
+address = %[7]q
+[[listener]]
+name = "relps"
+protocol = "relp"
+address = "127.0.0.1:0"
+tls.cert_file = %[4]q
+tls.key_file = %[5]q
+[[output]]
+name = "tcp"
+protocol = "tcp"
+address = %[8]q
+[[output]]
+name = "file"
+protocol = "file"
+path = %[9]q
+format = "rfc5424"
+[[output]]
+name = "udp"
+protocol = "udp"
+address = %[10]q
+[[output]]
+name = "relp"
+protocol = "relp"
+address = %[7]q
+[[output]]
+name = "pool"
+protocol = "tcp"
+targets = [%[11]q]
+[[route]]
+name = "warnings"
+severity = "warning"
+outputs = ["tcp", "file", "udp", "pool"]
+[[route]]
+name = "loop"
+listeners = ["tcp"]
+severities = ["debug"]
+outputs = ["relp"]
+`, filepath.Join(dir, "data"), metricsAddr, filepath.Join(dir, "log.sock"),
+		server.CertFile, server.KeyFile, ca.CAFile, relpAddr,
+		tcpUp.Addr(), filepath.Join(dir, "out.log"), udpUp.Addr(), poolUp.Addr())
+	path := filepath.Join(dir, "relay.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(relayBin, "-config", path)
+	logs := new(syncBuffer)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	url := "http://" + metricsAddr + "/metrics"
+	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.HTTPGet(url) != "" }) {
+		t.Fatalf("relay did not start:\n%s", logs.String())
+	}
+	got := scrape(t, url)
+	families := map[string]bool{}
+	for s := range got {
+		name, _, _ := strings.Cut(s, "{")
+		families[name] = true
+	}
+
+	// What each listener is called in the docs' tables.
+	listeners := map[string][]string{
+		"udp": {"udp"}, "unix": {"unix"}, "tcp": {"tcp"}, "tls": {"tls"},
+		"relp": {"relp"}, "relps": {"relp", "relp over TLS"},
+	}
+	var listenerReasons map[string]string
+	outputs := []string{"tcp", "file", "udp", "relp", "pool"}
+	want := map[string]bool{}
+	for _, m := range readDocMetrics(t) {
+		switch {
+		case strings.Contains(m.body, "labels `origin`"):
+			if families[m.name] {
+				t.Errorf("%s is exported before any stamped message arrived; the docs say it appears per origin", m.name)
+			}
+			continue
+		case !families[m.name]:
+			t.Errorf("the first scrape lacks %s, which docs/metrics.md documents", m.name)
+			continue
+		}
+		switch m.name {
+		case "relay_listener_errors_total":
+			reasons := docTableReasons(m.body)
+			if len(reasons) < 20 {
+				t.Fatalf("found only %d reasons in the table of %s", len(reasons), m.name)
+			}
+			listenerReasons = reasons
+			for reason, protocols := range reasons {
+				for listener, names := range listeners {
+					if docListsProtocol(protocols, names) {
+						want[seriesName(m.name, map[string]string{"listener": listener, "reason": reason})] = true
+					}
+				}
+			}
+		case "relay_output_messages_dropped_total":
+			for reason := range docTableReasons(m.body) {
+				for _, o := range outputs {
+					want[seriesName(m.name, map[string]string{"output": o, "reason": reason})] = true
+				}
+			}
+		case "relay_parse_problems_total":
+			_, text, _ := strings.Cut(m.body, "Reasons:")
+			text, _, _ = strings.Cut(text, ". Use")
+			n := 0
+			for _, r := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(text, -1) {
+				n++
+				for listener := range listeners {
+					want[seriesName(m.name, map[string]string{"output": "file", "listener": listener, "reason": r[1]})] = true
+				}
+			}
+			if n < 5 {
+				t.Fatalf("found only %d reasons in the section of %s", n, m.name)
+			}
+		}
+	}
+	for _, o := range outputs {
+		for _, name := range []string{"relay_output_messages_sent_total", "relay_output_bytes_sent_total", "relay_output_send_errors_total",
+			"relay_output_retries_total", "relay_output_messages_resent_total", "relay_output_up", "relay_queue_depth_records"} {
+			want[seriesName(name, map[string]string{"output": o})] = true
+		}
+	}
+	for listener := range listeners {
+		for _, name := range []string{"relay_listener_messages_received_total", "relay_listener_bytes_received_total",
+			"relay_messages_accepted_total", "relay_messages_unrouted_total"} {
+			want[seriesName(name, map[string]string{"listener": listener})] = true
+		}
+	}
+	for _, l := range []string{"tcp", "tls", "relp"} {
+		want[seriesName("relay_listener_connections", map[string]string{"listener": l})] = true
+	}
+	want[seriesName("relay_listener_kernel_drops_total", map[string]string{"listener": "udp"})] = true
+	for _, r := range []string{"warnings", "loop"} {
+		want[seriesName("relay_route_messages_matched_total", map[string]string{"route": r})] = true
+	}
+	for _, r := range []string{"success", "failure"} {
+		want[seriesName("relay_config_reloads_total", map[string]string{"result": r})] = true
+	}
+	for _, name := range []string{"relay_target_up", "relay_target_messages_sent_total", "relay_target_errors_total"} {
+		want[seriesName(name, map[string]string{"output": "pool", "target": poolUp.Addr()})] = true
+	}
+	var missing []string
+	for s := range want {
+		if _, ok := got[s]; !ok {
+			missing = append(missing, s)
+		}
+	}
+	sort.Strings(missing)
+	for _, s := range missing {
+		t.Errorf("the first scrape lacks %s", s)
+	}
+	// And the other way round: a reason exported for a listener is one the
+	// docs say its protocol counts.
+	labelRE := regexp.MustCompile(`^relay_listener_errors_total\{listener="([^"]+)",reason="([^"]+)"\}$`)
+	for s := range got {
+		if m := labelRE.FindStringSubmatch(s); m != nil {
+			protocols, documented := listenerReasons[m[2]]
+			if !documented || !docListsProtocol(protocols, listeners[m[1]]) {
+				t.Errorf("%s is exported, but docs/metrics.md does not list reason %s for that listener's protocol (%q)", s, m[2], protocols)
+			}
+		}
+	}
+	var nonzero []string
+	for s, v := range got {
+		name, _, _ := strings.Cut(s, "{")
+		if strings.HasPrefix(name, "relay_") && strings.HasSuffix(name, "_total") && v != 0 {
+			nonzero = append(nonzero, fmt.Sprintf("%s %v", s, v))
+		}
+	}
+	sort.Strings(nonzero)
+	for _, s := range nonzero {
+		t.Errorf("counter not 0 before any traffic: %s", s)
+	}
+	if len(missing) == 0 {
+		t.Logf("first scrape: %d relay_* series present, every counter 0", len(want))
+	}
+	buildInfo := false
+	for s, v := range got {
+		buildInfo = buildInfo || (strings.HasPrefix(s, "relay_build_info{") && v == 1)
+	}
+	if !buildInfo {
+		t.Error("the first scrape lacks relay_build_info")
 	}
 }
