@@ -36,7 +36,15 @@ type WorkerOptions struct {
 	// StampOrigin, when set (with Format RFC5424), stamps every message with
 	// the relay's sequence number under this origin id.
 	StampOrigin string
+	// SummaryEvery is how often, at most, an output that keeps failing
+	// logs that it still is (DefaultSummaryEvery when 0). The outage's
+	// start and end are logged once each; single attempts only at debug
+	// level.
+	SummaryEvery time.Duration
 }
+
+// DefaultSummaryEvery is the default WorkerOptions.SummaryEvery.
+const DefaultSummaryEvery = 5 * time.Minute
 
 // Worker drains one queue into one Destination. Run is its only goroutine.
 type Worker struct {
@@ -55,6 +63,18 @@ type Worker struct {
 	// resend holds batches to send again, in order, after a broken
 	// connection; they go out before anything new is taken from the queue.
 	resend []*queue.Batch
+	// outage is the current run of failures; its start is zero while the
+	// output delivers.
+	outage outage
+}
+
+// outage is a run of failed attempts, logged as one event rather than one
+// line per attempt: an upstream that is down for an hour is one problem.
+type outage struct {
+	since       time.Time
+	attempts    int   // failed attempts since
+	peak        int64 // the most records seen waiting in the queue
+	lastSummary time.Time
 }
 
 type sentBatch struct {
@@ -70,6 +90,9 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 	}
 	if opts.MaxUnsettledBytes == 0 {
 		opts.MaxUnsettledBytes = 16 << 20
+	}
+	if opts.SummaryEvery == 0 {
+		opts.SummaryEvery = DefaultSummaryEvery
 	}
 	exportZeros(opts, m)
 	return &Worker{
@@ -120,7 +143,9 @@ func (w *Worker) Run(ctx context.Context) {
 		if err := w.dest.Connect(ctx); err != nil {
 			w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(0)
 			w.metrics.OutputErrors.WithLabelValues(w.opts.Name).Inc()
-			w.log.Warn("cannot connect yet; messages wait in the queue", "err", err)
+			if ctx.Err() == nil {
+				w.failed(fmt.Errorf("connect: %w", err), 0)
+			}
 		} else {
 			w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
 			w.log.Info("connected")
@@ -200,7 +225,11 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 		if err := w.dest.Connect(ctx); err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
-		w.log.Info("connected")
+		if w.outage.since.IsZero() {
+			w.log.Info("connected")
+		} else {
+			w.log.Debug("connected") // resumed is logged once a batch is confirmed
+		}
 	}
 	before := w.dest.BytesWritten()
 	end, err := w.dest.Write(ctx, w.format.apply(b.Entries))
@@ -238,6 +267,7 @@ func (w *Worker) settle() error {
 		// Only a confirmed batch proves the upstream works: an upstream that
 		// accepts writes and then drops the session must keep backing off.
 		w.retry.Reset()
+		w.resumed()
 	}
 	return err
 }
@@ -263,9 +293,53 @@ func (w *Worker) fail(ctx context.Context, err error, current *queue.Batch) {
 	w.unsettledBytes = 0
 	wait := w.retry.Next()
 	if ctx.Err() == nil {
-		w.log.Warn("send failed; retrying", "err", err, "in", wait.Round(time.Millisecond), "batches", len(w.resend))
+		w.failed(err, wait)
 	}
 	w.sleep(ctx, wait)
+}
+
+// failed logs a failed attempt. The first of an outage is logged with its
+// error; later ones only at debug level, and in their place at most one
+// summary per SummaryEvery.
+func (w *Worker) failed(err error, wait time.Duration) {
+	now := time.Now()
+	o := &w.outage
+	depth := w.depth()
+	if o.since.IsZero() {
+		*o = outage{since: now, attempts: 1, peak: depth, lastSummary: now}
+		w.log.Warn("output stopped delivering; messages wait in the queue and it keeps retrying",
+			"err", err, "queued_records", depth, "retry_max", w.opts.RetryMax)
+		return
+	}
+	o.attempts++
+	o.peak = max(o.peak, depth)
+	w.log.Debug("send failed; retrying", "err", err, "in", wait.Round(time.Millisecond), "attempts", o.attempts)
+	if now.Sub(o.lastSummary) >= w.opts.SummaryEvery {
+		o.lastSummary = now
+		w.log.Warn("output still not delivering", "for", now.Sub(o.since).Round(time.Second),
+			"failed_attempts", o.attempts, "err", err, "queued_records", depth)
+	}
+}
+
+// resumed ends an outage once a batch is confirmed again, with one line
+// saying how long it lasted and how much waited meanwhile.
+func (w *Worker) resumed() {
+	o := w.outage
+	if o.since.IsZero() {
+		return
+	}
+	w.outage = outage{}
+	w.log.Info("output resumed delivering", "down_for", time.Since(o.since).Round(time.Millisecond),
+		"failed_attempts", o.attempts, "waited_records", o.peak, "queued_records", w.depth())
+}
+
+// depth returns the records waiting in the queue, or 0 when the queue
+// cannot tell.
+func (w *Worker) depth() int64 {
+	if q, ok := w.q.(interface{ Depth() int64 }); ok {
+		return q.Depth()
+	}
+	return 0
 }
 
 func (w *Worker) sleep(ctx context.Context, d time.Duration) {

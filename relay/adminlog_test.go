@@ -2,8 +2,10 @@ package relay
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
@@ -92,4 +94,109 @@ outputs = ["file"]
 			}
 		}
 	}
+}
+
+// outageDuration is how long TestUpstreamOutageLogsOnce keeps the upstream
+// down. An administrator's complaint was a minute-long outage, so a full
+// run (what CI runs) takes the minute. With -short it is 3 s: at retry_max
+// 100ms that is still some thirty failed attempts, enough to show that
+// attempts are not logged one by one. RELAY_TEST_OUTAGE (a duration)
+// overrides both.
+func outageDuration(t *testing.T) time.Duration {
+	if s := os.Getenv("RELAY_TEST_OUTAGE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("RELAY_TEST_OUTAGE: %v", err)
+		}
+		return d
+	}
+	if testing.Short() {
+		return 3 * time.Second
+	}
+	return time.Minute
+}
+
+// TestUpstreamOutageLogsOnce stops an upstream while messages wait for it:
+// the output logs one line when it stops delivering (with the error) and
+// one when it resumes (with how long it was down and what waited), and
+// nothing per attempt in between.
+func TestUpstreamOutageLogsOnce(t *testing.T) {
+	t.Parallel()
+	down := outageDuration(t)
+	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
+	addr := recv.Addr()
+	dir := t.TempDir()
+	r, logs := startRelayLogged(t, dir, `data_dir = "{{DATA}}/q"
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:0"
+[[output]]
+name = "head"
+protocol = "tcp"
+address = "`+addr+`"
+retry_initial = "20ms"
+retry_max = "100ms"
+[[route]]
+name = "all"
+outputs = ["head"]
+`)
+	if err := testpeer.SendTCP(r.addr("tcp"), "outage", 0, 100, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool { return recv.Count() >= 100 }) {
+		t.Fatalf("before the outage: %d of 100 delivered", recv.Count())
+	}
+	recv.Close()
+	began := time.Now()
+	// Traffic goes on during the outage, a message a second.
+	sent := 100
+	for time.Since(began) < down {
+		if err := testpeer.SendTCP(r.addr("tcp"), "outage", sent, sent+1, true); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		time.Sleep(time.Second)
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool { return len(logLines(logs, "stopped delivering")) > 0 }) {
+		t.Fatalf("no stopped-delivering line after %v down:\n%s", down, logs.String())
+	}
+	recv = testpeer.NewReceiver(t, addr)
+	if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check("outage", sent, recv.Messages()).Delivered() >= sent-100 }) {
+		t.Fatalf("after the outage: %v", testpeer.Check("outage", sent, recv.Messages()))
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool { return len(logLines(logs, "resumed delivering")) > 0 }) {
+		t.Fatalf("no resumed line:\n%s", logs.String())
+	}
+
+	var worker []string // what the output's worker said at info and above
+	for _, line := range logLines(logs, "output=head", "destination=") {
+		if !strings.Contains(line, "level=DEBUG") {
+			worker = append(worker, line)
+		}
+	}
+	stopped := logLines(logs, "output=head", "stopped delivering")
+	resumed := logLines(logs, "output=head", "resumed delivering")
+	if len(stopped) != 1 || len(resumed) != 1 {
+		t.Errorf("%v outage: %d stopped and %d resumed lines, want 1 and 1", down, len(stopped), len(resumed))
+	}
+	if len(stopped) == 1 && (!strings.Contains(stopped[0], "level=WARN") || !strings.Contains(stopped[0], "err=")) {
+		t.Errorf("the stopped line is not a warning with the error: %s", stopped[0])
+	}
+	if len(resumed) == 1 {
+		for _, field := range []string{"down_for=", "failed_attempts=", "waited_records="} {
+			if !strings.Contains(resumed[0], field) {
+				t.Errorf("the resumed line lacks %s: %s", field, resumed[0])
+			}
+		}
+	}
+	// Besides those, only the first "connected".
+	if len(worker) != 3 {
+		t.Errorf("the output logged %d lines at info and above over a %v outage, want 3:\n%s", len(worker), down, strings.Join(worker, "\n"))
+	}
+	attempts := r.metric("relay_output_send_errors_total", "output", "head")
+	if attempts < 5 {
+		t.Errorf("only %v failed attempts in %v: the test did not show attempts going unlogged", attempts, down)
+	}
+	t.Logf("%v outage, %v failed attempts; the output's log:\n%s", down, attempts, strings.Join(worker, "\n"))
 }
