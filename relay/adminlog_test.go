@@ -200,3 +200,42 @@ outputs = ["head"]
 	}
 	t.Logf("%v outage, %v failed attempts; the output's log:\n%s", down, attempts, strings.Join(worker, "\n"))
 }
+
+// TestReloadLogsEffectiveQueueLimits: a reload that changes one queue limit
+// logs the limits now in force, defaults included.
+func TestReloadLogsEffectiveQueueLimits(t *testing.T) {
+	dir := t.TempDir()
+	text := func(maxBytes string) string {
+		return `data_dir = "` + dir + `/q"
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+[[output]]
+name = "file"
+protocol = "file"
+path = "` + dir + `/out.log"
+queue.max_bytes = "` + maxBytes + `"
+[[route]]
+name = "all"
+outputs = ["file"]
+`
+	}
+	r, logs := startRelayLogged(t, dir, text("1MiB"))
+	cfg, err := ParseConfig("reload.toml", []byte(text("2MiB")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	lines := logLines(logs, "queue limits changed", "output=file")
+	if len(lines) != 1 {
+		t.Fatalf("%d queue-limits lines, want 1:\n%s", len(lines), logs.String())
+	}
+	for _, want := range []string{"max_bytes=2097152", "full_policy=block", "block_timeout=2s"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("%q lacks %s", lines[0], want)
+		}
+	}
+}

@@ -151,6 +151,7 @@ const (
 	DefaultRetryMax        = 5 * time.Second
 	DefaultRELPWindow      = 128
 	DefaultProbeInterval   = 30 * time.Second
+	DefaultBlockTimeout    = 2 * time.Second
 	DefaultConfirmWindow   = 16 << 20 // bytes an output holds unconfirmed (outputs.WorkerOptions.MaxUnsettledBytes)
 )
 
@@ -358,6 +359,9 @@ func (c *Config) applyDefaults() {
 		}
 		if o.Queue.FullPolicy == "" {
 			o.Queue.FullPolicy = "block"
+		}
+		if o.Queue.BlockTimeout.Duration == 0 {
+			o.Queue.BlockTimeout.Duration = DefaultBlockTimeout
 		}
 		if o.ProbeInterval.Duration == 0 {
 			o.ProbeInterval.Duration = DefaultProbeInterval
