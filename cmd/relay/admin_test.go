@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -388,5 +389,74 @@ outputs = ["relp"]
 	}
 	if !buildInfo {
 		t.Error("the first scrape lacks relay_build_info")
+	}
+}
+
+// TestLogFormatAndLevel: -log-format json writes one JSON object per line,
+// -log-level holds back what is below it (and takes "warning" too), and
+// bad values are usage errors.
+func TestLogFormatAndLevel(t *testing.T) {
+	dead := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)) // nothing listens
+	s := newSetup(t, fmt.Sprintf(`[[output]]
+name = "dead"
+protocol = "tcp"
+address = %q
+retry_initial = "20ms"
+retry_max = "100ms"
+[[route]]
+name = "all"
+outputs = ["dead"]
+`, dead))
+	run := func(args ...string) *proc {
+		cmd := exec.Command(relayBin, append([]string{"-config", s.cfgPath}, args...)...)
+		logs := new(syncBuffer)
+		cmd.Stderr = logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		p := &proc{t: t, cmd: cmd, logs: logs, metricsURL: s.metricsURL}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				p.kill9()
+			}
+		})
+		if !testpeer.WaitFor(20*time.Second, func() bool { return strings.Contains(logs.String(), "stopped delivering") }) {
+			p.kill9()
+			t.Fatalf("relay %v: no stopped-delivering line:\n%s", args, logs.String())
+		}
+		return p
+	}
+
+	p := run("-log-format", "json", "-log-level", "warning")
+	p.stop()
+	lines := strings.Split(strings.TrimSpace(p.logs.String()), "\n")
+	for _, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("-log-format json wrote a line that is not JSON: %q", line)
+			continue
+		}
+		if lvl, _ := rec["level"].(string); lvl != "WARN" && lvl != "ERROR" {
+			t.Errorf("-log-level warning let a %s line through: %s", lvl, line)
+		}
+		if rec["msg"] == nil || rec["time"] == nil {
+			t.Errorf("JSON line without msg or time: %s", line)
+		}
+	}
+
+	p = run("-log-level", "debug")
+	if err := testpeer.SendTCP(s.tcpAddr, "debug", 0, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool { return strings.Contains(p.logs.String(), "level=DEBUG") }) {
+		t.Errorf("-log-level debug: no debug line while retrying:\n%s", p.logs.String())
+	}
+	p.stop()
+
+	for _, bad := range [][]string{{"-log-level", "verbose"}, {"-log-format", "xml"}} {
+		_, errOut, code := runRelay(t, bad...)
+		if code != 2 || !strings.Contains(errOut, bad[0]) {
+			t.Errorf("relay %v: exit %d, stderr %q; want 2 and a message naming %s", bad, code, errOut, bad[0])
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // listener timezones work on hosts without a zoneinfo database
@@ -44,7 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "", "configuration file (TOML); without it the built-in example configuration is used")
 	checkOnly := fs.Bool("check-config", false, "validate the configuration, print every problem and exit 0 (valid) or 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logLevel := fs.String("log-level", "info", "least severe log lines written: debug, info, warn (or warning) or error")
+	logFormat := fs.String("log-format", "text", `log line format: "text" (key=value) or "json" (one object per line)`)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -53,12 +55,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "relay %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
 		return 0
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "relay: -log-level: %v\n", err)
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "relay: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Lines from packages that use the standard log package (net/http's
+	// server errors) come out in the same format.
+	slog.SetDefault(log)
 
 	cfg, err := loadConfig(*configPath)
 	if *checkOnly {
@@ -158,6 +162,33 @@ func exitCode(log *slog.Logger, err error) int {
 		return 1
 	}
 	return 0
+}
+
+// newLogger returns the relay's logger writing to w at level ("debug",
+// "info", "warn" or "warning", "error", in any case) in format ("text" or
+// "json").
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "info":
+		l = slog.LevelInfo
+	case "warn", "warning":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		return nil, fmt.Errorf("-log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: use text or json", format)
 }
 
 // buildInfo describes this binary: the version given at build time (a
