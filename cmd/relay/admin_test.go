@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -458,5 +459,62 @@ outputs = ["dead"]
 		if code != 2 || !strings.Contains(errOut, bad[0]) {
 			t.Errorf("relay %v: exit %d, stderr %q; want 2 and a message naming %s", bad, code, errOut, bad[0])
 		}
+	}
+}
+
+// TestCommandLine: -h and help print the usage, listing every command, on
+// standard output with exit 0 (as Go's flag package does for -h); version
+// is a command; unknown commands, stray arguments and unknown flags are
+// usage errors (exit 2) that start nothing.
+func TestCommandLine(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"help"}} {
+		out, errOut, code := runRelay(t, args...)
+		if code != 0 || errOut != "" {
+			t.Errorf("relay %v: exit %d, stderr %q; want 0 and nothing", args, code, errOut)
+		}
+		for name := range subcommands {
+			if !strings.Contains(out, "relay "+name) {
+				t.Errorf("relay %v does not list the command %q:\n%s", args, name, out)
+			}
+		}
+		for _, flag := range []string{"-config", "-check-config", "-log-level", "-log-format", "-version"} {
+			if !strings.Contains(out, "  "+flag) {
+				t.Errorf("relay %v does not list %s:\n%s", args, flag, out)
+			}
+		}
+	}
+	version, _, code := runRelay(t, "-version")
+	if out, _, c := runRelay(t, "version"); c != 0 || code != 0 || out != version {
+		t.Errorf("relay version = %q (exit %d), relay -version = %q (exit %d); want the same, exit 0", out, c, version, code)
+	}
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"version", "extra"},
+		{"bogus"},
+		{"-config", filepath.Join(dir, "none.toml"), "version"},
+		{"-check-config", "stray"},
+		{"-no-such-flag"},
+		{"help", "send"},
+	} {
+		began := time.Now()
+		out, errOut, code := runRelay(t, args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "relay") {
+			t.Errorf("relay %v: exit %d, stdout %q, stderr %q; want exit 2 with a message on stderr", args, code, out, errOut)
+		}
+		if took := time.Since(began); took > 10*time.Second {
+			t.Errorf("relay %v took %v: it must not start a relay", args, took)
+		}
+	}
+	// A stray word after the flags is refused before anything is bound: the
+	// built-in configuration's data dir is never made.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, relayBin, "serve")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("relay serve ran: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("relay serve made ./data: it started a relay")
 	}
 }

@@ -36,23 +36,57 @@ var (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// relayUsage is printed, with the flags, by relay -h and relay help.
+const relayUsage = `Usage:
+  relay [flags]                      run the relay
+  relay send [flags] [MESSAGE...]    send test messages to a relay or any syslog server (relay send -h)
+  relay version                      print the version
+  relay help                         print this help
+
+Without -config, relay runs on its built-in configuration (config.toml.example:
+UDP and TCP on 127.0.0.1:5514, everything to ./data/messages.log, metrics on
+127.0.0.1:9514). Signals: SIGHUP reloads the configuration file (an invalid
+one is refused and the running one stays), SIGTERM and SIGINT stop.
+
+Exit status: 0 after a clean stop (or a valid -check-config), 1 on an error,
+2 on a usage error.
+
+Flags:
+`
+
+// subcommands are the words relay accepts before its flags.
+var subcommands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"send":    runSend,
+	"version": runVersion,
+	"help":    runHelp,
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "send" {
-		return runSend(args[1:], stdout, stderr)
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, ok := subcommands[args[0]]
+		if !ok {
+			fmt.Fprintf(stderr, "relay: unknown command %q (relay -h lists the commands)\n", args[0])
+			return 2
+		}
+		return cmd(args[1:], stdout, stderr)
 	}
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration file (TOML); without it the built-in example configuration is used")
-	checkOnly := fs.Bool("check-config", false, "validate the configuration, print every problem and exit 0 (valid) or 1")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	logLevel := fs.String("log-level", "info", "least severe log lines written: debug, info, warn (or warning) or error")
-	logFormat := fs.String("log-format", "text", `log line format: "text" (key=value) or "json" (one object per line)`)
+	fs, opts := relayFlags()
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "relay: %v (relay -h lists the flags)\n", err)
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "relay: unexpected argument %q: the relay takes only flags (relay -h lists them and the commands)\n", fs.Arg(0))
+		return 2
+	}
+	configPath, checkOnly, logLevel, logFormat := opts.configPath, opts.checkOnly, opts.logLevel, opts.logFormat
 	bi := buildInfo()
-	if *showVersion {
-		fmt.Fprintf(stdout, "relay %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
+	if *opts.showVersion {
+		printVersion(stdout, bi)
 		return 0
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
@@ -154,6 +188,56 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("stop did not finish within shutdown_timeout; exiting anyway (queued messages are on disk)", "shutdown_timeout", cfg.ShutdownTimeout.Duration)
 		return 1
 	}
+}
+
+// relayFlagValues are the relay's flags, as relayFlags defines them.
+type relayFlagValues struct {
+	configPath, logLevel, logFormat *string
+	checkOnly, showVersion          *bool
+}
+
+func relayFlags() (*flag.FlagSet, relayFlagValues) {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	// Errors are reported once, in one line; the usage only when asked for.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var v relayFlagValues
+	v.configPath = fs.String("config", "", "configuration file (TOML); without it the built-in example configuration is used")
+	v.checkOnly = fs.Bool("check-config", false, "validate the configuration, print every problem and exit 0 (valid) or 1")
+	v.showVersion = fs.Bool("version", false, "print the version and exit (as relay version does)")
+	v.logLevel = fs.String("log-level", "info", "least severe log lines written: debug, info, warn (or warning) or error")
+	v.logFormat = fs.String("log-format", "text", `log line format: "text" (key=value) or "json" (one object per line)`)
+	return fs, v
+}
+
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, relayUsage)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "relay help: unexpected argument %q (relay send -h explains relay send)\n", args[0])
+		return 2
+	}
+	fs, _ := relayFlags()
+	printUsage(fs, stdout)
+	return 0
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "relay version: unexpected argument %q\n", args[0])
+		return 2
+	}
+	printVersion(stdout, buildInfo())
+	return 0
+}
+
+func printVersion(w io.Writer, bi metrics.BuildInfo) {
+	fmt.Fprintf(w, "relay %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
 }
 
 func exitCode(log *slog.Logger, err error) int {
