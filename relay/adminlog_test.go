@@ -239,3 +239,42 @@ outputs = ["file"]
 		}
 	}
 }
+
+// TestDataDirLockNamesHolder: a second relay on a data_dir in use is told
+// which process holds it, and DataDirHolder (what -check-config asks) sees
+// the lock while the first relay runs and not after.
+func TestDataDirLockNamesHolder(t *testing.T) {
+	dir := t.TempDir()
+	text := `data_dir = "` + dir + `/q"
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+[[output]]
+name = "file"
+protocol = "file"
+path = "` + dir + `/out.log"
+[[route]]
+name = "all"
+outputs = ["file"]
+`
+	r := startRelay(t, dir, text)
+	cfg, err := ParseConfig("second.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, Options{Logger: testLogger(t)})
+	if want := fmt.Sprintf("process %d", os.Getpid()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("second relay on the same data_dir: err = %v, want one naming %s", err, want)
+	}
+	if pid, held, err := DataDirHolder(dir + "/q"); err != nil || !held || pid != os.Getpid() {
+		t.Errorf("DataDirHolder while the relay runs = %d, %v, %v; want %d, true, nil", pid, held, err, os.Getpid())
+	}
+	r.stop()
+	if _, held, err := DataDirHolder(dir + "/q"); err != nil || held {
+		t.Errorf("DataDirHolder after the stop: held %v, err %v; want false, nil", held, err)
+	}
+	if _, held, err := DataDirHolder(dir + "/none"); err != nil || held {
+		t.Errorf("DataDirHolder of a missing dir: held %v, err %v; want false, nil", held, err)
+	}
+}

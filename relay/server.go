@@ -580,7 +580,7 @@ func (s *Server) release() error {
 // same queues. The kernel drops the lock when the process dies, so a
 // kill -9 never leaves a stale lock behind.
 func lockDataDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, "relay.lock")
+	path := filepath.Join(dir, lockFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("data_dir lock: %w", err)
@@ -588,7 +588,7 @@ func lockDataDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data_dir %s is in use by another relay (lock %s held)", dir, path)
+			return nil, inUseError(dir, path)
 		}
 		return nil, fmt.Errorf("data_dir lock %s: %w", path, err)
 	}

@@ -518,3 +518,39 @@ func TestCommandLine(t *testing.T) {
 		t.Error("relay serve made ./data: it started a relay")
 	}
 }
+
+// TestDataDirInUse: a second relay on a data_dir in use names the process
+// that holds it, and -check-config of a file whose data_dir a relay holds
+// still says ok, with a note naming that relay.
+func TestDataDirInUse(t *testing.T) {
+	s := newSetup(t, fmt.Sprintf(`[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["file"]
+`, filepath.Join(t.TempDir(), "out.log")))
+	p := s.start(t, relayBin)
+	pid := fmt.Sprintf("process %d", p.cmd.Process.Pid)
+
+	out, errOut, code := runRelay(t, "-check-config", "-config", s.cfgPath)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("-check-config while a relay runs: exit %d, stdout %q; want 0 and ok", code, out)
+	}
+	if !strings.Contains(errOut, "in use") || !strings.Contains(errOut, pid) {
+		t.Errorf("-check-config while a relay runs: stderr %q, want a note naming %s", errOut, pid)
+	}
+
+	// A second relay on the same data_dir. Its listener and metrics ports
+	// are taken too, but the data_dir lock is checked first.
+	_, errOut, code = runRelay(t, "-config", s.cfgPath)
+	if code != 1 || !strings.Contains(errOut, "in use by another relay") || !strings.Contains(errOut, pid) {
+		t.Errorf("second relay: exit %d, stderr %q; want 1 and a message naming %s", code, errOut, pid)
+	}
+
+	p.stop()
+	if _, errOut, code := runRelay(t, "-check-config", "-config", s.cfgPath); code != 0 || strings.Contains(errOut, "in use") {
+		t.Errorf("-check-config after the stop: exit %d, stderr %q; want 0 and no note", code, errOut)
+	}
+}

@@ -105,6 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "config %s: ok\n", displayName(*configPath))
+		noteDataDirInUse(stderr, cfg.DataDir)
 		return 0
 	}
 	if err != nil {
@@ -238,6 +239,21 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 
 func printVersion(w io.Writer, bi metrics.BuildInfo) {
 	fmt.Fprintf(w, "relay %s (revision %s, %s)\n", bi.Version, bi.Revision, bi.GoVersion)
+}
+
+// noteDataDirInUse tells whoever checks a configuration that a relay
+// already runs on its data_dir: the file is for that relay's next reload,
+// since a second relay on the same data_dir would refuse to start.
+func noteDataDirInUse(w io.Writer, dataDir string) {
+	pid, held, err := relay.DataDirHolder(dataDir)
+	if err != nil || !held {
+		return
+	}
+	who := "a running relay"
+	if pid > 0 {
+		who = fmt.Sprintf("a running relay, process %d", pid)
+	}
+	fmt.Fprintf(w, "note: data_dir %s is in use by %s: apply this file to it with a reload (SIGHUP, systemctl reload relay); a second relay on this data_dir would refuse to start\n", dataDir, who)
 }
 
 func exitCode(log *slog.Logger, err error) int {
