@@ -554,3 +554,140 @@ outputs = ["file"]
 		t.Errorf("-check-config after the stop: exit %d, stderr %q; want 0 and no note", code, errOut)
 	}
 }
+
+// unitCommands returns the command lines of the shipped unit's key (e.g.
+// ExecReload) in order, with the install paths replaced as given.
+func unitCommands(t *testing.T, key string, replace ...string) [][]string {
+	t.Helper()
+	b, err := os.ReadFile("../../dist/relay.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := strings.NewReplacer(replace...)
+	var cmds [][]string
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(line, key+"=")
+		if !ok {
+			continue
+		}
+		if strings.ContainsAny(v[:1], "-@+!:") {
+			t.Fatalf("%s=%s: a prefix changes how systemd runs it (\"-\" ignores failure); this test does not model that", key, v)
+		}
+		cmds = append(cmds, strings.Fields(r.Replace(v)))
+	}
+	if len(cmds) == 0 {
+		t.Fatalf("dist/relay.service has no %s=", key)
+	}
+	return cmds
+}
+
+// TestSystemdReloadCommandLine runs the relay with the unit's ExecStart and
+// reloads it with its ExecReload commands as systemd does (in order, the
+// first failure fails the reload): a file -check-config refuses fails the
+// reload with the problems in its output and never reaches the relay; a
+// valid one is applied.
+func TestSystemdReloadCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	cfgPath := filepath.Join(dir, "relay.toml")
+	config := func(outputs string) string {
+		return fmt.Sprintf(`data_dir = %q
+[metrics]
+address = %q
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+[[output]]
+name = "first"
+protocol = "file"
+path = %q
+[[output]]
+name = "second"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = %s
+`, filepath.Join(dir, "data"), metricsAddr, filepath.Join(dir, "first.log"), filepath.Join(dir, "second.log"), outputs)
+	}
+	if err := os.WriteFile(cfgPath, []byte(config(`["first"]`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"/usr/local/bin/relay", relayBin, "/etc/relay/relay.toml", cfgPath}
+	start := unitCommands(t, "ExecStart", paths...)[0]
+	relayCmd := exec.Command(start[0], start[1:]...)
+	logs := new(syncBuffer)
+	relayCmd.Stderr = logs
+	if err := relayCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = relayCmd.Process.Signal(syscall.SIGTERM); _ = relayCmd.Wait() }()
+	url := "http://" + metricsAddr + "/metrics"
+	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.HTTPGet(url) != "" }) {
+		t.Fatalf("relay did not start:\n%s", logs.String())
+	}
+	reload := func() (ok bool, output string) {
+		var out strings.Builder
+		cmds := unitCommands(t, "ExecReload", append(paths, "$MAINPID", strconv.Itoa(relayCmd.Process.Pid))...)
+		for _, c := range cmds {
+			cmd := exec.Command(c[0], c[1:]...)
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Run(); err != nil {
+				return false, out.String()
+			}
+		}
+		return true, out.String()
+	}
+	reloads := func(result string) float64 {
+		return scrape(t, url)[`relay_config_reloads_total{result="`+result+`"}`]
+	}
+
+	if err := os.WriteFile(cfgPath, []byte(config(`["first", "nowhere"]`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok, out := reload()
+	if ok {
+		t.Errorf("systemctl reload would succeed with a refused file; output:\n%s", out)
+	}
+	if !strings.Contains(out, "nowhere") {
+		t.Errorf("the failed reload does not say what is wrong:\n%s", out)
+	}
+	if reloads("failure") != 0 || reloads("success") != 0 {
+		t.Errorf("the refused file reached the relay: reloads failure %v, success %v", reloads("failure"), reloads("success"))
+	}
+
+	if err := os.WriteFile(cfgPath, []byte(config(`["first", "second"]`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ok, out := reload(); !ok {
+		t.Fatalf("systemctl reload of a valid file would fail:\n%s", out)
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool { return reloads("success") == 1 }) {
+		t.Fatalf("the valid file was not applied:\n%s", logs.String())
+	}
+	if relayCmd.ProcessState != nil {
+		t.Fatal("the relay exited")
+	}
+}
+
+// TestSystemdUnitLogGroup: the group the unit gives the service is the one
+// make install creates and the README tells administrators to join.
+func TestSystemdUnitLogGroup(t *testing.T) {
+	group := unitCommands(t, "Group")[0][0]
+	for file, want := range map[string]string{
+		"../../README.md": "usermod -aG " + group + " ",
+		"../../Makefile":  "groupadd --system " + group,
+	} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s lacks %q: the unit runs with Group=%s", file, want, group)
+		}
+	}
+	if umask := unitCommands(t, "UMask")[0][0]; umask != "0027" {
+		t.Errorf("UMask=%s: the log files would not be group-readable only", umask)
+	}
+}
