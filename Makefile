@@ -1,7 +1,8 @@
 # relay — a syslog relay with a disk queue per output.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 CONFIG  ?= config.toml.example
 
 .PHONY: build run test test-short fuzz bench vet fmt clean install uninstall
@@ -61,18 +62,26 @@ fmt:
 clean:
 	rm -rf bin
 
-# Install the binary, the systemd unit and (if none exists yet) a config
-# readable by the service's dynamic user:
+# Install the binary, the systemd unit, the documentation, (if none exists
+# yet) a config readable by the service's dynamic user, and (when not
+# packaging into DESTDIR) the system group relay-log, whose members may read
+# /var/log/relay:
 #   make build && sudo make install && sudo systemctl daemon-reload && sudo systemctl enable --now relay
-# DESTDIR and PREFIX work as usual for packaging.
+# DESTDIR and PREFIX work as usual for packaging; a package creates the
+# group in its own install script.
 PREFIX     ?= /usr/local
 SYSTEMDDIR ?= /etc/systemd/system
 install:
 	@test -x bin/relay || { echo "bin/relay is missing: run 'make build' first (as yourself, not root)"; exit 1; }
 	install -D -m 0755 bin/relay $(DESTDIR)$(PREFIX)/bin/relay
 	install -D -m 0644 dist/relay.service $(DESTDIR)$(SYSTEMDDIR)/relay.service
-	sed -i 's|/usr/local/bin/relay|$(PREFIX)/bin/relay|g' $(DESTDIR)$(SYSTEMDDIR)/relay.service
+	sed -i 's|/usr/local/|$(PREFIX)/|g' $(DESTDIR)$(SYSTEMDDIR)/relay.service
+	install -d $(DESTDIR)$(PREFIX)/share/doc/relay/recipes
+	install -m 0644 README.md config.toml.example docs/*.md $(DESTDIR)$(PREFIX)/share/doc/relay/
+	install -m 0644 docs/recipes/*.toml $(DESTDIR)$(PREFIX)/share/doc/relay/recipes/
 	test -e $(DESTDIR)/etc/relay/relay.toml || install -D -m 0644 config.toml.example $(DESTDIR)/etc/relay/relay.toml
+	test -n "$(DESTDIR)" || getent group relay-log >/dev/null || groupadd --system relay-log
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/relay $(DESTDIR)$(SYSTEMDDIR)/relay.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/relay

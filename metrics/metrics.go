@@ -86,7 +86,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"output"}),
 		OutputBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "output_bytes_sent_total",
-			Help: "Message bytes handed to the destination, per output.",
+			Help: "Bytes written to the destination, per output: the messages as sent (after format conversion) with their framing, before TLS encryption.",
 		}, []string{"output"}),
 		OutputErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "output_send_errors_total",
@@ -154,6 +154,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
+	}
+	for _, result := range []string{"success", "failure"} {
+		m.ConfigReloads.WithLabelValues(result)
 	}
 	m.ConfigLastReloadOK.Set(1)
 	m.ConfigLastReloadTime.SetToCurrentTime()

@@ -142,3 +142,15 @@ func TestRemoveSeries(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if err := RegisterBuildInfo(reg, BuildInfo{Version: "1.2.3", Revision: "abc", GoVersion: "go1.26.0"}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, Handler(reg, nil), "/metrics")
+	want := `relay_build_info{goversion="go1.26.0",revision="abc",version="1.2.3"} 1`
+	if !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %q:\n%s", want, body)
+	}
+}

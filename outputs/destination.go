@@ -41,6 +41,13 @@ type Destination interface {
 	// healthy. An error means the connection broke and everything not
 	// settled must be sent again; the offset is still valid then.
 	Settled(now time.Time) (offset int64, err error)
+	// BytesWritten returns how many bytes of messages the destination has
+	// handed to the operating system since it was made, across
+	// connections: each message as written (after format conversion) with
+	// its framing (the octet count or line feed, the RELP frame around it,
+	// a file's line end and #012 escapes), before any TLS encryption. It
+	// counts what a receiver reads, not what the queue holds.
+	BytesWritten() int64
 	// Close drops the connection; the next Write needs a Connect.
 	Close() error
 	// String names the destination in log lines.

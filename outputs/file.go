@@ -24,6 +24,7 @@ type File struct {
 	w         *bufio.Writer
 	ino       uint64
 	written   int64
+	bytes     int64 // bytes appended, line ends and escapes included
 	lastCheck time.Time
 	// rotateCheck is how often the path is compared with the open file.
 	rotateCheck time.Duration
@@ -72,6 +73,7 @@ func (f *File) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 	if err := f.reopenIfRotated(); err != nil {
 		return 0, err
 	}
+	var n int64
 	for _, e := range entries {
 		data := e.Data
 		for {
@@ -81,15 +83,18 @@ func (f *File) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 			}
 			f.w.Write(data[:i])
 			f.w.Write(escapedLF)
+			n += int64(i + len(escapedLF))
 			data = data[i+1:]
 		}
 		f.w.Write(data)
 		f.w.WriteByte('\n')
+		n += int64(len(data) + 1)
 	}
 	if err := f.w.Flush(); err != nil {
 		return 0, fmt.Errorf("write %s: %w", f.path, err)
 	}
 	f.written += int64(len(entries))
+	f.bytes += n
 	return f.written, nil
 }
 
@@ -110,6 +115,9 @@ func (f *File) reopenIfRotated() error {
 	}
 	return f.Connect(context.Background())
 }
+
+// BytesWritten returns the bytes appended to the file.
+func (f *File) BytesWritten() int64 { return f.bytes }
 
 // Settled reports everything written as settled: the kernel has the bytes,
 // and they survive a crash of the relay.

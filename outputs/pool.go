@@ -206,6 +206,15 @@ func (p *Pool) Write(ctx context.Context, entries []queue.Entry) (int64, error) 
 	return p.batches, nil
 }
 
+// BytesWritten returns what every target wrote.
+func (p *Pool) BytesWritten() int64 {
+	var n int64
+	for _, t := range p.targets {
+		n += t.Dest.BytesWritten()
+	}
+	return n
+}
+
 func (p *Pool) fail(i int) {
 	t := p.targets[i]
 	_ = t.Dest.Close()

@@ -55,7 +55,8 @@ type RELP struct {
 	// Owned by the Worker's goroutine.
 	conn    net.Conn
 	cl      *relp.Client
-	broken  bool // a write failed: Close must not attempt a clean close
+	broken  bool  // a write failed: Close must not attempt a clean close
+	bytes   int64 // syslog frame bytes written, for BytesWritten
 	readers sync.WaitGroup
 	// Under TLS: the configuration of the session and when its handshake
 	// completed, to explain failures. Set by Connect, read by the reader.
@@ -177,10 +178,12 @@ func (r *RELP) Write(ctx context.Context, entries []queue.Entry) (int64, error) 
 			r.broken = true
 			return 0, err
 		}
-		if _, err := r.cl.Syslog(e.Data); err != nil {
+		txnr, err := r.cl.Syslog(e.Data)
+		if err != nil {
 			r.broken = true
 			return 0, r.explain(err)
 		}
+		r.bytes += int64(relp.FrameLen(txnr, relp.CmdSyslog, len(e.Data)))
 		r.mu.Lock()
 		r.written++
 		r.mu.Unlock()
@@ -265,6 +268,10 @@ func (r *RELP) wake() {
 	default:
 	}
 }
+
+// BytesWritten returns the bytes of the syslog frames written (the open
+// and close commands of a session are not messages and are not counted).
+func (r *RELP) BytesWritten() int64 { return r.bytes }
 
 // Settled returns the number of messages, counted from the start of the
 // connection, that the upstream acknowledged without a gap. An error means

@@ -81,6 +81,7 @@ type TCP struct {
 	connectedAt time.Time
 	w           *bufio.Writer
 	written     int64 // bytes handed to the kernel on this connection
+	msgBytes    int64 // framed message bytes written, for BytesWritten
 	// marks remembers when each offset was written, oldest first, so that
 	// Settled can apply ConfirmDelay; one entry per batch.
 	marks   []offsetMark
@@ -226,6 +227,7 @@ func (t *TCP) Write(ctx context.Context, entries []queue.Entry) (int64, error) {
 			n = len(e.Data) + 1
 		}
 		t.written += int64(n)
+		t.msgBytes += int64(n)
 	}
 	if err := t.w.Flush(); err != nil {
 		if t.tls != nil {
@@ -239,6 +241,9 @@ func (t *TCP) Write(ctx context.Context, entries []queue.Entry) (int64, error) {
 	t.marks = append(t.marks, offsetMark{end: t.written, at: time.Now()})
 	return t.written, nil
 }
+
+// BytesWritten returns the framed message bytes written, TLS excluded.
+func (t *TCP) BytesWritten() int64 { return t.msgBytes }
 
 // Settled returns the offset the peer's kernel acknowledged at least
 // ConfirmDelay ago, after checking that the connection is still open. When

@@ -20,6 +20,7 @@ type UDP struct {
 	writeTimeout     time.Duration
 	conn             net.Conn
 	written          int64
+	bytes            int64 // datagram payload bytes sent, for BytesWritten
 	// OnTooLarge is called for a message the network refuses as too large
 	// for one datagram; it is dropped, since sending it again cannot succeed.
 	OnTooLarge func()
@@ -84,9 +85,13 @@ func (u *UDP) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 			return 0, err
 		}
 		u.written++
+		u.bytes += int64(len(e.Data))
 	}
 	return u.written, nil
 }
+
+// BytesWritten returns the payload bytes of the datagrams sent.
+func (u *UDP) BytesWritten() int64 { return u.bytes }
 
 // Settled reports everything written as settled.
 func (u *UDP) Settled(time.Time) (int64, error) { return u.written, nil }

@@ -9,12 +9,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
 )
 
 // DefaultMaxUnsettledBytes is WorkerOptions.MaxUnsettledBytes when it is 0.
 const DefaultMaxUnsettledBytes = 16 << 20
+
+// dropReasons are the reasons relay_output_messages_dropped_total counts
+// for any output.
+var dropReasons = []string{queue.ReasonQueueFull, queue.ReasonEvicted, queue.ReasonDiskFull, queue.ReasonDiskError, queue.ReasonTooLarge}
 
 // WorkerOptions configures a Worker.
 type WorkerOptions struct {
@@ -34,7 +39,15 @@ type WorkerOptions struct {
 	// StampOrigin, when set (with Format RFC5424), stamps every message with
 	// the relay's sequence number under this origin id.
 	StampOrigin string
+	// SummaryEvery is how often, at most, an output that keeps failing
+	// logs that it still is (DefaultSummaryEvery when 0). The outage's
+	// start and end are logged once each; single attempts only at debug
+	// level.
+	SummaryEvery time.Duration
 }
+
+// DefaultSummaryEvery is the default WorkerOptions.SummaryEvery.
+const DefaultSummaryEvery = 5 * time.Minute
 
 // Worker drains one queue into one Destination. Run is its only goroutine.
 type Worker struct {
@@ -53,6 +66,18 @@ type Worker struct {
 	// resend holds batches to send again, in order, after a broken
 	// connection; they go out before anything new is taken from the queue.
 	resend []*queue.Batch
+	// outage is the current run of failures; its start is zero while the
+	// output delivers.
+	outage outage
+}
+
+// outage is a run of failed attempts, logged as one event rather than one
+// line per attempt: an upstream that is down for an hour is one problem.
+type outage struct {
+	since       time.Time
+	attempts    int   // failed attempts since
+	peak        int64 // the most records seen waiting in the queue
+	lastSummary time.Time
 }
 
 type sentBatch struct {
@@ -69,6 +94,10 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 	if opts.MaxUnsettledBytes == 0 {
 		opts.MaxUnsettledBytes = DefaultMaxUnsettledBytes
 	}
+	if opts.SummaryEvery == 0 {
+		opts.SummaryEvery = DefaultSummaryEvery
+	}
+	exportZeros(opts, m)
 	return &Worker{
 		opts:    opts,
 		q:       q,
@@ -85,6 +114,27 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 	}
 }
 
+// exportZeros creates every series of the output at 0, so that the first
+// scrape shows them and increase() sees the first event of each.
+func exportZeros(opts WorkerOptions, m *metrics.Metrics) {
+	name := opts.Name
+	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent} {
+		v.WithLabelValues(name)
+	}
+	m.OutputUp.WithLabelValues(name)
+	for _, r := range dropReasons {
+		m.OutputDropped.WithLabelValues(name, r)
+	}
+	if opts.Format == Raw {
+		return // nothing is parsed
+	}
+	for listener := range opts.Normalize {
+		for _, p := range syslog.Problems() {
+			m.ParseProblems.WithLabelValues(name, listener, p.String())
+		}
+	}
+}
+
 // Run sends until ctx is cancelled. Batches not yet confirmed stay in the
 // queue's in-flight journal, so a stop at any point loses nothing: the next
 // start sends them again. Run never waits for an upstream after ctx ends.
@@ -96,7 +146,9 @@ func (w *Worker) Run(ctx context.Context) {
 		if err := w.dest.Connect(ctx); err != nil {
 			w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(0)
 			w.metrics.OutputErrors.WithLabelValues(w.opts.Name).Inc()
-			w.log.Warn("cannot connect yet; messages wait in the queue", "err", err)
+			if ctx.Err() == nil {
+				w.failed(fmt.Errorf("connect: %w", err), 0)
+			}
 		} else {
 			w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
 			w.log.Info("connected")
@@ -176,8 +228,13 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 		if err := w.dest.Connect(ctx); err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
-		w.log.Info("connected")
+		if w.outage.since.IsZero() {
+			w.log.Info("connected")
+		} else {
+			w.log.Debug("connected") // resumed is logged once a batch is confirmed
+		}
 	}
+	before := w.dest.BytesWritten()
 	end, err := w.dest.Write(ctx, w.format.apply(b.Entries))
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
@@ -186,7 +243,7 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 	w.unsettled = append(w.unsettled, sentBatch{batch: b, end: end, bytes: n})
 	w.unsettledBytes += n
 	w.metrics.OutputSent.WithLabelValues(w.opts.Name).Add(float64(len(b.Entries)))
-	w.metrics.OutputBytes.WithLabelValues(w.opts.Name).Add(float64(n))
+	w.metrics.OutputBytes.WithLabelValues(w.opts.Name).Add(float64(w.dest.BytesWritten() - before))
 	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
 	return nil
 }
@@ -213,6 +270,7 @@ func (w *Worker) settle() error {
 		// Only a confirmed batch proves the upstream works: an upstream that
 		// accepts writes and then drops the session must keep backing off.
 		w.retry.Reset()
+		w.resumed()
 	}
 	return err
 }
@@ -238,9 +296,53 @@ func (w *Worker) fail(ctx context.Context, err error, current *queue.Batch) {
 	w.unsettledBytes = 0
 	wait := w.retry.Next()
 	if ctx.Err() == nil {
-		w.log.Warn("send failed; retrying", "err", err, "in", wait.Round(time.Millisecond), "batches", len(w.resend))
+		w.failed(err, wait)
 	}
 	w.sleep(ctx, wait)
+}
+
+// failed logs a failed attempt. The first of an outage is logged with its
+// error; later ones only at debug level, and in their place at most one
+// summary per SummaryEvery.
+func (w *Worker) failed(err error, wait time.Duration) {
+	now := time.Now()
+	o := &w.outage
+	depth := w.depth()
+	if o.since.IsZero() {
+		*o = outage{since: now, attempts: 1, peak: depth, lastSummary: now}
+		w.log.Warn("output stopped delivering; messages wait in the queue and it keeps retrying",
+			"err", err, "queued_records", depth, "retry_max", w.opts.RetryMax)
+		return
+	}
+	o.attempts++
+	o.peak = max(o.peak, depth)
+	w.log.Debug("send failed; retrying", "err", err, "in", wait.Round(time.Millisecond), "attempts", o.attempts)
+	if now.Sub(o.lastSummary) >= w.opts.SummaryEvery {
+		o.lastSummary = now
+		w.log.Warn("output still not delivering", "for", now.Sub(o.since).Round(time.Second),
+			"failed_attempts", o.attempts, "err", err, "queued_records", depth)
+	}
+}
+
+// resumed ends an outage once a batch is confirmed again, with one line
+// saying how long it lasted and how much waited meanwhile.
+func (w *Worker) resumed() {
+	o := w.outage
+	if o.since.IsZero() {
+		return
+	}
+	w.outage = outage{}
+	w.log.Info("output resumed delivering", "down_for", time.Since(o.since).Round(time.Millisecond),
+		"failed_attempts", o.attempts, "waited_records", o.peak, "queued_records", w.depth())
+}
+
+// depth returns the records waiting in the queue, or 0 when the queue
+// cannot tell.
+func (w *Worker) depth() int64 {
+	if q, ok := w.q.(interface{ Depth() int64 }); ok {
+		return q.Depth()
+	}
+	return 0
 }
 
 func (w *Worker) sleep(ctx context.Context, d time.Duration) {

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
@@ -231,4 +233,71 @@ func metricValue(t *testing.T, c interface {
 		}
 	}
 	return total
+}
+
+// TestWorkerSummarizesLongOutage: while an upstream stays down, the worker
+// logs at most one summary per SummaryEvery, not a line per attempt.
+func TestWorkerSummarizesLongOutage(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every attempt is refused
+	q := newTestQueue(t)
+	fill(t, q, "s", 10)
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	const every = 500 * time.Millisecond
+	w := NewWorker(WorkerOptions{Name: "out", RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, SummaryEvery: every},
+		q, tcpDest(addr), m, slog.New(slog.NewTextHandler(logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	began := time.Now()
+	errs := m.OutputErrors.WithLabelValues("out")
+	attempts := func() float64 {
+		var d dto.Metric
+		_ = errs.Write(&d)
+		return d.GetCounter().GetValue()
+	}
+	// Several summary intervals' worth of refused attempts.
+	if !testpeer.WaitFor(30*time.Second, func() bool { return time.Since(began) > 4*every && attempts() > 20 }) {
+		t.Fatalf("only %v attempts", attempts())
+	}
+	cancel()
+	<-done
+	elapsed := time.Since(began)
+	text := logs.String()
+	stopped, summaries := strings.Count(text, "stopped delivering"), strings.Count(text, "still not delivering")
+	if stopped != 1 {
+		t.Errorf("%d stopped-delivering lines, want 1:\n%s", stopped, text)
+	}
+	if limit := int(elapsed/every) + 1; summaries < 1 || summaries > limit {
+		t.Errorf("%d summary lines in %v with SummaryEvery %v, want 1 to %d:\n%s", summaries, elapsed, every, limit, text)
+	}
+	if n := strings.Count(text, "\n"); n > 2+int(elapsed/every) {
+		t.Errorf("%d log lines for %v failed attempts:\n%s", n, attempts(), text)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a worker may log to while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -38,6 +38,9 @@ type Options struct {
 
 	// Logf receives warnings and errors; it may be nil.
 	Logf func(format string, args ...any)
+	// Debugf receives notes on normal events an administrator need not see
+	// (a fully read file set aside at a roll and removed); it may be nil.
+	Debugf func(format string, args ...any)
 
 	// MaxBytes caps the bytes waiting in the queue's data files (0: no cap
 	// but the disk). What happens to a message that does not fit is
@@ -137,6 +140,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
+	if o.Debugf == nil {
+		o.Debugf = func(string, ...any) {}
+	}
 	return o, nil
 }
 
@@ -179,6 +185,7 @@ type Queue struct {
 	name   string
 	dir    string
 	logf   func(format string, args ...any)
+	debugf func(format string, args ...any)
 	onDrop func(count int, reason string, err error)
 
 	maxQueued    int64
@@ -263,6 +270,7 @@ func Open(opts Options) (*Queue, error) {
 		name:     opts.Name,
 		dir:      opts.Dir,
 		logf:     opts.Logf,
+		debugf:   opts.Debugf,
 		onDrop:   opts.OnDrop,
 		maxMsgs:  opts.BatchMessages,
 		maxBytes: opts.BatchBytes,
@@ -297,15 +305,22 @@ func Open(opts Options) (*Queue, error) {
 }
 
 // diskqueueLog passes go-diskqueue's warnings and errors on; its DEBUG and
-// INFO lines (every file it opens) are chatter.
+// INFO lines (every file it opens) are chatter. A read error and the
+// setting aside of the file that follows it are not passed on: they also
+// happen at a normal file roll, and the salvage of the file says what, if
+// anything, was wrong (see salvage.go).
 func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any) {
 	if lvl < diskqueue.WARN {
 		return
 	}
-	if format == readErrorFormat {
+	switch format {
+	case readErrorFormat:
 		q.noteReadError(args)
+		return
+	case setAsideFormat:
+		return
 	}
-	q.logf("queue %q: %s: "+format, append([]any{q.name, lvl}, args...)...)
+	q.logf("queue %q: go-diskqueue %s: "+format, append([]any{q.name, lvl}, args...)...)
 }
 
 // Append adds e to the current record and puts the record when it is full.

@@ -37,11 +37,15 @@ import (
 // name and the error.
 const readErrorFormat = "DISKQUEUE(%s) reading at %d of %s - %s"
 
+// setAsideFormat is the line go-diskqueue logs when it renames the file.
+const setAsideFormat = "DISKQUEUE(%s) jump to next file and saving bad file as %s"
+
 const salvageRetry = 50 * time.Millisecond
 
 type salvageJob struct {
 	file  string // the data file name before go-diskqueue renamed it
 	pos   int64
+	cause string // go-diskqueue's read error; empty for a file found at Open
 	tries int
 }
 
@@ -62,12 +66,16 @@ func (q *Queue) noteReadError(args []any) {
 	if !ok1 || !ok2 {
 		return
 	}
+	var cause string
+	if len(args) > 3 {
+		cause = fmt.Sprint(args[3])
+	}
 	// The sidecar is written before the rename happens, so a crash between
 	// the two leaves a position that is still right.
 	_ = os.WriteFile(file+".bad.pos", []byte(strconv.FormatInt(pos, 10)), 0o640)
 	q.sv.mu.Lock()
 	defer q.sv.mu.Unlock()
-	q.sv.jobs = append(q.sv.jobs, salvageJob{file: file, pos: pos})
+	q.sv.jobs = append(q.sv.jobs, salvageJob{file: file, pos: pos, cause: cause})
 	q.armSalvageLocked()
 }
 
@@ -124,6 +132,10 @@ func (q *Queue) runSalvage() {
 				again = append(again, job)
 			} else {
 				_ = os.Remove(job.file + ".bad.pos")
+				if job.cause != "" {
+					q.logf("queue %q: go-diskqueue could not read %s at offset %d (%s) and skipped the rest of it; it could not be set aside for salvage, so records after that offset may be lost",
+						q.name, filepath.Base(job.file), job.pos, job.cause)
+				}
 			}
 			continue
 		}
@@ -207,9 +219,25 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 	if damaged > 0 {
 		q.corrupt.Add(uint64(damaged))
 	}
-	if recovered > 0 || damaged > 0 {
-		q.logf("queue %q: salvaged %s from offset %d: %d records recovered, %d damaged regions skipped",
-			q.name, filepath.Base(bad), job.pos, recovered, damaged)
+	cause := job.cause
+	if cause == "" {
+		cause = "set aside before this start"
+	}
+	switch {
+	case damaged > 0:
+		q.logf("queue %q: data file %s is damaged (read error at offset %d: %s): %d records after it recovered and queued again, %d damaged regions skipped; the messages in them are lost (relay_queue_corrupt_records_total)",
+			q.name, filepath.Base(job.file), job.pos, cause, recovered, damaged)
+	case recovered > 0:
+		q.logf("queue %q: data file %s could not be read at offset %d (%s): all %d records after it recovered and queued again, nothing lost",
+			q.name, filepath.Base(job.file), job.pos, cause, recovered)
+	case job.pos < size:
+		q.logf("queue %q: data file %s could not be read at offset %d (%s): its last %d bytes are no whole record and were skipped",
+			q.name, filepath.Base(job.file), job.pos, cause, size-job.pos)
+	default:
+		// The reader had caught up with the writer as it moved to a new
+		// file: go-diskqueue reads the old one past its end.
+		q.debugf("queue %q: removed %s, read to its end when go-diskqueue moved to the next file (nothing lost)",
+			q.name, filepath.Base(job.file))
 	}
 	if err := os.Remove(bad); err != nil {
 		return err

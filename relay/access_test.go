@@ -216,6 +216,11 @@ outputs = ["file"]
 	if tally := testpeer.Check("allowed", 10, testpeer.ReadLines(out)); tally.Foreign != 0 || tally.Delivered() != 10 {
 		t.Errorf("file: %v", tally)
 	}
+	// docs/metrics.md: a refused datagram is a listener error, not a
+	// received message.
+	if n := r.metric("relay_listener_messages_received_total", "listener", "udp"); n != 0 {
+		t.Errorf("udp: %v denied datagrams counted as received, want 0", n)
+	}
 }
 
 // TestRateLimit: on UDP the excess over rate_limit + rate_burst is dropped

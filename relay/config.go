@@ -151,6 +151,7 @@ const (
 	DefaultRetryMax        = 5 * time.Second
 	DefaultRELPWindow      = 128
 	DefaultProbeInterval   = 30 * time.Second
+	DefaultBlockTimeout    = 2 * time.Second
 )
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
@@ -352,6 +353,9 @@ func (c *Config) applyDefaults() {
 		}
 		if o.Window == 0 {
 			o.Window = DefaultRELPWindow
+		}
+		if o.Queue.BlockTimeout.Duration == 0 {
+			o.Queue.BlockTimeout.Duration = DefaultBlockTimeout
 		}
 		if o.ProbeInterval.Duration == 0 {
 			o.ProbeInterval.Duration = DefaultProbeInterval

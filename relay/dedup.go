@@ -112,6 +112,11 @@ func (d *dedup) check(origin string, epoch, seq uint64, now time.Time) (duplicat
 		if len(d.streams) >= maxStreams {
 			d.evictOldest()
 		}
+		// An origin's series exist from its first stamped message, so that
+		// increase() sees its first gap.
+		for _, v := range []*prometheus.CounterVec{d.duplicates, d.gaps, d.late} {
+			v.WithLabelValues(origin)
+		}
 		s = &stream{base: seq, highest: seq, bits: make([]uint64, d.window/64)}
 		d.streams[key] = s
 	}

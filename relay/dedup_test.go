@@ -175,3 +175,31 @@ outputs = ["a", "b"]
 		}
 	}
 }
+
+// TestDedupSeriesExistFromAnOriginsFirstMessage: an origin's counters exist
+// at 0 from its first stamped message, so increase() sees its first gap.
+func TestDedupSeriesExistFromAnOriginsFirstMessage(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	d, err := newDedup(128, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.check("edge-1", 1, 1, time.Now())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if hasLabels(m, []string{"origin", "edge-1"}) {
+				found[mf.GetName()] = true
+			}
+		}
+	}
+	for _, name := range []string{"relay_dedup_duplicates_total", "relay_dedup_gaps_total", "relay_dedup_late_total", "relay_dedup_window_missing"} {
+		if !found[name] {
+			t.Errorf("%s{origin=\"edge-1\"} absent after the origin's first message", name)
+		}
+	}
+}

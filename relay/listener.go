@@ -85,6 +85,45 @@ func (in *ingest) flush() error {
 	return r.flush()
 }
 
+// listenerReasons returns the reasons relay_listener_errors_total can count
+// on a listener configured as lc. They are exported at 0 from the start so
+// that the first scrape shows them and increase() sees the first event.
+func listenerReasons(lc ListenerConfig) []string {
+	reasons := []string{"truncated", "read_error"}
+	content := []string{"no_pri", "nul_byte", "invalid_utf8"}
+	stream := []string{"accept_error", "too_many_connections", "idle_timeout", "incomplete_frame", "denied", "rate_limited"}
+	switch lc.Protocol {
+	case "udp":
+		reasons = append(append(reasons, "empty", "denied", "rate_limited"), content...)
+	case "unix":
+		reasons = append(append(reasons, "empty"), content...)
+	case "tcp":
+		reasons = append(append(append(reasons, "frame_timeout", "tls_on_plain_port"), content...), stream...)
+	case "tls":
+		reasons = append(append(append(append(reasons, "frame_timeout"), content...), stream...), tlsHandshakeReasons...)
+	case "relp":
+		reasons = append(append(reasons, "invalid_frame", "protocol_error", "store_failed", "write_error"), stream...)
+		if lc.TLS.CertFile != "" {
+			reasons = append(reasons, tlsHandshakeReasons...)
+		}
+	}
+	return reasons
+}
+
+// tlsHandshakeReasons are what describeHandshakeError returns.
+var tlsHandshakeReasons = []string{
+	"plaintext_on_tls_port", "tls_handshake_timeout", "tls_handshake_aborted", "tls_rejected_by_client",
+	"tls_no_client_cert", "tls_unknown_ca", "tls_cert_expired", "tls_bad_cert", "tls_name_not_allowed",
+	"tls_version_or_cipher", "tls_handshake_error",
+}
+
+// exportReasons creates the listener's error series at 0.
+func (in *ingest) exportReasons(reasons []string) {
+	for _, r := range reasons {
+		in.errors.WithLabelValues(r)
+	}
+}
+
 // countError counts a problem with received data or a connection.
 func (in *ingest) countError(reason string) {
 	in.errors.WithLabelValues(reason).Inc()

@@ -58,8 +58,11 @@ func newRELPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float6
 		}
 		l.tlsConfig = l.tls.serverTLSConfig()
 	}
-	l.log.Info("listening", "protocol", "relp", "address", l.addr(), "window", l.window(), "tls", l.tls != nil,
-		"mutual_tls", l.tls != nil && cfg.TLS.ClientCAFile != "")
+	args := []any{"protocol", "relp", "address", l.addr(), "window", l.window()}
+	if l.tls != nil {
+		args = append(args, "tls", true, "mutual_tls", cfg.TLS.ClientCAFile != "")
+	}
+	l.log.Info("listening", args...)
 	return l, nil
 }
 

@@ -228,6 +228,7 @@ func (s *Server) newRouter(cfg *Config) *router {
 // for every message, so a reload's new routes apply at once.
 func (s *Server) newListener(lc ListenerConfig) (listener, error) {
 	in := newIngest(lc.Name, &s.router, s.metrics)
+	in.exportReasons(listenerReasons(lc))
 	if lc.Dedup {
 		if s.dedup == nil {
 			d, err := newDedup(s.cfg.DedupWindow, s.reg)
@@ -321,6 +322,7 @@ func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Met
 		FullPolicy:      oc.Queue.FullPolicy,
 		BlockTimeout:    oc.Queue.BlockTimeout.Duration,
 		Logf:            func(format string, args ...any) { qlog.Warn(fmt.Sprintf(format, args...)) },
+		Debugf:          func(format string, args ...any) { qlog.Debug(fmt.Sprintf(format, args...)) },
 		OnDrop: func(count int, reason string, err error) {
 			dropped.WithLabelValues(reason).Add(float64(count))
 			if reason != queue.ReasonEvicted {
@@ -614,7 +616,7 @@ func (s *Server) release() error {
 // same queues. The kernel drops the lock when the process dies, so a
 // kill -9 never leaves a stale lock behind.
 func lockDataDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, "relay.lock")
+	path := filepath.Join(dir, lockFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("data_dir lock: %w", err)
@@ -622,7 +624,7 @@ func lockDataDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data_dir %s is in use by another relay (lock %s held)", dir, path)
+			return nil, inUseError(dir, path)
 		}
 		return nil, fmt.Errorf("data_dir lock %s: %w", path, err)
 	}

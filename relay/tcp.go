@@ -60,8 +60,11 @@ func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64
 	if l.ln, err = net.Listen("tcp", cfg.Address); err != nil {
 		return nil, err
 	}
-	l.log.Info("listening", "protocol", cfg.Protocol, "address", l.addr(),
-		"mutual_tls", cfg.Protocol == "tls" && cfg.TLS.ClientCAFile != "")
+	args := []any{"protocol", cfg.Protocol, "address", l.addr()}
+	if cfg.Protocol == "tls" {
+		args = append(args, "mutual_tls", cfg.TLS.ClientCAFile != "")
+	}
+	l.log.Info("listening", args...)
 	return l, nil
 }
 

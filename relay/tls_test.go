@@ -395,7 +395,7 @@ outputs = ["verified", "wrongname", "insecure"]
 	if n := wrong.Count(); n != 0 {
 		t.Errorf("an upstream with the wrong name received %d messages", n)
 	}
-	if line := logs.lineWith("send failed", "output=wrongname", `not valid for \"somebody-else.test\"`, "check tls.server_name"); line == "" {
+	if line := logs.lineWith("stopped delivering", "output=wrongname", `not valid for \"somebody-else.test\"`, "check tls.server_name"); line == "" {
 		t.Errorf("no log line explains the name mismatch; log:\n%s", logs.lineWith("output=wrongname"))
 	} else {
 		t.Logf("%s", line)
@@ -702,7 +702,7 @@ outputs = ["head"]
 	if lines := testpeer.ReadLines(filepath.Join(rs.Dir, "out.log")); len(lines) > 0 {
 		t.Errorf("rsyslog wrote %d lines from a peer it does not permit", len(lines))
 	}
-	line := logs.lineWith("send failed", "output=head", "client certificate")
+	line := logs.lineWith("stopped delivering", "output=head", "client certificate")
 	if line == "" {
 		t.Errorf("no log line points at the client certificate:\n%s", logs.String())
 	}

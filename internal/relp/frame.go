@@ -355,6 +355,24 @@ func AppendFrame(dst []byte, txnr int, cmd string, data []byte) []byte {
 	return append(dst, '\n')
 }
 
+// FrameLen returns the length of the frame AppendFrame makes for txnr, cmd
+// and data of dataLen bytes: what the frame costs on the wire.
+func FrameLen(txnr int, cmd string, dataLen int) int {
+	n := decimalLen(txnr) + 1 + len(cmd) + 1 + decimalLen(dataLen) + 1
+	if dataLen > 0 {
+		n += 1 + dataLen
+	}
+	return n
+}
+
+func decimalLen(v int) int {
+	n := 1
+	for ; v >= 10; v /= 10 {
+		n++
+	}
+	return n
+}
+
 // ValidCommand reports whether cmd can be sent as a command name.
 func ValidCommand(cmd string) bool {
 	if len(cmd) == 0 || len(cmd) > MaxCommandLen {

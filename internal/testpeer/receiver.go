@@ -25,6 +25,7 @@ type Receiver struct {
 
 	mu    sync.Mutex
 	msgs  []string
+	bytes int64 // read from every connection, framing included
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 	done  chan struct{}
@@ -91,7 +92,7 @@ func (r *Receiver) accept() {
 				<-r.done
 				return
 			}
-			fr := syslog.NewFrameReader(c, 1<<20)
+			fr := syslog.NewFrameReader(countingReader{c, r}, 1<<20)
 			for {
 				msg, _, err := fr.Next()
 				if len(msg) > 0 {
@@ -112,6 +113,28 @@ func (r *Receiver) Count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.msgs)
+}
+
+// BytesRead returns how many bytes the receiver read from its connections,
+// framing included.
+func (r *Receiver) BytesRead() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes
+}
+
+// countingReader adds what it reads to its Receiver's byte count.
+type countingReader struct {
+	c net.Conn
+	r *Receiver
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	n, err := cr.c.Read(p)
+	cr.r.mu.Lock()
+	cr.r.bytes += int64(n)
+	cr.r.mu.Unlock()
+	return n, err
 }
 
 // Messages returns a copy of what arrived so far, in arrival order.
@@ -197,6 +220,17 @@ func NewUDPReceiver(t testing.TB, addr string) *UDPReceiver {
 
 // Addr is the address the receiver listens on.
 func (r *UDPReceiver) Addr() string { return r.conn.LocalAddr().String() }
+
+// BytesRead returns the payload bytes of the datagrams received so far.
+func (r *UDPReceiver) BytesRead() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var n int64
+	for _, m := range r.msgs {
+		n += int64(len(m))
+	}
+	return n
+}
 
 // Messages returns a copy of what arrived so far.
 func (r *UDPReceiver) Messages() []string {
