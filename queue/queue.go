@@ -79,6 +79,7 @@ const (
 	ReasonDiskFull      = "disk_full"  // ENOSPC or EDQUOT writing the queue
 	ReasonDiskError     = "disk_error" // any other write error
 	ReasonTooLarge      = "too_large"  // a message larger than MaxDataLen
+	ReasonClosed        = "closed"     // an Append that met the queue closed (the relay is stopping)
 	defaultBlockTimeout = 2 * time.Second
 )
 

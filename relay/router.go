@@ -214,11 +214,6 @@ func (s *outputSet) add(i int) bool {
 	return true
 }
 
-// reasonClosed is the drop reason of a message that met its output's queue
-// closed: the relay is stopping. (A reload closes a removed output's queue
-// only once no dispatch that could still reach it runs.)
-const reasonClosed = "closed"
-
 // countDrop counts the messages a failed append lost. A full queue is
 // counted silently (the counter tells the story; a log line per message
 // would flood the log exactly when the relay is overloaded); write errors
@@ -230,12 +225,14 @@ func (r *router) countDrop(out *routeOutput, err error) {
 	case errors.As(err, &de):
 		n, reason = de.Count, de.Reason
 	case errors.Is(err, queue.ErrClosed):
-		reason = reasonClosed
+		// Only when the relay is stopping: a reload closes a removed
+		// output's queue once no dispatch that could reach it runs.
+		reason = queue.ReasonClosed
 	}
 	out.dropped.WithLabelValues(reason).Add(float64(n))
 	switch reason {
 	case queue.ReasonQueueFull:
-	case reasonClosed:
+	case queue.ReasonClosed:
 		r.log.Warn("store message: the output's queue is closed", "output", out.name, "dropped", n)
 	default:
 		r.log.Error("store message", "output", out.name, "dropped", n, "reason", reason, "err", err)

@@ -1,5 +1,5 @@
-// Command relay is a syslog relay: it receives syslog over UDP, TCP and a
-// Unix socket, keeps every accepted message in a disk queue per output, and
+// Command relay is a syslog relay: it receives syslog over UDP, TCP, TLS, RELP
+// and a Unix socket, keeps every accepted message in a disk queue per output, and
 // forwards it to upstream syslog servers or files until it is delivered.
 package main
 
