@@ -20,6 +20,12 @@ type UDP struct {
 	// OnTooLarge is called for a message the network refuses as too large
 	// for one datagram; it is dropped, since sending it again cannot succeed.
 	OnTooLarge func()
+	// OnUnreachable is called when the first write of a batch reports an
+	// ICMP port or host unreachable: it came back for a datagram of an
+	// earlier batch, already settled, so at least that one is lost. (An
+	// error later in a batch may concern the batch itself, which is sent
+	// again whole.)
+	OnUnreachable func()
 }
 
 // NewUDP returns a UDP destination.
@@ -53,13 +59,16 @@ func (u *UDP) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 	if u.conn == nil {
 		return 0, errors.New("not connected")
 	}
-	for _, e := range entries {
+	for i, e := range entries {
 		if _, err := u.conn.Write(e.Data); err != nil {
 			if errors.Is(err, syscall.EMSGSIZE) {
 				if u.OnTooLarge != nil {
 					u.OnTooLarge()
 				}
 				continue
+			}
+			if i == 0 && u.OnUnreachable != nil && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH)) {
+				u.OnUnreachable()
 			}
 			return 0, err
 		}
