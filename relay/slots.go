@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -61,6 +62,9 @@ func (s *connSet) unlinkSilent(sl *connSlot) {
 
 // victim returns the connection to evict at now, or nil and the time at
 // which one may be evicted if none changes (zero: none ever, by itself).
+// A candidate whose data waits unread in the kernel (its handler has not
+// run yet, or waits for a full queue) is not silent or idle: it is marked
+// active and passed over, so what its sender wrote is never reset away.
 // s.mu must be held.
 func (s *connSet) victim(now time.Time) (v *connSlot, silent bool, next time.Time) {
 	for e := s.silent.Front(); e != nil; e = s.silent.Front() {
@@ -70,31 +74,63 @@ func (s *connSet) victim(now time.Time) (v *connSlot, silent bool, next time.Tim
 			continue
 		}
 		at := sl.since.Add(silentGrace)
-		if !now.Before(at) {
-			return sl, true, time.Time{}
+		if now.Before(at) {
+			next = at
+			break
 		}
-		next = at
-		break
+		if unreadData(sl.c) {
+			sl.last.Store(now.UnixNano())
+			s.unlinkSilent(sl)
+			continue
+		}
+		return sl, true, time.Time{}
 	}
 	// A scan of every connection, but only at the cap and when no silent
-	// one may go, at most once per eviction or wake-up.
-	var idlest *connSlot
-	var oldest int64
-	for _, sl := range s.conns {
-		if l := sl.last.Load(); l != 0 && (idlest == nil || l < oldest) {
-			idlest, oldest = sl, l
+	// one may go, at most once per eviction or wake-up (and once more per
+	// candidate found with data waiting).
+	for {
+		var idlest *connSlot
+		var oldest int64
+		for _, sl := range s.conns {
+			if l := sl.last.Load(); l != 0 && (idlest == nil || l < oldest) {
+				idlest, oldest = sl, l
+			}
 		}
-	}
-	if idlest != nil {
+		if idlest == nil {
+			return nil, false, next
+		}
 		at := time.Unix(0, oldest).Add(quietGrace)
-		if !now.Before(at) {
-			return idlest, false, time.Time{}
+		if now.Before(at) {
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+			return nil, false, next
 		}
-		if next.IsZero() || at.Before(next) {
-			next = at
+		if unreadData(idlest.c) {
+			idlest.last.Store(now.UnixNano())
+			continue
 		}
+		return idlest, false, time.Time{}
 	}
-	return nil, false, next
+}
+
+// unreadData reports whether c has bytes waiting in the kernel, with a
+// non-blocking peek that leaves them there.
+func unreadData(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var n int
+	var b [1]byte
+	_ = raw.Control(func(fd uintptr) {
+		n, _, _ = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	})
+	return n > 0
 }
 
 // evict forgets sl and closes its connection with a reset: the sender's

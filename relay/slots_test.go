@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
@@ -113,6 +116,9 @@ func TestMaxConnectionsIdleFlood(t *testing.T) {
 		m := testpeer.SeqMessage("idle", i)
 		return fmt.Appendf(nil, "%d %s", len(m), m)
 	})
+	if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_messages_accepted_total") >= max }) {
+		t.Fatalf("the flood's messages: %v accepted, want %d", r.metric("relay_messages_accepted_total"), max)
+	}
 	tally := newSender(t, r, out, "after-idle")
 	r.waitReason(t, "tcp", "evicted_idle", 1)
 	r.waitReason(t, "tcp", "too_many_connections", 1)
@@ -145,4 +151,68 @@ func TestTLSSilentConnectionHandshakeLimit(t *testing.T) {
 	}
 	t.Logf("silent TLS connection closed by the relay after %v", time.Since(start).Round(100*time.Millisecond))
 	r.waitReason(t, "tls", "tls_handshake_timeout", 1)
+}
+
+// TestSlotsVictimSkipsUnreadData: at the cap, a connection that looks
+// silent or idle but has data waiting in the kernel (its handler has not
+// read it yet) is not evicted, so what its sender wrote is not reset away.
+func TestSlotsVictimSkipsUnreadData(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	set := newConnSet(2, prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
+	pair := func() (client net.Conn, slot *connSlot) {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		server, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { server.Close() })
+		slot = set.add(context.Background(), server, func() { t.Error("waited below the cap") }, func(*connSlot, bool) {})
+		return client, slot
+	}
+	writeAndWait := func(c net.Conn, sl *connSlot) {
+		t.Helper()
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if !testpeer.WaitFor(10*time.Second, func() bool { return unreadData(sl.c) }) {
+			t.Fatal("the written byte never showed as unread")
+		}
+	}
+	c1, sl1 := pair()
+	_, sl2 := pair()
+	writeAndWait(c1, sl1)
+
+	now := time.Now()
+	set.mu.Lock()
+	sl1.since, sl2.since = now.Add(-time.Minute), now.Add(-time.Minute)
+	v, silent, _ := set.victim(now)
+	set.mu.Unlock()
+	if v != sl2 || !silent {
+		t.Fatalf("victim = %p (silent %v), want the connection without data %p", v, silent, sl2)
+	}
+	if sl1.last.Load() == 0 {
+		t.Error("the connection with data waiting is still taken for silent")
+	}
+
+	// Both quiet for long, the quieter one with data waiting: the other
+	// goes.
+	set.mu.Lock()
+	sl1.last.Store(now.Add(-time.Hour).UnixNano())
+	sl2.last.Store(now.Add(-time.Minute).UnixNano())
+	set.unlinkSilent(sl2)
+	set.mu.Unlock()
+	set.mu.Lock()
+	v, silent, _ = set.victim(now)
+	set.mu.Unlock()
+	if v != sl2 || silent {
+		t.Fatalf("victim = %p (silent %v), want the idle connection without data %p", v, silent, sl2)
+	}
 }
