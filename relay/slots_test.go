@@ -110,6 +110,7 @@ func TestMaxConnectionsSilentFlood(t *testing.T) {
 // be evicted (counted), and then gets every message through; the flood's
 // own messages arrive too.
 func TestMaxConnectionsIdleFlood(t *testing.T) {
+	needLong(t) // waits quietGrace
 	const max = 200
 	r, out := slotsRelay(t, max)
 	openFlood(t, r, max, func(i int) []byte {
@@ -134,6 +135,7 @@ func TestMaxConnectionsIdleFlood(t *testing.T) {
 // that sends nothing holds its slot for the handshake limit (10 s), not
 // idle_timeout (10 minutes), and is counted as a handshake timeout.
 func TestTLSSilentConnectionHandshakeLimit(t *testing.T) {
+	needLong(t) // waits the handshake limit
 	r, _ := slotsRelay(t, 10)
 	c, err := net.DialTimeout("tcp", r.addr("tls"), 5*time.Second)
 	if err != nil {
