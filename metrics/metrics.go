@@ -171,6 +171,7 @@ type QueueStats interface {
 	Corrupt() uint64
 	Unwritten() int
 	Recovered() int
+	Full() bool
 }
 
 // AddQueue exports the queue of output name until RemoveQueue is called.
@@ -243,6 +244,9 @@ var (
 	queueCorruptDesc = prometheus.NewDesc(namespace+"_queue_corrupt_records_total",
 		"Queue records skipped because their checksum or encoding was bad.",
 		[]string{"output"}, nil)
+	queueFullDesc = prometheus.NewDesc(namespace+"_queue_full",
+		"1 while the output's queue is at queue.max_bytes and messages for it are dropped (under block: without waiting, since one waited block_timeout in vain); 0 once one fits again.",
+		[]string{"output"}, nil)
 )
 
 // queueCollector reads queue statistics on scrape.
@@ -257,6 +261,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueCorruptDesc
 	ch <- queueUnwrittenDesc
 	ch <- queueRecoveredDesc
+	ch <- queueFullDesc
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -279,5 +284,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueCorruptDesc, prometheus.CounterValue, float64(q.Corrupt()), name)
 		ch <- prometheus.MustNewConstMetric(queueUnwrittenDesc, prometheus.GaugeValue, float64(q.Unwritten()), name)
 		ch <- prometheus.MustNewConstMetric(queueRecoveredDesc, prometheus.GaugeValue, float64(q.Recovered()), name)
+		full := 0.0
+		if q.Full() {
+			full = 1
+		}
+		ch <- prometheus.MustNewConstMetric(queueFullDesc, prometheus.GaugeValue, full, name)
 	}
 }

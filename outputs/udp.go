@@ -24,6 +24,12 @@ type UDP struct {
 	// OnTooLarge is called for a message the network refuses as too large
 	// for one datagram; it is dropped, since sending it again cannot succeed.
 	OnTooLarge func()
+	// OnUnreachable is called when the first write of a batch reports an
+	// ICMP port or host unreachable: it came back for a datagram of an
+	// earlier batch, already settled, so at least that one is lost. (An
+	// error later in a batch may concern the batch itself, which is sent
+	// again whole.)
+	OnUnreachable func()
 }
 
 // NewUDP returns a UDP destination.
@@ -68,7 +74,7 @@ func (u *UDP) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 	if u.conn == nil {
 		return 0, errors.New("not connected")
 	}
-	for _, e := range entries {
+	for i, e := range entries {
 		if u.writeTimeout > 0 {
 			_ = u.conn.SetWriteDeadline(time.Now().Add(u.writeTimeout))
 		}
@@ -78,6 +84,9 @@ func (u *UDP) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 					u.OnTooLarge()
 				}
 				continue
+			}
+			if i == 0 && u.OnUnreachable != nil && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH)) {
+				u.OnUnreachable()
 			}
 			if errors.Is(err, syscall.ECONNREFUSED) {
 				return 0, fmt.Errorf("%w (nothing is listening there)", err)

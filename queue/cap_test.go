@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -294,4 +295,84 @@ func TestErrTracksWriteFailures(t *testing.T) {
 	if q.Err() != nil {
 		t.Errorf("Err() = %v after a successful write, want nil", q.Err())
 	}
+}
+
+// TestMaxBytesBlockFullStopsWaiting: once a message has waited
+// BlockTimeout in vain, the queue is Full and later messages that do not
+// fit are dropped at once instead of each waiting BlockTimeout again (an
+// output that takes nothing would otherwise hold up the listeners for
+// good); when the output takes a record, messages are stored, and wait
+// again, as before.
+func TestMaxBytesBlockFullStopsWaiting(t *testing.T) {
+	q, logs := openQueue(t, t.TempDir(), func(o *Options) {
+		o.MaxBytes = 4 << 10
+		o.FullPolicy = Block
+		o.BlockTimeout = 50 * time.Millisecond
+		o.BatchMessages = 10
+	})
+	var err error
+	i := 0
+	for ; i < 1000 && err == nil; i++ {
+		err = q.Append(testEntry(i))
+	}
+	var de *DropError
+	if !errors.As(err, &de) || de.Reason != ReasonQueueFull {
+		t.Fatalf("err = %v, want a queue_full DropError after the block timeout", err)
+	}
+	if !q.Full() {
+		t.Fatal("Full() = false after a message waited block_timeout in vain")
+	}
+	// A block timeout no test waits for: a message that waited would hang
+	// the producer below past its deadline.
+	if err := q.SetLimits(4<<10, Block, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	const more = 200
+	dropped := make(chan int, 1)
+	go func() {
+		n := 0
+		for j := range more {
+			if err := q.Append(testEntry(i + j)); errors.As(err, &de) && de.Reason == ReasonQueueFull {
+				n++
+			}
+		}
+		dropped <- n
+	}()
+	select {
+	case n := <-dropped:
+		if n != more {
+			t.Errorf("%d of %d messages dropped while full, want all (nothing takes records)", n, more)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Append still waits for room after an earlier message timed out")
+	}
+	if !strings.Contains(logs.String(), "full") {
+		t.Errorf("no log line says the queue is full:\n%s", logs)
+	}
+
+	// The output takes a record: there is room, the next message is
+	// stored, and the queue is no longer Full.
+	b := next(t, q)
+	if err := q.Done(b); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a message is stored after a record was taken", func() bool {
+		return q.Append(testEntry(5000)) == nil
+	})
+	if q.Full() {
+		t.Error("Full() = true after a message was stored")
+	}
+	// Once it has room, Block waits again: with nothing draining, the
+	// producer blocks (for the hour) rather than dropping, until the cap
+	// is lifted.
+	done := produce(q, 1000)
+	select {
+	case err := <-done:
+		t.Fatalf("a producer at the cap finished without waiting: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := q.SetLimits(0, Block, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitProduced(t, done, "after the cap was removed")
 }

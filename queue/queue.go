@@ -64,7 +64,11 @@ type FullPolicy int
 const (
 	// Block makes Append wait for the output to free room, which stops the
 	// listener's reading and so pushes back on TCP senders; after
-	// BlockTimeout the message is dropped.
+	// BlockTimeout the message is dropped. From then on the queue is full
+	// (Full): messages that do not fit are dropped at once, without
+	// waiting, until one fits again. An output that stopped taking records
+	// would otherwise hold every listener for BlockTimeout per message, and
+	// with it every other output those listeners feed.
 	Block FullPolicy = iota
 	// DropNewest refuses the message being appended.
 	DropNewest
@@ -200,6 +204,10 @@ type Queue struct {
 	// room is signalled (without blocking) whenever the consumer takes a
 	// record, waking an Append blocked on a full queue.
 	room chan struct{}
+	// full is set when a message did not fit under MaxBytes without a
+	// drop (under Block: after waiting BlockTimeout) and cleared when one
+	// fits again; while set, Block drops without waiting. Written under mu.
+	full atomic.Bool
 	// putErr holds the last Put error until a Put succeeds; it makes the
 	// relay unready while its disk refuses writes.
 	putErr atomic.Pointer[error]
@@ -342,7 +350,7 @@ func (q *Queue) Append(e Entry) error {
 	if len(e.Data) > MaxDataLen {
 		return &DropError{Count: 1, Reason: ReasonTooLarge, Err: fmt.Errorf("queue %q: message of %d bytes: %w", q.name, len(e.Data), ErrTooLarge)}
 	}
-	if q.maxQueued > 0 {
+	if q.maxQueued > 0 || q.full.Load() {
 		if err := q.makeRoom(entrySize(e)); err != nil {
 			return err
 		}
@@ -417,14 +425,22 @@ func (q *Queue) makeRoom(size int64) error {
 	for q.maxQueued > 0 && q.queued.Load()+int64(q.rb.Size())+size+4 > q.maxQueued {
 		switch q.policy {
 		case DropNewest:
+			q.setFull(true)
 			return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w", q.name, ErrFull)}
 		case DropOldest:
 			if !q.evictOldest() {
 				// Nothing waits on disk to evict: what fills the cap is the
 				// record being packed, so this message does not fit.
+				q.setFull(true)
 				return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w", q.name, ErrFull)}
 			}
 		default: // Block
+			if q.full.Load() {
+				// An earlier message waited BlockTimeout in vain: the
+				// output is not taking records, and waiting again would
+				// only hold up the listeners.
+				return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w (no room since a message waited %s)", q.name, ErrFull, q.blockTimeout)}
+			}
 			if deadline == nil {
 				deadline = time.NewTimer(q.blockTimeout)
 			}
@@ -441,12 +457,40 @@ func (q *Queue) makeRoom(size int64) error {
 				return ErrClosed
 			}
 			if timedOut && q.maxQueued > 0 && q.queued.Load()+int64(q.rb.Size())+size+4 > q.maxQueued {
+				q.setFull(true)
 				return &DropError{Count: 1, Reason: ReasonQueueFull, Err: fmt.Errorf("queue %q: %w after waiting %s for room", q.name, ErrFull, q.blockTimeout)}
 			}
 		}
 	}
+	q.setFull(false)
 	return nil
 }
+
+// setFull records whether the queue is at its cap. Under Block the changes
+// are logged: they start and end a time in which the output's messages are
+// dropped without holding up the listeners (the drops themselves are only
+// counted: a line per message would flood the log). Under the drop
+// policies a busy queue at its cap changes with every record taken, so
+// only the metric tells. q.mu must be held.
+func (q *Queue) setFull(full bool) {
+	if q.full.Load() == full {
+		return
+	}
+	q.full.Store(full)
+	if q.policy != Block {
+		return
+	}
+	if full {
+		q.logf("queue %q: full (queue.max_bytes %d); new messages for this output are dropped as %s until it has room", q.name, q.maxQueued, ReasonQueueFull)
+	} else {
+		q.logf("queue %q: has room again; new messages are stored", q.name)
+	}
+}
+
+// Full reports whether the queue is at its cap: a message did not fit
+// without a drop (under Block, after waiting BlockTimeout) and none has
+// fitted since.
+func (q *Queue) Full() bool { return q.full.Load() }
 
 // evictOldest takes the oldest record off go-diskqueue and drops it,
 // reporting it through OnDrop. It returns false when no record is waiting.

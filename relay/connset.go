@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,37 +13,85 @@ import (
 )
 
 // connSet tracks the open connections of a stream listener: it enforces
-// max_connections, keeps the connections gauge true, and lets close reach
-// every connection. The zero value is not usable; see newConnSet.
+// max_connections (making room as slots.go describes), keeps the
+// connections gauge true, and lets close reach every connection. The zero
+// value is not usable; see newConnSet.
 type connSet struct {
 	max   int // 0: no limit
 	gauge interface{ Set(float64) }
 
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]*connSlot
+	silent list.List     // of *connSlot that have sent nothing yet, oldest first
+	room   chan struct{} // signalled, without blocking, when a slot frees
+	done   chan struct{} // closed by closeAll
 	closed bool
 }
 
 func newConnSet(max int, gauge interface{ Set(float64) }) *connSet {
-	return &connSet{max: max, gauge: gauge, conns: map[net.Conn]struct{}{}}
+	return &connSet{max: max, gauge: gauge, conns: map[net.Conn]*connSlot{},
+		room: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-// add registers c. It closes c and reports why when the listener is closing
-// (full false) or at max_connections (full true).
-func (s *connSet) add(c net.Conn) (ok, full bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.closed:
-		c.Close()
-		return false, false
-	case s.max > 0 && len(s.conns) >= s.max:
-		c.Close()
-		return false, true
+// add registers c and returns its slot. At max_connections it evicts a
+// connection first, reporting it through evicted; when none may be evicted
+// yet it calls full once and waits (see slots.go). It returns nil, with c
+// closed, when the set is closed or ctx ends first.
+func (s *connSet) add(ctx context.Context, c net.Conn, full func(), evicted func(v *connSlot, silent bool)) *connSlot {
+	waited := false
+	for {
+		s.mu.Lock()
+		if s.closed || ctx.Err() != nil {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		now := time.Now()
+		var next time.Time
+		room := s.max == 0 || len(s.conns) < s.max
+		var v *connSlot
+		var silent bool
+		if !room {
+			if v, silent, next = s.victim(now); v != nil {
+				s.evict(v)
+				room = true
+			}
+		}
+		if room {
+			sl := &connSlot{c: c, set: s, since: now}
+			sl.elem = s.silent.PushBack(sl)
+			s.conns[c] = sl
+			s.gauge.Set(float64(len(s.conns)))
+			s.mu.Unlock()
+			if v != nil {
+				evicted(v, silent)
+			}
+			return sl
+		}
+		s.mu.Unlock()
+		if !waited {
+			waited = true
+			full()
+		}
+		s.wait(ctx, next.Sub(now))
 	}
-	s.conns[c] = struct{}{}
-	s.gauge.Set(float64(len(s.conns)))
-	return true, false
+}
+
+// wait returns when a slot frees, after d (d <= 0: no limit), or when the
+// set is closed or ctx ends.
+func (s *connSet) wait(ctx context.Context, d time.Duration) {
+	var wake <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		wake = t.C
+	}
+	select {
+	case <-s.room:
+	case <-wake:
+	case <-s.done:
+	case <-ctx.Done():
+	}
 }
 
 // remove closes c and forgets it.
@@ -50,8 +99,15 @@ func (s *connSet) remove(c net.Conn) {
 	c.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.conns, c)
+	if sl := s.conns[c]; sl != nil {
+		s.unlinkSilent(sl)
+		delete(s.conns, c)
+	}
 	s.gauge.Set(float64(len(s.conns)))
+	select {
+	case s.room <- struct{}{}:
+	default:
+	}
 }
 
 // closeAll marks the set closed (later adds fail) and calls each on every
@@ -60,6 +116,9 @@ func (s *connSet) closeAll(each func(net.Conn)) (first bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	first = !s.closed
+	if first {
+		close(s.done)
+	}
 	s.closed = true
 	for c := range s.conns {
 		each(c)
@@ -97,7 +156,7 @@ func (s *connServer) init(cfg ListenerConfig, in *ingest, gauge interface{ Set(f
 
 // serve accepts connections until the listener is closed, runs handle for
 // each in its own goroutine, then waits for every handler to end.
-func (s *connServer) serve(ctx context.Context, handle func(c net.Conn, addr netip.Addr)) {
+func (s *connServer) serve(ctx context.Context, handle func(c net.Conn, addr netip.Addr, slot *connSlot)) {
 	defer s.wg.Wait()
 	errs := socketErrors{what: "accept", log: s.log}
 	for {
@@ -110,14 +169,15 @@ func (s *connServer) serve(ctx context.Context, handle func(c net.Conn, addr net
 			s.refuse(c)
 			continue
 		}
-		if !s.track(c) {
+		slot := s.track(ctx, c)
+		if slot == nil {
 			continue
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.conns.remove(c)
-			handle(c, addr)
+			handle(c, addr, slot)
 		}()
 	}
 }
@@ -135,15 +195,23 @@ func (s *connServer) refuse(c net.Conn) {
 	c.Close()
 }
 
-// track registers c, or refuses it when the listener is closing or full.
-func (s *connServer) track(c net.Conn) bool {
-	ok, full := s.conns.add(c)
-	if full {
+// track registers c, making room at max_connections (see slots.go); it
+// returns nil when the listener closes first.
+func (s *connServer) track(ctx context.Context, c net.Conn) *connSlot {
+	return s.conns.add(ctx, c, func() {
 		s.in.countError("too_many_connections")
-		s.warn.warn("connection refused: max_connections reached", "remote", c.RemoteAddr().String(),
-			"max_connections", s.maxConns)
-	}
-	return ok
+		s.warn.warn("max_connections reached and no connection may be evicted yet: new connections wait in the kernel's backlog",
+			"remote", c.RemoteAddr().String(), "max_connections", s.maxConns)
+	}, func(v *connSlot, silent bool) {
+		reason, what, since := "evicted_idle", "idle", time.Unix(0, v.last.Load())
+		if silent {
+			reason, what, since = "evicted_silent", "silent", v.since
+		}
+		s.in.countError(reason)
+		s.warn.warn("max_connections reached: closed the connection "+what+" longest to admit a new one",
+			"evicted", v.c.RemoteAddr().String(), what+"_for", time.Since(since).Round(time.Millisecond),
+			"admitted", c.RemoteAddr().String(), "max_connections", s.maxConns)
+	})
 }
 
 // accept returns the next connection, or false once the listener is closed

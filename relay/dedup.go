@@ -1,7 +1,13 @@
 package relay
 
 import (
-	"math/bits"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -42,16 +48,41 @@ func readStamp(m *syslog.Message) (origin string, epoch, seq uint64, ok bool) {
 // one older than the window is late (passed on, since it cannot be judged).
 // Holes still inside the window are exported as a gauge, so gaps at the end
 // of a stream are visible before the window moves past them.
+//
+// What a restart would forget is kept in data_dir/dedup.json: per stream,
+// the highest number seen and the holes left in the window. It is written
+// at most every dedupSaveInterval while messages arrive, and when the relay
+// stops. At start the holes are counted as gaps (a copy that had not
+// arrived by the stop will not), and each stream goes on after its highest
+// number, so the numbers lost while the relay was down are holes, then
+// gaps, as if it had not stopped.
 type dedup struct {
 	window uint64 // sequence numbers per stream window, a multiple of 64
+	path   string // the state file; "" keeps nothing across restarts
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	streams map[streamKey]*stream
+	dirty   bool      // changed since the last save
+	savedAt time.Time // when the last periodic save was begun
+
+	// saveMu serialises the writes of the state file, in the order of the
+	// snapshots, and guards saveFailed.
+	saveMu     sync.Mutex
+	saveFailed bool
 
 	duplicates *prometheus.CounterVec // by origin
 	gaps       *prometheus.CounterVec
 	late       *prometheus.CounterVec
 }
+
+// dedupSaveInterval bounds how stale data_dir/dedup.json is while messages
+// arrive: after a kill -9, up to this much of the numbers seen before the
+// crash are taken for holes.
+const dedupSaveInterval = time.Second
+
+// dedupStateFile is the name of the state file in data_dir.
+const dedupStateFile = "dedup.json"
 
 type streamKey struct {
 	origin string
@@ -59,10 +90,19 @@ type streamKey struct {
 }
 
 type stream struct {
-	base     uint64 // first sequence number of the window
-	highest  uint64
+	base     uint64   // first sequence number of the window
+	highest  uint64   // base-1 for a stream restored from the state file
+	seen     uint64   // bits set
 	bits     []uint64 // bit (seq - base) % window set when seen
 	lastUsed time.Time
+}
+
+// missing is the count of numbers from base to highest not seen.
+func (s *stream) missing() uint64 {
+	if s.highest < s.base {
+		return 0
+	}
+	return s.highest - s.base + 1 - s.seen
 }
 
 // maxStreams bounds the origin/epoch pairs tracked; the least recently used
@@ -75,10 +115,13 @@ var (
 		[]string{"origin"}, nil)
 )
 
-func newDedup(window int, reg prometheus.Registerer) (*dedup, error) {
+// newDedup returns the dedup table, with the streams a previous run kept
+// in dataDir ("": none, and nothing is kept).
+func newDedup(window int, reg prometheus.Registerer, dataDir string, log *slog.Logger) (*dedup, error) {
 	w := uint64(window+63) / 64 * 64
 	d := &dedup{
 		window:  w,
+		log:     log,
 		streams: map[streamKey]*stream{},
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_dedup_duplicates_total",
@@ -98,6 +141,10 @@ func newDedup(window int, reg prometheus.Registerer) (*dedup, error) {
 			return nil, err
 		}
 	}
+	if dataDir != "" {
+		d.path = filepath.Join(dataDir, dedupStateFile)
+		d.restore()
+	}
 	return d, nil
 }
 
@@ -105,7 +152,24 @@ func newDedup(window int, reg prometheus.Registerer) (*dedup, error) {
 // duplicate.
 func (d *dedup) check(origin string, epoch, seq uint64, now time.Time) (duplicate bool) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	duplicate = d.checkLocked(origin, epoch, seq, now)
+	d.dirty = true
+	var snap []savedStream
+	// One caller saves per interval; one that finds a save still being
+	// written leaves it to the next interval rather than wait.
+	if d.path != "" && now.Sub(d.savedAt) >= dedupSaveInterval && d.saveMu.TryLock() {
+		d.savedAt = now
+		snap = d.snapshotLocked()
+	}
+	d.mu.Unlock()
+	if snap != nil {
+		d.writeLocked(snap, false)
+		d.saveMu.Unlock()
+	}
+	return duplicate
+}
+
+func (d *dedup) checkLocked(origin string, epoch, seq uint64, now time.Time) (duplicate bool) {
 	key := streamKey{origin, epoch}
 	s := d.streams[key]
 	if s == nil {
@@ -117,10 +181,13 @@ func (d *dedup) check(origin string, epoch, seq uint64, now time.Time) (duplicat
 		for _, v := range []*prometheus.CounterVec{d.duplicates, d.gaps, d.late} {
 			v.WithLabelValues(origin)
 		}
-		s = &stream{base: seq, highest: seq, bits: make([]uint64, d.window/64)}
+		s = &stream{base: seq, highest: seq}
 		d.streams[key] = s
 	}
 	s.lastUsed = now
+	if s.bits == nil { // new, or restored from the state file
+		s.bits = make([]uint64, d.window/64)
+	}
 	switch {
 	case seq < s.base:
 		d.late.WithLabelValues(origin).Inc()
@@ -135,6 +202,7 @@ func (d *dedup) check(origin string, epoch, seq uint64, now time.Time) (duplicat
 		return true
 	}
 	s.bits[word] |= bit
+	s.seen++
 	s.highest = max(s.highest, seq)
 	return false
 }
@@ -150,6 +218,8 @@ func (d *dedup) slide(s *stream, origin string, newBase uint64) {
 		word, bit := i/64, uint64(1)<<(i%64)
 		if s.bits[word]&bit == 0 {
 			gaps++
+		} else {
+			s.seen--
 		}
 		s.bits[word] &^= bit
 	}
@@ -181,15 +251,135 @@ func (d *dedup) Collect(ch chan<- prometheus.Metric) {
 	d.mu.Lock()
 	missing := map[string]float64{}
 	for k, s := range d.streams {
-		n := s.highest - s.base + 1
-		seen := 0
-		for _, w := range s.bits {
-			seen += bits.OnesCount64(w)
-		}
-		missing[k.origin] += float64(n) - float64(seen)
+		missing[k.origin] += float64(s.missing())
 	}
 	d.mu.Unlock()
 	for origin, v := range missing {
 		ch <- prometheus.MustNewConstMetric(dedupMissingDesc, prometheus.GaugeValue, v, origin)
 	}
+}
+
+// savedStream is one stream in the state file.
+type savedStream struct {
+	Origin   string `json:"origin"`
+	Epoch    uint64 `json:"epoch"`
+	Highest  uint64 `json:"highest"`
+	Missing  uint64 `json:"missing"`   // holes in the window when saved
+	LastUsed int64  `json:"last_used"` // Unix seconds
+}
+
+type savedDedup struct {
+	Streams []savedStream `json:"streams"`
+}
+
+// snapshotLocked returns what the state file keeps. d.mu must be held.
+func (d *dedup) snapshotLocked() []savedStream {
+	d.dirty = false
+	out := make([]savedStream, 0, len(d.streams))
+	for k, s := range d.streams {
+		out = append(out, savedStream{Origin: k.origin, Epoch: k.epoch, Highest: s.highest,
+			Missing: s.missing(), LastUsed: s.lastUsed.Unix()})
+	}
+	return out
+}
+
+// save writes the state file if anything changed since the last write;
+// the relay calls it when it stops, after its listeners have ended.
+func (d *dedup) save() {
+	if d.path == "" {
+		return
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	d.mu.Lock()
+	if !d.dirty {
+		d.mu.Unlock()
+		return
+	}
+	snap := d.snapshotLocked()
+	d.mu.Unlock()
+	d.writeLocked(snap, true)
+}
+
+// writeLocked replaces the state file with streams; sync makes it durable
+// (at stop). A failure is logged once until a write succeeds again: the
+// relay runs on, and a restart then forgets what the file missed. d.saveMu
+// must be held.
+func (d *dedup) writeLocked(streams []savedStream, sync bool) {
+	err := writeFileAtomic(d.path, savedDedup{Streams: streams}, sync)
+	switch {
+	case err != nil && !d.saveFailed:
+		d.saveFailed = true
+		d.log.Warn("dedup: cannot keep the streams' state for a restart; a restart will not count the numbers lost meanwhile as gaps", "err", err)
+	case err == nil && d.saveFailed:
+		d.saveFailed = false
+		d.log.Info("dedup: keeping the streams' state again", "file", d.path)
+	}
+}
+
+// writeFileAtomic writes v as JSON to a temporary file renamed over path,
+// so a crash leaves the old file or the new one, never a torn one.
+func writeFileAtomic(path string, v any, sync bool) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp) // a full disk must not keep a half-written file
+	}
+	return err
+}
+
+// restore loads the streams a previous run kept, counts the holes they
+// had as gaps, and sets each to go on after its highest number. A missing
+// file is a first run; an unreadable one is logged and ignored.
+func (d *dedup) restore() {
+	b, err := os.ReadFile(d.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var saved savedDedup
+	if err == nil {
+		err = json.Unmarshal(b, &saved)
+	}
+	if err != nil {
+		d.log.Warn("dedup: ignoring the state of the last run; numbers lost while the relay was down are not counted as gaps",
+			"err", fmt.Errorf("read %s: %w", d.path, err))
+		return
+	}
+	// The most recently used first, as many as the table holds.
+	sort.Slice(saved.Streams, func(i, j int) bool { return saved.Streams[i].LastUsed > saved.Streams[j].LastUsed })
+	var gaps uint64
+	for _, ss := range saved.Streams {
+		if len(d.streams) >= maxStreams {
+			break
+		}
+		key := streamKey{ss.Origin, ss.Epoch}
+		if _, dup := d.streams[key]; dup || ss.Highest == 0 {
+			continue
+		}
+		// The window is allocated when the stream is next heard from: a
+		// stream that never comes back costs no window.
+		d.streams[key] = &stream{base: ss.Highest + 1, highest: ss.Highest, lastUsed: time.Unix(ss.LastUsed, 0)}
+		if ss.Missing > 0 {
+			d.gaps.WithLabelValues(ss.Origin).Add(float64(ss.Missing))
+			gaps += ss.Missing
+		}
+	}
+	d.log.Info("dedup: streams restored from the last run", "streams", len(d.streams), "gaps_at_stop", gaps)
 }

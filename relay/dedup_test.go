@@ -2,6 +2,8 @@ package relay
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 
 func TestDedupWindow(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	d, err := newDedup(128, reg)
+	d, err := newDedup(128, reg, "", testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +182,7 @@ outputs = ["a", "b"]
 // at 0 from its first stamped message, so increase() sees its first gap.
 func TestDedupSeriesExistFromAnOriginsFirstMessage(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	d, err := newDedup(128, reg)
+	d, err := newDedup(128, reg, t.TempDir(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,5 +203,87 @@ func TestDedupSeriesExistFromAnOriginsFirstMessage(t *testing.T) {
 		if !found[name] {
 			t.Errorf("%s{origin=\"edge-1\"} absent after the origin's first message", name)
 		}
+	}
+}
+
+// TestDedupRestartKeepsStreams: a dedup table that stops and starts again
+// on the same data dir goes on where it stopped. The holes it had at the
+// stop are counted as gaps at the start, the numbers lost while it was down
+// are holes and then gaps, and a copy of a number seen before the stop is
+// late, not new.
+func TestDedupRestartKeepsStreams(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	reg1 := prometheus.NewRegistry()
+	d1, err := newDedup(128, reg1, dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := uint64(1); s <= 100; s++ {
+		if s != 50 {
+			d1.check("e1", 1, s, now)
+		}
+	}
+	d1.save()
+
+	reg2 := prometheus.NewRegistry()
+	d2, err := newDedup(128, reg2, dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, reg2, "relay_dedup_gaps_total", "origin", "e1"); got != 1 {
+		t.Errorf("gaps after the restart = %v, want 1 (50, missing at the stop)", got)
+	}
+	// 101..110 were lost while the relay was down.
+	for s := uint64(111); s <= 120; s++ {
+		if d2.check("e1", 1, s, now) {
+			t.Fatalf("%d called a duplicate", s)
+		}
+	}
+	if got := metricValue(t, reg2, "relay_dedup_window_missing", "origin", "e1"); got != 10 {
+		t.Errorf("missing in window after the restart = %v, want 10 (101..110)", got)
+	}
+	if d2.check("e1", 1, 60, now) {
+		t.Error("a number seen before the restart was dropped")
+	}
+	if got := metricValue(t, reg2, "relay_dedup_late_total", "origin", "e1"); got != 1 {
+		t.Errorf("late = %v, want 1", got)
+	}
+	for s := uint64(121); s <= 400; s++ {
+		d2.check("e1", 1, s, now)
+	}
+	if got := metricValue(t, reg2, "relay_dedup_gaps_total", "origin", "e1"); got != 11 {
+		t.Errorf("gaps once the window moved past = %v, want 11", got)
+	}
+
+	// Without a save at stop (kill -9), the periodic save keeps what was
+	// seen up to dedupSaveInterval before.
+	d2.check("e1", 1, 401, now.Add(dedupSaveInterval))
+	d3, err := newDedup(128, prometheus.NewRegistry(), dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := d3.streams[streamKey{"e1", 1}]; s == nil || s.highest != 401 {
+		t.Errorf("stream after a restart without a stop: %+v, want highest 401", s)
+	}
+
+	// A damaged state file is ignored, not fatal.
+	if err := os.WriteFile(filepath.Join(dir, dedupStateFile), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d4, err := newDedup(128, prometheus.NewRegistry(), dir, testLogger(t))
+	if err != nil || len(d4.streams) != 0 {
+		t.Errorf("with a damaged state file: %v, %d streams", err, len(d4.streams))
+	}
+	// A state file that cannot be written leaves no temporary file.
+	gone := filepath.Join(dir, "gone")
+	d5, err := newDedup(128, prometheus.NewRegistry(), gone, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d5.check("e1", 1, 1, now)
+	d5.save()
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("a save into a missing directory created it or left a file: %v", err)
 	}
 }

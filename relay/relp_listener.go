@@ -123,12 +123,13 @@ type pendingFrame struct {
 // window. Over rate_limit, the burst read so far is stored and answered and
 // then nothing is read from the sender until its bucket has the tokens: its
 // window fills and it waits, losing nothing.
-func (l *relpListener) handle(c net.Conn, addr netip.Addr) {
+func (l *relpListener) handle(c net.Conn, addr netip.Addr, slot *connSlot) {
 	if l.tls != nil {
 		tc := l.handshake(c)
 		if tc == nil {
 			return
 		}
+		slot.active(time.Now()) // the client spoke: a handshake
 		c = tc
 	}
 	rc := &relpConn{
@@ -159,13 +160,14 @@ func (l *relpListener) handle(c net.Conn, addr netip.Addr) {
 			rc.readFailed(err)
 			return
 		}
+		now := time.Now()
+		slot.active(now)
 		kind, rsp, perr := sess.Receive(f)
 		switch kind {
 		case relp.KindSyslog:
 			if f.Truncated {
 				l.in.countError("truncated")
 			}
-			now := time.Now()
 			accepted := l.in.handle(f.Data, rc.source, now)
 			rc.pending = append(rc.pending, pendingFrame{txnr: f.Txnr, accepted: accepted})
 			var wait time.Duration

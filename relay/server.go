@@ -231,7 +231,7 @@ func (s *Server) newListener(lc ListenerConfig) (listener, error) {
 	in.exportReasons(listenerReasons(lc))
 	if lc.Dedup {
 		if s.dedup == nil {
-			d, err := newDedup(s.cfg.DedupWindow, s.reg)
+			d, err := newDedup(s.cfg.DedupWindow, s.reg, s.cfg.DataDir, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("register dedup metrics: %w", err)
 			}
@@ -372,6 +372,7 @@ func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, l
 		u := outputs.NewUDP(address, oc.ConnectTimeout.Duration)
 		tooLarge := m.OutputDropped.WithLabelValues(oc.Name, "too_large")
 		u.OnTooLarge = tooLarge.Inc
+		u.OnUnreachable = m.OutputDropped.WithLabelValues(oc.Name, "unreachable").Inc
 		return u, nil
 	case ProtocolRELP:
 		opts := outputs.RELPOptions{
@@ -487,6 +488,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.readers.Wait()
+	if s.dedup != nil {
+		s.dedup.save()
+	}
 
 	var errs []error
 	for name, o := range s.outputs {

@@ -81,11 +81,16 @@ func remoteAddr(c net.Conn) netip.Addr {
 }
 
 // handle reads frames from one connection until it ends.
-func (l *tcpListener) handle(c net.Conn, addr netip.Addr) {
+func (l *tcpListener) handle(c net.Conn, addr netip.Addr, slot *connSlot) {
 	source := c.RemoteAddr().String()
-	idle := l.cfg.IdleTimeout.Duration
-	if idle > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(idle))
+	// A TLS client speaks first, so a silent one is a handshake that does
+	// not start: it gets the handshake's limit, not idle_timeout.
+	wait := l.cfg.IdleTimeout.Duration
+	if l.tls != nil {
+		wait = handshakeLimit(wait)
+	}
+	if wait > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(wait))
 	}
 	// Wait for the first bytes before anything is allocated for the
 	// connection (a frame buffer, TLS state): thousands of connections
@@ -94,11 +99,18 @@ func (l *tcpListener) handle(c net.Conn, addr netip.Addr) {
 	var first [2]byte
 	n, err := peekFirst(c, first[:])
 	if err != nil || n == 0 {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+		case l.tls != nil:
+			l.in.countError("tls_handshake_timeout")
+			l.warn.warn("TLS handshake failed", "remote", source, "reason", "tls_handshake_timeout",
+				"problem", fmt.Sprintf("the client sent nothing within %s", wait))
+		default:
 			l.in.countError("idle_timeout")
 		}
 		return
 	}
+	slot.active(time.Now())
 	// A TLS record starts with content type 22 (handshake) and major
 	// version 3; no syslog message starts with byte 22.
 	looksTLS := first[0] == 0x16 && (n < 2 || first[1] == 0x03)
@@ -123,11 +135,11 @@ func (l *tcpListener) handle(c net.Conn, addr netip.Addr) {
 		defer tc.Close() // sends close_notify; the relay never writes otherwise
 		rd, conn = tc, tc
 	}
-	l.read(conn, rd, source, addr)
+	l.read(conn, rd, source, addr, slot)
 }
 
 // read is the frame loop of one connection.
-func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr netip.Addr) {
+func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr netip.Addr, slot *connSlot) {
 	fr := syslog.NewFrameReader(rd, int(l.cfg.MaxMessageSize))
 	idle := l.cfg.IdleTimeout.Duration
 	// The read deadline is idle_timeout after the last complete message
@@ -156,6 +168,7 @@ func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr neti
 		msg, truncated, err := fr.Next()
 		if r := fr.Reads(); r != lastRead {
 			now, lastRead = time.Now(), r
+			slot.active(now)
 		}
 		if len(msg) > 0 {
 			if truncated {
@@ -233,10 +246,7 @@ func (l *tcpListener) handshake(c net.Conn, source string) *tls.Conn {
 // listener's idle timeout when shorter. A failure is counted under its
 // reason and explained through warn; the result is nil then.
 func serverHandshake(c net.Conn, source string, cfg *tls.Config, idle time.Duration, in *ingest, log *slog.Logger, warn func(msg string, args ...any)) *tls.Conn {
-	timeout := handshakeTimeout
-	if idle > 0 && idle < timeout {
-		timeout = idle
-	}
+	timeout := handshakeLimit(idle)
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	tc := tls.Server(c, cfg)
 	if err := tc.Handshake(); err != nil {
@@ -259,6 +269,15 @@ func serverHandshake(c net.Conn, source string, cfg *tls.Config, idle time.Durat
 		log.Debug("TLS connection", args...)
 	}
 	return tc
+}
+
+// handshakeLimit is how long a TLS handshake may take on a listener with
+// the given idle_timeout: handshakeTimeout, or idle_timeout if shorter.
+func handshakeLimit(idle time.Duration) time.Duration {
+	if idle > 0 && idle < handshakeTimeout {
+		return idle
+	}
+	return handshakeTimeout
 }
 
 // peekFirst waits until c has something to read, or its read deadline
