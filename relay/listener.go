@@ -91,7 +91,7 @@ func (in *ingest) flush() error {
 func listenerReasons(lc ListenerConfig) []string {
 	reasons := []string{"truncated", "read_error"}
 	content := []string{"no_pri", "nul_byte", "invalid_utf8"}
-	stream := []string{"accept_error", "too_many_connections", "idle_timeout", "incomplete_frame", "denied", "rate_limited"}
+	stream := []string{"accept_error", "too_many_connections", "evicted_silent", "evicted_idle", "idle_timeout", "incomplete_frame", "denied", "rate_limited"}
 	switch lc.Protocol {
 	case "udp":
 		reasons = append(append(reasons, "empty", "denied", "rate_limited"), content...)
