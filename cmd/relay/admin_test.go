@@ -304,8 +304,14 @@ outputs = ["relp"]
 				}
 			}
 		case "relay_output_messages_dropped_total":
-			for reason := range docTableReasons(m.body) {
+			for reason, meaning := range docTableReasons(m.body) {
 				for _, o := range outputs {
+					// A reason only one protocol counts says so first
+					// ("udp: ..."); each output here is named after its
+					// protocol.
+					if p, _, ok := strings.Cut(meaning, ":"); ok && !strings.Contains(p, " ") && p != o {
+						continue
+					}
 					want[seriesName(m.name, map[string]string{"output": o, "reason": reason})] = true
 				}
 			}
