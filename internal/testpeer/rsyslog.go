@@ -156,9 +156,13 @@ func ReadLines(path string) []string {
 
 // UpstreamConf is an rsyslog configuration that receives syslog over TCP on
 // port (RFC 6587, both framings) and appends each raw message as a line to
-// {{DIR}}/out.log.
+// {{DIR}}/out.log. At a stop (SIGTERM), rsyslog discards what its main
+// queue still holds after queue.timeoutShutdown (1.5 s by default), which a
+// loaded machine can exceed; a long one makes a stopped upstream write
+// everything it read, so a test counts only the relay's losses.
 func UpstreamConf(port int) string {
-	return fmt.Sprintf(`module(load="imtcp")
+	return fmt.Sprintf(`main_queue(queue.timeoutShutdown="30000" queue.timeoutActionCompletion="30000")
+module(load="imtcp")
 input(type="imtcp" port="%d" address="127.0.0.1")
 template(name="raw" type="string" string="%%rawmsg%%\n")
 *.* action(type="omfile" file="{{DIR}}/out.log" template="raw")
