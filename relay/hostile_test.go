@@ -505,7 +505,7 @@ func TestIdleConnectionsHelper(t *testing.T) {
 	raiseFileLimit(t, uint64(n+100))
 	conns := make([]net.Conn, 0, n)
 	for range n {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", addr, 30*time.Second)
 		if err != nil {
 			fmt.Printf("error after %d connections: %v\n", len(conns), err)
 			os.Exit(1)
@@ -521,8 +521,9 @@ func TestIdleConnectionsHelper(t *testing.T) {
 }
 
 // holdIdleConnections opens n connections to addr from a helper process
-// and returns once they are open; they close when the test ends.
-func holdIdleConnections(t *testing.T, addr string, n int) {
+// and returns once they are open; they close when release is called or
+// the test ends.
+func holdIdleConnections(t *testing.T, addr string, n int) (release func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleConnectionsHelper$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "RELAY_TEST_IDLE_ADDR="+addr, "RELAY_TEST_IDLE_N="+strconv.Itoa(n))
@@ -538,40 +539,52 @@ func holdIdleConnections(t *testing.T, addr string, n int) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			stdin.Close()
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		})
+	}
+	t.Cleanup(release)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "ready ") {
 		t.Fatalf("idle connection helper: %q, %v", line, err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return release
 }
 
 // TestHostileIdleConnections holds 10,000 connections that never send
 // (their client ends in a helper process), checks that the relay keeps
-// serving a well-behaved client, that connections past max_connections
-// are refused and counted, and that idle_timeout reaps the silent ones.
-// It then holds 1,000 idle TLS sessions.
+// serving a well-behaved client and that connections past max_connections
+// are refused and counted. A second relay with a short idle_timeout then
+// reaps 10,000 silent connections, and a third holds 1,000 idle TLS
+// sessions.
+//
+// Nothing here depends on how fast connections open: the relays that must
+// hold connections have an idle_timeout no run of the test can reach, so
+// none is reaped (freeing a slot past max_connections) while the others
+// still open; the relay that reaps counts each connection once however
+// many are open at a time.
 func TestHostileIdleConnections(t *testing.T) {
 	const n = 10000
 	if limit := raiseFileLimit(t, n+1000); limit < n+1000 {
 		skipOrFail(t, "RLIMIT_NOFILE is %d, the relay needs %d descriptors for this test", limit, n+1000)
 	}
-	r, out, client := hostileRelay(t, fmt.Sprintf(`idle_timeout = "4s"
-max_connections = %d`, n+20))
+	const never = `idle_timeout = "1h"`
+	r, out, client := hostileRelay(t, fmt.Sprintf("%s\nmax_connections = %d", never, n+20))
 	rss := sampleRSS(t)
 	start := time.Now()
-	holdIdleConnections(t, r.addr("tcp"), n)
-	if !testpeer.WaitFor(10*time.Second, func() bool {
+	release := holdIdleConnections(t, r.addr("tcp"), n)
+	if !testpeer.WaitFor(time.Minute, func() bool {
 		return r.metric("relay_listener_connections", "listener", "tcp") >= float64(n)
 	}) {
 		t.Fatalf("relay holds %v connections, want %d", r.metric("relay_listener_connections", "listener", "tcp"), n)
@@ -581,38 +594,61 @@ max_connections = %d`, n+20))
 	t.Logf("%d idle connections open after %v; resident memory %d MiB (%d MiB before: %.1f KiB per connection)",
 		n, opened.Round(time.Millisecond), held>>20, rss.base>>20, float64(held-rss.base)/float64(n)/1024)
 	var conns []net.Conn
-	defer func() {
+	closeConns := func() {
 		for _, c := range conns {
 			c.Close()
 		}
-	}()
+		conns = nil
+	}
+	defer closeConns()
 
 	// The well-behaved client uses the slots left.
 	good := startGoodClient("good-idle", r.addr("tcp"), nil)
 	time.Sleep(200 * time.Millisecond)
 	good.finish(t, out)
 
-	// Past max_connections: refused at once and counted.
-	for range 40 {
-		c, err := net.Dial("tcp", r.addr("tcp"))
+	// Past max_connections: of 40 more, at most 20 fit; the rest are
+	// refused at once and counted.
+	for i := range 40 {
+		c, err := net.DialTimeout("tcp", r.addr("tcp"), 30*time.Second)
 		if err != nil {
-			continue
+			t.Fatalf("connection %d past the idle ones: %v", i, err)
 		}
 		conns = append(conns, c)
 	}
 	r.waitReason(t, "tcp", "too_many_connections", 20)
-
-	// idle_timeout reaps the silent connections, oldest first.
-	if !testpeer.WaitFor(15*time.Second, func() bool { return r.metric("relay_listener_connections", "listener", "tcp") == 0 }) {
-		t.Errorf("%v connections still open after idle_timeout", r.metric("relay_listener_connections", "listener", "tcp"))
+	if got := r.metric("relay_listener_connections", "listener", "tcp"); got > n+20 {
+		t.Errorf("relay holds %v connections, max_connections is %d", got, n+20)
 	}
-	r.waitReason(t, "tcp", "idle_timeout", float64(n))
+	rss.finish(t, 200<<20)
+	// The next relay needs the descriptors these hold.
+	closeConns()
+	release()
+	if !testpeer.WaitFor(time.Minute, func() bool { return r.metric("relay_listener_connections", "listener", "tcp") == 0 }) {
+		t.Fatalf("relay holds %v connections after their clients closed", r.metric("relay_listener_connections", "listener", "tcp"))
+	}
 
+	// idle_timeout reaps the silent connections. The helper reports them
+	// open once every dial has completed, by when the first may already
+	// have been reaped: each is counted once either way.
+	r, _, _ = hostileRelay(t, fmt.Sprintf("idle_timeout = \"1s\"\nmax_connections = %d", n))
+	rss = sampleRSS(t)
+	holdIdleConnections(t, r.addr("tcp"), n)
+	if !testpeer.WaitFor(time.Minute, func() bool {
+		return r.metric("relay_listener_errors_total", "listener", "tcp", "reason", "idle_timeout") >= n &&
+			r.metric("relay_listener_connections", "listener", "tcp") == 0
+	}) {
+		t.Errorf("%v of %d silent connections reaped by idle_timeout, %v still open",
+			r.metric("relay_listener_errors_total", "listener", "tcp", "reason", "idle_timeout"), n,
+			r.metric("relay_listener_connections", "listener", "tcp"))
+	}
+	if got := r.metric("relay_listener_errors_total", "listener", "tcp", "reason", "too_many_connections"); got != 0 {
+		t.Errorf("%v connections refused as too many, want 0", got)
+	}
 	rss.finish(t, 200<<20)
 
-	// Idle TLS sessions: the handshake's state stays with each. A relay of
-	// their own, whose idle_timeout does not reap them while they open.
-	r, out, client = hostileRelay(t, `idle_timeout = "1m"`)
+	// Idle TLS sessions: the handshake's state stays with each.
+	r, out, client = hostileRelay(t, never)
 	rss = sampleRSS(t)
 	const nTLS = 1000
 	before := rssBytes(t)
@@ -623,13 +659,13 @@ max_connections = %d`, n+20))
 		}
 	}()
 	for range nTLS {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", r.addr("tls"), client)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", r.addr("tls"), client)
 		if err != nil {
 			t.Fatalf("after %d TLS sessions: %v", len(tlsConns), err)
 		}
 		tlsConns = append(tlsConns, c)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool {
+	if !testpeer.WaitFor(time.Minute, func() bool {
 		return r.metric("relay_listener_connections", "listener", "tls") >= nTLS
 	}) {
 		t.Fatalf("relay holds %v TLS sessions, want %d", r.metric("relay_listener_connections", "listener", "tls"), nTLS)
