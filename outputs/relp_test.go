@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relay-syslog/relay/internal/relp"
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/queue"
 )
@@ -320,9 +321,9 @@ func TestRELPResendsAfterRefusal(t *testing.T) {
 		t.Errorf("queue depth %d, want 0", q.Depth())
 	}
 	tally := testpeer.Check("x", 10000, srv.messages())
-	t.Logf("%v; resent %v, send errors %v", tally, metricValue(t, m.OutputResent), metricValue(t, m.OutputErrors))
-	if metricValue(t, m.OutputErrors) < 2 {
-		t.Errorf("send errors = %v, want at least 2 (one per refusal burst)", metricValue(t, m.OutputErrors))
+	t.Logf("%v; resent %v, send errors %v", tally, testfixture.CollectorSum(t, m.OutputResent), testfixture.CollectorSum(t, m.OutputErrors))
+	if testfixture.CollectorSum(t, m.OutputErrors) < 2 {
+		t.Errorf("send errors = %v, want at least 2 (one per refusal burst)", testfixture.CollectorSum(t, m.OutputErrors))
 	}
 }
 
@@ -340,7 +341,7 @@ func TestRELPServercloseMidStream(t *testing.T) {
 		t.Fatalf("%v", testpeer.Check("sc", 20000, srv.messages()))
 	}
 	tally := testpeer.Check("sc", 20000, srv.messages())
-	resent, retries := metricValue(t, m.OutputResent), metricValue(t, m.OutputRetries)
+	resent, retries := testfixture.CollectorSum(t, m.OutputResent), testfixture.CollectorSum(t, m.OutputRetries)
 	t.Logf("%v; resent %v messages, retried %v batches", tally, resent, retries)
 	// The Worker counts the messages of unsettled batches as resent; the
 	// batch being written when the session broke counts as one retry, and

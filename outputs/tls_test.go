@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/queue"
 )
@@ -148,8 +149,8 @@ func TestTLSDestinationRefusesUpstream(t *testing.T) {
 				return
 			}
 			// Refused and retried: several failed attempts, nothing sent.
-			if !testpeer.WaitFor(5*time.Second, func() bool { return metricValue(t, m.OutputErrors) >= 3 }) {
-				t.Fatalf("send errors = %v, want >= 3 (retries)", metricValue(t, m.OutputErrors))
+			if !testpeer.WaitFor(5*time.Second, func() bool { return testfixture.CollectorSum(t, m.OutputErrors) >= 3 }) {
+				t.Fatalf("send errors = %v, want >= 3 (retries)", testfixture.CollectorSum(t, m.OutputErrors))
 			}
 			if n := recv.Count(); n != 0 {
 				t.Errorf("an unverified upstream received %d messages", n)
@@ -234,10 +235,10 @@ func TestTLSDestinationResendsAfterReset(t *testing.T) {
 	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.Check("r", 20000, recv.Messages()).Delivered() == 20000 }) {
 		t.Fatalf("after reset: %v", testpeer.Check("r", 20000, recv.Messages()))
 	}
-	if errs := metricValue(t, m.OutputErrors); errs < 1 {
+	if errs := testfixture.CollectorSum(t, m.OutputErrors); errs < 1 {
 		t.Errorf("send errors = %v, want >= 1", errs)
 	}
-	t.Logf("resent %v messages after the reset", metricValue(t, m.OutputResent))
+	t.Logf("resent %v messages after the reset", testfixture.CollectorSum(t, m.OutputResent))
 }
 
 // TestTLSDestinationStopsQuickly: closing a session whose upstream stopped

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
@@ -31,19 +32,7 @@ func newTestQueue(t *testing.T) *queue.Queue {
 
 func fill(t *testing.T, q *queue.Queue, run string, n int) {
 	t.Helper()
-	appendRange(t, q, run, 0, n)
-}
-
-func appendRange(t *testing.T, q *queue.Queue, run string, from, to int) {
-	t.Helper()
-	for i := from; i < to; i++ {
-		if err := q.Append(queue.Entry{Received: time.Now(), Listener: "l", Data: []byte(testpeer.SeqMessage(run, i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := q.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	testfixture.AppendSeq(t, q, run, 0, n)
 }
 
 // runWorker runs a Worker until the test ends and returns its metrics.
@@ -128,8 +117,8 @@ func TestWorkerResendsAfterReset(t *testing.T) {
 	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.Check("r", 20000, recv.Messages()).Delivered() == 20000 }) {
 		t.Fatalf("after reset: %v", testpeer.Check("r", 20000, recv.Messages()))
 	}
-	resent := metricValue(t, m.OutputResent)
-	errs := metricValue(t, m.OutputErrors)
+	resent := testfixture.CollectorSum(t, m.OutputResent)
+	errs := testfixture.CollectorSum(t, m.OutputErrors)
 	if errs < 1 {
 		t.Errorf("send errors = %v, want >= 1", errs)
 	}
@@ -144,7 +133,7 @@ func TestWorkerWaitsForUpstream(t *testing.T) {
 	q := newTestQueue(t)
 	fill(t, q, "u", 1000)
 	m := runWorker(t, q, tcpDest(addr))
-	if !testpeer.WaitFor(5*time.Second, func() bool { return metricValue(t, m.OutputErrors) >= 3 }) {
+	if !testpeer.WaitFor(5*time.Second, func() bool { return testfixture.CollectorSum(t, m.OutputErrors) >= 3 }) {
 		t.Fatalf("no retries counted while the upstream was down")
 	}
 	recv := testpeer.NewReceiver(t, addr)
@@ -209,26 +198,4 @@ func TestBackoff(t *testing.T) {
 	if d := b.Next(); d > 100*time.Millisecond {
 		t.Errorf("after Reset wait = %v, want <= 100ms", d)
 	}
-}
-
-func metricValue(t *testing.T, c interface {
-	Collect(chan<- prometheus.Metric)
-	Describe(chan<- *prometheus.Desc)
-}) float64 {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return total
 }

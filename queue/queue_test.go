@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -675,79 +674,4 @@ func TestOpenOptions(t *testing.T) {
 	if perm := fi.Mode().Perm(); perm&^0o750 != 0 {
 		t.Errorf("queue directory mode = %v, want at most 0750", perm)
 	}
-}
-
-func BenchmarkQueueAppend(b *testing.B) {
-	q, _ := openQueue(b, b.TempDir(), nil)
-	e := benchEntry()
-	b.SetBytes(int64(len(e.Data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := q.Append(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := q.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
-
-func BenchmarkQueueAppendParallel(b *testing.B) {
-	q, _ := openQueue(b, b.TempDir(), nil)
-	b.SetBytes(200)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		e := benchEntry()
-		for pb.Next() {
-			if err := q.Append(e); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	if err := q.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
-
-// BenchmarkQueueNext measures draining, one op per entry. The queue is
-// filled in chunks with the timer stopped, which keeps the disk use of a
-// long run bounded.
-func BenchmarkQueueNext(b *testing.B) {
-	q, _ := openQueue(b, b.TempDir(), nil)
-	e := benchEntry()
-	ctx := context.Background()
-	b.SetBytes(int64(len(e.Data)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for remaining := b.N; remaining > 0; {
-		b.StopTimer()
-		n := min(remaining, 100_000)
-		for range n {
-			if err := q.Append(e); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := q.Flush(); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		for got := 0; got < n; {
-			batch, err := q.Next(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			got += len(batch.Entries)
-			if !bytes.Equal(batch.Entries[0].Data, e.Data) {
-				b.Fatal("wrong data")
-			}
-			if err := q.Done(batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-		remaining -= n
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-syslog/relay/internal/syslog"
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
@@ -38,22 +39,22 @@ func TestDedupWindow(t *testing.T) {
 	for s := uint64(111); s <= 400; s++ {
 		seen(s)
 	}
-	if got := metricValue(t, reg, "relay_dedup_gaps_total", "origin", "e1"); got != 10 {
+	if got := testfixture.MetricValue(t, reg, "relay_dedup_gaps_total", "origin", "e1"); got != 10 {
 		t.Errorf("gaps = %v, want 10", got)
 	}
-	if got := metricValue(t, reg, "relay_dedup_duplicates_total", "origin", "e1"); got != 100 {
+	if got := testfixture.MetricValue(t, reg, "relay_dedup_duplicates_total", "origin", "e1"); got != 100 {
 		t.Errorf("duplicates = %v, want 100", got)
 	}
 	// A number older than the window is late, passed on.
 	if seen(50) {
 		t.Error("late message dropped")
 	}
-	if got := metricValue(t, reg, "relay_dedup_late_total", "origin", "e1"); got != 1 {
+	if got := testfixture.MetricValue(t, reg, "relay_dedup_late_total", "origin", "e1"); got != 1 {
 		t.Errorf("late = %v, want 1", got)
 	}
 	// Holes inside the window are visible before the window passes them.
 	seen(405)
-	if got := metricValue(t, reg, "relay_dedup_window_missing", "origin", "e1"); got != 4 {
+	if got := testfixture.MetricValue(t, reg, "relay_dedup_window_missing", "origin", "e1"); got != 4 {
 		t.Errorf("missing in window = %v, want 4 (401..404)", got)
 	}
 }
