@@ -334,7 +334,7 @@ func TestJournalOpenFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	low := lim
-	low.Cur = uint64(len(fds) + 10)
+	setRlimit(&low.Cur, uint64(len(fds)+10))
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
 		t.Fatal(err)
 	}
@@ -350,6 +350,10 @@ func TestJournalOpenFailure(t *testing.T) {
 		t.Errorf("%d descriptors open after the failed open, %d before", len(after), len(fds))
 	}
 }
+
+// setRlimit sets a field of syscall.Rlimit: a uint64 on Linux and macOS,
+// an int64 on FreeBSD.
+func setRlimit[T ~int64 | ~uint64](field *T, v uint64) { *field = T(v) }
 
 // TestJournalSegmentFailure: when the next segment cannot be created, the
 // current one grows instead, and appends move on once it can.

@@ -481,16 +481,20 @@ func raiseFileLimit(t testing.TB, want uint64) uint64 {
 		t.Fatal(err)
 	}
 	prev := lim
-	if lim.Cur < want {
-		lim.Cur = min(want, lim.Max)
+	if uint64(lim.Cur) < want {
+		setRlimit(&lim.Cur, min(want, uint64(lim.Max)))
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 			t.Logf("raise RLIMIT_NOFILE: %v", err)
 		}
 		t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &prev) })
 	}
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	return lim.Cur
+	return uint64(lim.Cur)
 }
+
+// setRlimit sets a field of syscall.Rlimit: a uint64 on Linux and macOS,
+// an int64 on FreeBSD.
+func setRlimit[T ~int64 | ~uint64](field *T, v uint64) { *field = T(v) }
 
 // TestIdleConnectionsHelper is not a test of its own: TestHostileIdle-
 // Connections runs the test binary again with it to hold the client ends
