@@ -21,12 +21,14 @@ run: build
 # The fuzz budget is a count of executions, not a duration: with a
 # duration, Go's fuzzing coordinator can report its own deadline as a
 # failure ("context deadline exceeded", no crasher written) when a loaded
-# machine starves the workers at the end.
+# machine starves the workers at the end. The test timeout is per package
+# binary and generous: on two busy cores the relay package alone can take
+# more than ten minutes.
 TEST_FUZZTIME ?= 700000x
 test: vet cross
 	@status=0; \
-	echo '$(GO) test -race -count=1 -timeout 20m ./...'; \
-	$(GO) test -race -count=1 -timeout 20m ./... || status=1; \
+	echo '$(GO) test -race -count=1 -timeout 60m ./...'; \
+	$(GO) test -race -count=1 -timeout 60m ./... || status=1; \
 	$(call fuzz_all,$(TEST_FUZZTIME)) || status=1; \
 	exit $$status
 

@@ -69,13 +69,14 @@ func TestPoolFailoverAndFailback(t *testing.T) {
 
 // TestPoolLoadBalance spreads batches over every healthy target.
 func TestPoolLoadBalance(t *testing.T) {
+	t.Parallel()
 	a := testpeer.NewReceiver(t, "127.0.0.1:0")
 	b := testpeer.NewReceiver(t, "127.0.0.1:0")
 	pool, m := newPool(t, LoadBalance, 100*time.Millisecond, a.Addr(), b.Addr())
 	q := newTestQueue(t)
 	fill(t, q, "l", 10000) // 100 batches of 100
 	runWorker(t, q, pool)
-	if !testpeer.WaitFor(10*time.Second, func() bool { return a.Count()+b.Count() >= 10000 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return a.Count()+b.Count() >= 10000 }) {
 		t.Fatalf("got %d + %d of 10000", a.Count(), b.Count())
 	}
 	if a.Count() < 3000 || b.Count() < 3000 {

@@ -58,6 +58,7 @@ func tcpDest(addr string) *TCP {
 // TestWorkerDeliversAndSettles: everything arrives once, and every batch is
 // given back to the queue once confirmed.
 func TestWorkerDeliversAndSettles(t *testing.T) {
+	t.Parallel()
 	for _, framing := range []Framing{OctetCounting, LF} {
 		t.Run(fmt.Sprint(framing), func(t *testing.T) {
 			recv := testpeer.NewReceiver(t, "127.0.0.1:0")
@@ -66,10 +67,10 @@ func TestWorkerDeliversAndSettles(t *testing.T) {
 			d := tcpDest(recv.Addr())
 			d.opts.Framing = framing
 			runWorker(t, q, d)
-			if !testpeer.WaitFor(10*time.Second, func() bool { return recv.Count() >= 20000 }) {
+			if !testpeer.WaitFor(30*time.Second, func() bool { return recv.Count() >= 20000 }) {
 				t.Fatalf("received %d of 20000", recv.Count())
 			}
-			if !testpeer.WaitFor(5*time.Second, func() bool { return q.Depth() == 0 }) {
+			if !testpeer.WaitFor(30*time.Second, func() bool { return q.Depth() == 0 }) {
 				t.Errorf("queue depth %d after delivery, want 0: batches not settled", q.Depth())
 			}
 			if tally := testpeer.Check("w", 20000, recv.Messages()); len(tally.Missing) > 0 || tally.Duplicates > 0 {
@@ -146,6 +147,7 @@ func TestWorkerWaitsForUpstream(t *testing.T) {
 }
 
 func TestFileDestination(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "sub", "out.log")
 	q := newTestQueue(t)
 	if err := q.Append(queue.Entry{Data: []byte("<13>one\ntwo")}); err != nil {
@@ -155,7 +157,7 @@ func TestFileDestination(t *testing.T) {
 	f := NewFile(path)
 	f.rotateCheck = 0 // look for rotation before every batch
 	runWorker(t, q, f)
-	if !testpeer.WaitFor(5*time.Second, func() bool { return len(testpeer.ReadLines(path)) == 11 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(path)) == 11 }) {
 		t.Fatalf("file has %d lines, want 11", len(testpeer.ReadLines(path)))
 	}
 	if first := testpeer.ReadLines(path)[0]; first != "<13>one#012two" {
@@ -166,17 +168,18 @@ func TestFileDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill(t, q, "g", 5)
-	if !testpeer.WaitFor(5*time.Second, func() bool { return len(testpeer.ReadLines(path)) == 5 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(path)) == 5 }) {
 		t.Fatalf("after rotation the new file has %d lines, want 5", len(testpeer.ReadLines(path)))
 	}
 }
 
 func TestUDPDestination(t *testing.T) {
+	t.Parallel()
 	recv := testpeer.NewUDPReceiver(t, "127.0.0.1:0")
 	q := newTestQueue(t)
 	fill(t, q, "d", 200)
 	runWorker(t, q, NewUDP(recv.Addr(), time.Second))
-	if !testpeer.WaitFor(5*time.Second, func() bool { return len(recv.Messages()) >= 200 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(recv.Messages()) >= 200 }) {
 		t.Fatalf("received %d of 200 datagrams", len(recv.Messages()))
 	}
 	if !strings.HasPrefix(recv.Messages()[0], "<134>") {
@@ -185,6 +188,7 @@ func TestUDPDestination(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	b := backoff{initial: 100 * time.Millisecond, max: time.Second}
 	steps := []time.Duration{100, 200, 400, 800, 1000, 1000}
 	for i, s := range steps {

@@ -18,6 +18,7 @@ func sameEntry(a, b Entry) bool {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 3, 1, 12, 34, 56, 789012345, time.UTC)
 	tests := []struct {
 		name    string
@@ -62,6 +63,7 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestRecordDataCapacity(t *testing.T) {
+	t.Parallel()
 	rec := AppendRecord(nil, []Entry{{Data: []byte("ab")}, {Data: []byte("cd")}})
 	got, err := DecodeRecord(rec)
 	if err != nil {
@@ -75,6 +77,7 @@ func TestRecordDataCapacity(t *testing.T) {
 }
 
 func TestRecordBuilderReuse(t *testing.T) {
+	t.Parallel()
 	var b RecordBuilder
 	for round := range 3 {
 		b.Reset()
@@ -100,6 +103,7 @@ func TestRecordBuilderReuse(t *testing.T) {
 }
 
 func TestTruncateName(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("a", 300)
 	// "é" is two bytes; with one leading "a" the limit falls inside a rune.
 	accents := "a" + strings.Repeat("é", 200)
@@ -146,6 +150,7 @@ func withCRCVersion(version byte, body []byte) []byte {
 }
 
 func TestDecodeRecordErrors(t *testing.T) {
+	t.Parallel()
 	good := AppendRecord(nil, []Entry{{Listener: "udp", Data: []byte("hello")}})
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-1] ^= 1

@@ -13,6 +13,7 @@ import (
 )
 
 func TestDedupWindow(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	d, err := newDedup(128, reg)
 	if err != nil {
@@ -60,6 +61,7 @@ func TestDedupWindow(t *testing.T) {
 }
 
 func TestStampRoundTrip(t *testing.T) {
+	t.Parallel()
 	var m syslog.Message
 	line := `<13>1 2026-11-23T10:00:00Z host app - - [meta sequenceId="7"][relay@32473 origin="edge \"1\"" epoch="3" seq="7"] hello`
 	syslog.Parse([]byte(line), syslog.ParseOptions{SkipTimestamp: true}, &m)
@@ -77,6 +79,7 @@ func TestStampRoundTrip(t *testing.T) {
 // everything else and reports the true duplicate and gap counts.
 func TestDedupTwoEdgesTwoPaths(t *testing.T) {
 	needLong(t)
+	t.Parallel()
 	dir := t.TempDir()
 	out := dir + "/head.log"
 	head := startRelay(t, dir+"/head", fmt.Sprintf(`data_dir = "{{DATA}}"
@@ -154,7 +157,7 @@ outputs = ["a", "b"]
 	// (100); arriving twice: the numbers neither path drops:
 	// n - (n/10 + n/15 - n/30) = 2601.
 	const wantGaps, wantDups = n / 30, n - (n/10 + n/15 - n/30)
-	if !testpeer.WaitFor(20*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		return head.metric("relay_dedup_duplicates_total") >= 2*wantDups &&
 			len(testpeer.ReadLines(out)) >= 2*(n-wantGaps)
 	}) {
