@@ -5,7 +5,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 CONFIG  ?= config.toml.example
 
-.PHONY: build run test test-short fuzz bench vet fmt clean install uninstall
+.PHONY: build run test test-short fuzz bench vet cross fmt clean install uninstall
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/relay ./cmd/relay
@@ -17,29 +17,49 @@ run: build
 	./bin/relay -config $(CONFIG)
 
 # The whole suite: vet, unit, integration and interop tests (with -race),
-# then a short fuzz run of each fuzz target. The fuzz budget is a count of
-# executions, not a duration: with a duration, Go's fuzzing coordinator can
-# report its own deadline as a failure ("context deadline exceeded", no
-# crasher written) when a loaded machine starves the workers at the end.
+# then a short fuzz run of each fuzz target. The fuzz stage runs even when
+# a test failed, so one run reports both; make test fails if either did.
+# The fuzz budget is a count of executions, not a duration: with a
+# duration, Go's fuzzing coordinator can report its own deadline as a
+# failure ("context deadline exceeded", no crasher written) when a loaded
+# machine starves the workers at the end. The test timeout is per package
+# binary and generous: on two busy cores the relay package alone can take
+# more than ten minutes.
 TEST_FUZZTIME ?= 700000x
-test: vet
-	$(GO) test -race -count=1 -timeout 20m ./...
-	$(MAKE) fuzz FUZZTIME=$(TEST_FUZZTIME)
+test: vet cross
+	@status=0; \
+	echo '$(GO) test -race -count=1 -timeout 60m ./...'; \
+	$(GO) test -race -count=1 -timeout 60m ./... || status=1; \
+	$(call fuzz_all,$(TEST_FUZZTIME)) || status=1; \
+	exit $$status
 
 # Unit tests only; skips the slower integration and interop tests.
 test-short:
 	$(GO) test -short -count=1 ./...
 
-# FUZZTIME is a duration (30s) or a count of executions (1000000x).
+# FUZZTIME is a duration (30s) or a count of executions (1000000x). Every
+# target runs even when an earlier one failed; fuzz fails if any did.
 FUZZTIME ?= 2000000x
+FUZZ_TARGETS := \
+	internal/syslog:FuzzFrameReader \
+	internal/syslog:FuzzReadPRI \
+	internal/syslog:FuzzParse \
+	internal/syslog:FuzzFormat \
+	internal/syslog:FuzzParse5424Oracle \
+	queue:FuzzDecodeRecord \
+	internal/relp:FuzzFrame
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzFrameReader$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzReadPRI$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzFormat$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse5424Oracle$$' -fuzztime=$(FUZZTIME) ./internal/syslog/
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./queue/
-	$(GO) test -run='^$$' -fuzz='^FuzzFrame$$' -fuzztime=$(FUZZTIME) ./internal/relp/
+	@$(call fuzz_all,$(FUZZTIME))
+
+# fuzz_all runs each of FUZZ_TARGETS for $(1) in a subshell that fails if
+# any target failed.
+fuzz_all = ( status=0; \
+	for target in $(FUZZ_TARGETS); do \
+		pkg=$${target%%:*}; name=$${target\#*:}; \
+		echo "$(GO) test -run='^\$$' -fuzz='^$$name\$$' -fuzztime=$(1) ./$$pkg/"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(1) ./$$pkg/ || status=1; \
+	done; \
+	exit $$status )
 
 # Go micro-benchmarks (allocations included), then the end-to-end harness:
 # the relay against rsyslog (Disk and disk-assisted queues, when rsyslogd is
@@ -55,6 +75,17 @@ bench: build
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+
+# Linux is where relay runs in full; it must also build (tests included)
+# for the systems in CROSS_GOOS, where it runs with what the README says is
+# degraded.
+CROSS_GOOS ?= darwin freebsd
+cross:
+	@set -e; for goos in $(CROSS_GOOS); do \
+		echo "GOOS=$$goos $(GO) build ./... && GOOS=$$goos $(GO) vet ./..."; \
+		GOOS=$$goos $(GO) build ./...; \
+		GOOS=$$goos $(GO) vet ./...; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -34,6 +34,7 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 }
 
 func TestHandlerServesMetricsAndHealth(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m, err := New(reg)
 	if err != nil {
@@ -74,6 +75,7 @@ func TestHandlerServesMetricsAndHealth(t *testing.T) {
 // TestNewOnSharedRegistryFails: registration errors surface instead of
 // panicking, so two relays can never silently share collectors.
 func TestNewOnSharedRegistryFails(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	if _, err := New(reg); err != nil {
 		t.Fatal(err)

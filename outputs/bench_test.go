@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
 )
@@ -23,14 +24,11 @@ import (
 // queue record at the default queue.batch_messages.
 const benchBatchLen = 256
 
-// benchMessage is a typical 200-byte RFC 3164 message.
-var benchMessage = []byte("<166>Nov 23 10:00:00 edge-sw-01 %LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed state to up; " +
-	"the quick brown fox jumps over the lazy dog, the quick brown fox jumps over the lazy dog, padded to 200")[:200]
-
 func benchEntries(data []byte) []queue.Entry {
 	entries := make([]queue.Entry, benchBatchLen)
 	for i := range entries {
-		entries[i] = queue.Entry{Received: time.Unix(1700000000, 0), Listener: "udp", Source: "192.0.2.1:514", Data: data}
+		entries[i] = testfixture.BenchEntry()
+		entries[i].Data = data
 	}
 	return entries
 }
@@ -91,8 +89,8 @@ func BenchmarkTCPWrite(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer t.Close()
-			entries := benchEntries(benchMessage)
-			b.SetBytes(int64(len(entries) * len(benchMessage)))
+			entries := benchEntries(testfixture.BenchMessage)
+			b.SetBytes(int64(len(entries) * len(testfixture.BenchMessage)))
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := t.Write(ctx, entries); err != nil {
@@ -130,14 +128,14 @@ func BenchmarkTCPSettled(b *testing.B) {
 // with and without line feeds to escape. The file is truncated now and
 // then, outside the timer, so a long run does not fill the disk.
 func BenchmarkFileWrite(b *testing.B) {
-	withLF := append([]byte{}, benchMessage...)
+	withLF := append([]byte{}, testfixture.BenchMessage...)
 	for i := 40; i < len(withLF); i += 40 {
 		withLF[i] = '\n'
 	}
 	for _, c := range []struct {
 		name string
 		data []byte
-	}{{"plain", benchMessage}, {"escaped-lf", withLF}} {
+	}{{"plain", testfixture.BenchMessage}, {"escaped-lf", withLF}} {
 		b.Run(c.name, func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "messages.log")
 			f := NewFile(path)
@@ -196,10 +194,10 @@ func BenchmarkWorkerTCP(b *testing.B) {
 				WriteTimeout: 10 * time.Second, ConfirmDelay: confirm})
 			w := NewWorker(WorkerOptions{Name: "out", RetryInitial: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond},
 				q, dest, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			e := benchEntries(benchMessage)[0]
-			frame := int64(len(fmt.Sprint(len(benchMessage))) + 1 + len(benchMessage))
+			e := benchEntries(testfixture.BenchMessage)[0]
+			frame := int64(len(fmt.Sprint(len(testfixture.BenchMessage))) + 1 + len(testfixture.BenchMessage))
 			want := frame * int64(b.N)
-			b.SetBytes(int64(len(benchMessage)))
+			b.SetBytes(int64(len(testfixture.BenchMessage)))
 			b.ReportAllocs()
 			b.ResetTimer()
 

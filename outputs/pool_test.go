@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
 )
@@ -39,7 +40,7 @@ func TestPoolFailoverAndFailback(t *testing.T) {
 	if !testpeer.WaitFor(10*time.Second, func() bool { return secondary.Count() >= 5000 }) {
 		t.Fatalf("secondary got %d of 5000 while the primary was down", secondary.Count())
 	}
-	if v := metricValue(t, m.OutputErrors); v != 0 {
+	if v := testfixture.CollectorSum(t, m.OutputErrors); v != 0 {
 		t.Logf("output errors while failing over: %v", v)
 	}
 
@@ -47,13 +48,13 @@ func TestPoolFailoverAndFailback(t *testing.T) {
 	// Keep messages flowing until the probe moves them to the primary.
 	next := 0
 	if !testpeer.WaitFor(10*time.Second, func() bool {
-		appendRange(t, q, "g", next, next+100)
+		testfixture.AppendSeq(t, q, "g", next, next+100)
 		next += 100
 		return primary.Count() > 0
 	}) {
 		t.Fatalf("primary never got traffic back after it recovered")
 	}
-	appendRange(t, q, "g", next, next+1000)
+	testfixture.AppendSeq(t, q, "g", next, next+1000)
 	next += 1000
 	all := func() []string { return append(primary.Messages(), secondary.Messages()...) }
 	if !testpeer.WaitFor(10*time.Second, func() bool { return testpeer.Check("g", next, all()).Delivered() == next }) {
@@ -68,13 +69,14 @@ func TestPoolFailoverAndFailback(t *testing.T) {
 
 // TestPoolLoadBalance spreads batches over every healthy target.
 func TestPoolLoadBalance(t *testing.T) {
+	t.Parallel()
 	a := testpeer.NewReceiver(t, "127.0.0.1:0")
 	b := testpeer.NewReceiver(t, "127.0.0.1:0")
 	pool, m := newPool(t, LoadBalance, 100*time.Millisecond, a.Addr(), b.Addr())
 	q := newTestQueue(t)
 	fill(t, q, "l", 10000) // 100 batches of 100
 	runWorker(t, q, pool)
-	if !testpeer.WaitFor(10*time.Second, func() bool { return a.Count()+b.Count() >= 10000 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return a.Count()+b.Count() >= 10000 }) {
 		t.Fatalf("got %d + %d of 10000", a.Count(), b.Count())
 	}
 	if a.Count() < 3000 || b.Count() < 3000 {
@@ -84,7 +86,7 @@ func TestPoolLoadBalance(t *testing.T) {
 	if tally := testpeer.Check("l", 10000, all); len(tally.Missing) > 0 || tally.Duplicates > 0 {
 		t.Errorf("%v", tally)
 	}
-	if got := metricValue(t, m.TargetSent); got != 10000 {
+	if got := testfixture.CollectorSum(t, m.TargetSent); got != 10000 {
 		t.Errorf("relay_target_messages_sent_total summed = %v, want 10000", got)
 	}
 }
@@ -103,7 +105,7 @@ func TestPoolLoadBalanceTargetDies(t *testing.T) {
 	}
 	b.Close()
 	got := b.Messages()
-	appendRange(t, q, "y", 0, 5000)
+	testfixture.AppendSeq(t, q, "y", 0, 5000)
 	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.Check("y", 5000, a.Messages()).Delivered() == 5000 }) {
 		t.Fatalf("after b died: %v", testpeer.Check("y", 5000, a.Messages()))
 	}

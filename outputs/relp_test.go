@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relay-syslog/relay/internal/relp"
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/queue"
 )
@@ -192,6 +193,7 @@ func entries(run string, from, to int) []queue.Entry {
 // TestRELPDeliversAndSettles: everything arrives once through the Worker
 // and every batch is given back to the queue once acknowledged.
 func TestRELPDeliversAndSettles(t *testing.T) {
+	t.Parallel()
 	for _, reverse := range []bool{false, true} {
 		name := "in-order"
 		if reverse {
@@ -202,10 +204,10 @@ func TestRELPDeliversAndSettles(t *testing.T) {
 			q := newTestQueue(t)
 			fill(t, q, "relp", 20000)
 			runWorker(t, q, relpDest(srv.addr(), 64))
-			if !testpeer.WaitFor(10*time.Second, func() bool { return len(srv.messages()) >= 20000 }) {
+			if !testpeer.WaitFor(30*time.Second, func() bool { return len(srv.messages()) >= 20000 }) {
 				t.Fatalf("received %d of 20000", len(srv.messages()))
 			}
-			if !testpeer.WaitFor(5*time.Second, func() bool { return q.Depth() == 0 }) {
+			if !testpeer.WaitFor(30*time.Second, func() bool { return q.Depth() == 0 }) {
 				t.Errorf("queue depth %d after delivery, want 0: batches not settled", q.Depth())
 			}
 			if tally := testpeer.Check("relp", 20000, srv.messages()); len(tally.Missing) > 0 || tally.Duplicates > 0 {
@@ -221,6 +223,7 @@ func TestRELPDeliversAndSettles(t *testing.T) {
 // TestRELPWindow: with an upstream that never answers, Write sends exactly
 // one window of messages and then fails after WriteTimeout.
 func TestRELPWindow(t *testing.T) {
+	t.Parallel()
 	srv := newRELPServer(t, func(s *relpServer) { s.silent = true })
 	d := NewRELP(RELPOptions{Address: srv.addr(), Window: 5, ConnectTimeout: time.Second, WriteTimeout: 200 * time.Millisecond})
 	if err := d.Connect(context.Background()); err != nil {
@@ -235,7 +238,7 @@ func TestRELPWindow(t *testing.T) {
 	if took := time.Since(start); took < 200*time.Millisecond || took > 3*time.Second {
 		t.Errorf("Write failed after %v, want about the 200ms WriteTimeout", took)
 	}
-	if !testpeer.WaitFor(2*time.Second, func() bool { r, _, _ := srv.stats(); return r == 5 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { r, _, _ := srv.stats(); return r == 5 }) {
 		r, _, _ := srv.stats()
 		t.Fatalf("upstream read %d messages, want the window of 5", r)
 	}
@@ -246,6 +249,7 @@ func TestRELPWindow(t *testing.T) {
 
 // TestRELPCancelUnblocksWrite: a stop interrupts a Write waiting for room.
 func TestRELPCancelUnblocksWrite(t *testing.T) {
+	t.Parallel()
 	srv := newRELPServer(t, func(s *relpServer) { s.silent = true })
 	d := relpDest(srv.addr(), 2)
 	if err := d.Connect(context.Background()); err != nil {
@@ -257,7 +261,7 @@ func TestRELPCancelUnblocksWrite(t *testing.T) {
 		_, err := d.Write(ctx, entries("c", 0, 10))
 		done <- err
 	}()
-	if !testpeer.WaitFor(2*time.Second, func() bool { r, _, _ := srv.stats(); return r == 2 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { r, _, _ := srv.stats(); return r == 2 }) {
 		t.Fatal("the window was not sent")
 	}
 	cancel()
@@ -279,6 +283,7 @@ func TestRELPCancelUnblocksWrite(t *testing.T) {
 // TestRELPSettledOffsets: Settled reports the acknowledged prefix, and a
 // refused message makes it an error that stops at the refused one.
 func TestRELPSettledOffsets(t *testing.T) {
+	t.Parallel()
 	srv := newRELPServer(t, func(s *relpServer) { s.refuse = func(n int) bool { return n == 7 } })
 	d := relpDest(srv.addr(), 4)
 	if err := d.Connect(context.Background()); err != nil {
@@ -289,13 +294,13 @@ func TestRELPSettledOffsets(t *testing.T) {
 	if err != nil || off != 5 {
 		t.Fatalf("Write = %d, %v; want 5", off, err)
 	}
-	if !testpeer.WaitFor(2*time.Second, func() bool { o, _ := d.Settled(time.Now()); return o == 5 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { o, _ := d.Settled(time.Now()); return o == 5 }) {
 		o, err := d.Settled(time.Now())
 		t.Fatalf("Settled = %d, %v; want 5", o, err)
 	}
 	// Messages 5..9: number 7 is refused.
 	_, _ = d.Write(context.Background(), entries("s", 5, 10))
-	if !testpeer.WaitFor(2*time.Second, func() bool { _, err := d.Settled(time.Now()); return err != nil }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { _, err := d.Settled(time.Now()); return err != nil }) {
 		t.Fatal("a refused message did not break the session")
 	}
 	off, err = d.Settled(time.Now())
@@ -307,22 +312,23 @@ func TestRELPSettledOffsets(t *testing.T) {
 // TestRELPResendsAfterRefusal: messages the upstream refuses (500) are sent
 // again on a new connection until accepted; nothing is lost.
 func TestRELPResendsAfterRefusal(t *testing.T) {
+	t.Parallel()
 	srv := newRELPServer(t, func(s *relpServer) {
 		s.refuse = func(n int) bool { return n == 100 || n == 5000 || n == 5001 }
 	})
 	q := newTestQueue(t)
 	fill(t, q, "x", 10000)
 	m := runWorker(t, q, relpDest(srv.addr(), 128))
-	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.Check("x", 10000, srv.messages()).Delivered() == 10000 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check("x", 10000, srv.messages()).Delivered() == 10000 }) {
 		t.Fatalf("%v", testpeer.Check("x", 10000, srv.messages()))
 	}
-	if !testpeer.WaitFor(5*time.Second, func() bool { return q.Depth() == 0 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return q.Depth() == 0 }) {
 		t.Errorf("queue depth %d, want 0", q.Depth())
 	}
 	tally := testpeer.Check("x", 10000, srv.messages())
-	t.Logf("%v; resent %v, send errors %v", tally, metricValue(t, m.OutputResent), metricValue(t, m.OutputErrors))
-	if metricValue(t, m.OutputErrors) < 2 {
-		t.Errorf("send errors = %v, want at least 2 (one per refusal burst)", metricValue(t, m.OutputErrors))
+	t.Logf("%v; resent %v, send errors %v", tally, testfixture.CollectorSum(t, m.OutputResent), testfixture.CollectorSum(t, m.OutputErrors))
+	if testfixture.CollectorSum(t, m.OutputErrors) < 2 {
+		t.Errorf("send errors = %v, want at least 2 (one per refusal burst)", testfixture.CollectorSum(t, m.OutputErrors))
 	}
 }
 
@@ -330,17 +336,18 @@ func TestRELPResendsAfterRefusal(t *testing.T) {
 // the connection with answers outstanding loses nothing; the unanswered
 // messages are resent.
 func TestRELPServercloseMidStream(t *testing.T) {
+	t.Parallel()
 	srv := newRELPServer(t, func(s *relpServer) {
 		s.serverclose = func(n int) bool { return n == 3000 || n == 12000 }
 	})
 	q := newTestQueue(t)
 	fill(t, q, "sc", 20000)
 	m := runWorker(t, q, relpDest(srv.addr(), 128))
-	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.Check("sc", 20000, srv.messages()).Delivered() == 20000 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check("sc", 20000, srv.messages()).Delivered() == 20000 }) {
 		t.Fatalf("%v", testpeer.Check("sc", 20000, srv.messages()))
 	}
 	tally := testpeer.Check("sc", 20000, srv.messages())
-	resent, retries := metricValue(t, m.OutputResent), metricValue(t, m.OutputRetries)
+	resent, retries := testfixture.CollectorSum(t, m.OutputResent), testfixture.CollectorSum(t, m.OutputRetries)
 	t.Logf("%v; resent %v messages, retried %v batches", tally, resent, retries)
 	// The Worker counts the messages of unsettled batches as resent; the
 	// batch being written when the session broke counts as one retry, and
@@ -393,6 +400,7 @@ func newRELPServerAt(t *testing.T, addr string) *relpServer {
 // TestRELPCloseHandshake: Close on a healthy session sends close and
 // waits for its answer.
 func TestRELPCloseHandshake(t *testing.T) {
+	t.Parallel()
 	srv := newRELPServer(t, nil)
 	d := relpDest(srv.addr(), 8)
 	if err := d.Connect(context.Background()); err != nil {
@@ -416,6 +424,7 @@ func TestRELPCloseHandshake(t *testing.T) {
 // TestRELPConnectRefused: an upstream that refuses the session, or does
 // not speak RELP, makes Connect fail.
 func TestRELPConnectRefused(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
@@ -33,19 +34,7 @@ func newTestQueue(t *testing.T) *queue.Queue {
 
 func fill(t *testing.T, q *queue.Queue, run string, n int) {
 	t.Helper()
-	appendRange(t, q, run, 0, n)
-}
-
-func appendRange(t *testing.T, q *queue.Queue, run string, from, to int) {
-	t.Helper()
-	for i := from; i < to; i++ {
-		if err := q.Append(queue.Entry{Received: time.Now(), Listener: "l", Data: []byte(testpeer.SeqMessage(run, i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := q.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	testfixture.AppendSeq(t, q, run, 0, n)
 }
 
 // runWorker runs a Worker until the test ends and returns its metrics.
@@ -71,6 +60,7 @@ func tcpDest(addr string) *TCP {
 // TestWorkerDeliversAndSettles: everything arrives once, and every batch is
 // given back to the queue once confirmed.
 func TestWorkerDeliversAndSettles(t *testing.T) {
+	t.Parallel()
 	for _, framing := range []Framing{OctetCounting, LF} {
 		t.Run(fmt.Sprint(framing), func(t *testing.T) {
 			recv := testpeer.NewReceiver(t, "127.0.0.1:0")
@@ -79,10 +69,10 @@ func TestWorkerDeliversAndSettles(t *testing.T) {
 			d := tcpDest(recv.Addr())
 			d.opts.Framing = framing
 			runWorker(t, q, d)
-			if !testpeer.WaitFor(10*time.Second, func() bool { return recv.Count() >= 20000 }) {
+			if !testpeer.WaitFor(30*time.Second, func() bool { return recv.Count() >= 20000 }) {
 				t.Fatalf("received %d of 20000", recv.Count())
 			}
-			if !testpeer.WaitFor(5*time.Second, func() bool { return q.Depth() == 0 }) {
+			if !testpeer.WaitFor(30*time.Second, func() bool { return q.Depth() == 0 }) {
 				t.Errorf("queue depth %d after delivery, want 0: batches not settled", q.Depth())
 			}
 			if tally := testpeer.Check("w", 20000, recv.Messages()); len(tally.Missing) > 0 || tally.Duplicates > 0 {
@@ -130,8 +120,8 @@ func TestWorkerResendsAfterReset(t *testing.T) {
 	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.Check("r", 20000, recv.Messages()).Delivered() == 20000 }) {
 		t.Fatalf("after reset: %v", testpeer.Check("r", 20000, recv.Messages()))
 	}
-	resent := metricValue(t, m.OutputResent)
-	errs := metricValue(t, m.OutputErrors)
+	resent := testfixture.CollectorSum(t, m.OutputResent)
+	errs := testfixture.CollectorSum(t, m.OutputErrors)
 	if errs < 1 {
 		t.Errorf("send errors = %v, want >= 1", errs)
 	}
@@ -146,7 +136,7 @@ func TestWorkerWaitsForUpstream(t *testing.T) {
 	q := newTestQueue(t)
 	fill(t, q, "u", 1000)
 	m := runWorker(t, q, tcpDest(addr))
-	if !testpeer.WaitFor(5*time.Second, func() bool { return metricValue(t, m.OutputErrors) >= 3 }) {
+	if !testpeer.WaitFor(5*time.Second, func() bool { return testfixture.CollectorSum(t, m.OutputErrors) >= 3 }) {
 		t.Fatalf("no retries counted while the upstream was down")
 	}
 	recv := testpeer.NewReceiver(t, addr)
@@ -159,6 +149,7 @@ func TestWorkerWaitsForUpstream(t *testing.T) {
 }
 
 func TestFileDestination(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "sub", "out.log")
 	q := newTestQueue(t)
 	if err := q.Append(queue.Entry{Data: []byte("<13>one\ntwo")}); err != nil {
@@ -168,7 +159,7 @@ func TestFileDestination(t *testing.T) {
 	f := NewFile(path)
 	f.rotateCheck = 0 // look for rotation before every batch
 	runWorker(t, q, f)
-	if !testpeer.WaitFor(5*time.Second, func() bool { return len(testpeer.ReadLines(path)) == 11 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(path)) == 11 }) {
 		t.Fatalf("file has %d lines, want 11", len(testpeer.ReadLines(path)))
 	}
 	if first := testpeer.ReadLines(path)[0]; first != "<13>one#012two" {
@@ -179,17 +170,18 @@ func TestFileDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill(t, q, "g", 5)
-	if !testpeer.WaitFor(5*time.Second, func() bool { return len(testpeer.ReadLines(path)) == 5 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(path)) == 5 }) {
 		t.Fatalf("after rotation the new file has %d lines, want 5", len(testpeer.ReadLines(path)))
 	}
 }
 
 func TestUDPDestination(t *testing.T) {
+	t.Parallel()
 	recv := testpeer.NewUDPReceiver(t, "127.0.0.1:0")
 	q := newTestQueue(t)
 	fill(t, q, "d", 200)
 	runWorker(t, q, NewUDP(recv.Addr(), time.Second))
-	if !testpeer.WaitFor(5*time.Second, func() bool { return len(recv.Messages()) >= 200 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(recv.Messages()) >= 200 }) {
 		t.Fatalf("received %d of 200 datagrams", len(recv.Messages()))
 	}
 	if !strings.HasPrefix(recv.Messages()[0], "<134>") {
@@ -198,6 +190,7 @@ func TestUDPDestination(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	b := backoff{initial: 100 * time.Millisecond, max: time.Second}
 	steps := []time.Duration{100, 200, 400, 800, 1000, 1000}
 	for i, s := range steps {
@@ -211,28 +204,6 @@ func TestBackoff(t *testing.T) {
 	if d := b.Next(); d > 100*time.Millisecond {
 		t.Errorf("after Reset wait = %v, want <= 100ms", d)
 	}
-}
-
-func metricValue(t *testing.T, c interface {
-	Collect(chan<- prometheus.Metric)
-	Describe(chan<- *prometheus.Desc)
-}) float64 {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return total
 }
 
 // TestWorkerSummarizesLongOutage: while an upstream stays down, the worker

@@ -86,6 +86,7 @@ func waitProduced(t *testing.T, done <-chan error, what string) {
 }
 
 func TestMaxBytesDropNewest(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
 		o.MaxBytes = 8 << 10
 		o.FullPolicy = DropNewest
@@ -125,6 +126,7 @@ func TestMaxBytesDropNewest(t *testing.T) {
 }
 
 func TestMaxBytesDropOldest(t *testing.T) {
+	t.Parallel()
 	var evicted atomic.Int64
 	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
 		o.MaxBytes = 8 << 10
@@ -166,6 +168,7 @@ func TestMaxBytesDropOldest(t *testing.T) {
 }
 
 func TestMaxBytesBlock(t *testing.T) {
+	t.Parallel()
 	const n = 1000
 	q, done := blockedProducer(t, n)
 	// Draining lets it through, and nothing is lost.
@@ -193,6 +196,7 @@ func TestMaxBytesBlock(t *testing.T) {
 }
 
 func TestMaxBytesBlockTimeout(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
 		o.MaxBytes = 2 << 10
 		o.FullPolicy = Block
@@ -213,6 +217,7 @@ func TestMaxBytesBlockTimeout(t *testing.T) {
 // draining it, goes through as soon as SetLimits raises the cap; lowering
 // it again with DropNewest refuses the next message.
 func TestSetLimitsRaisesCap(t *testing.T) {
+	t.Parallel()
 	const n = 1000
 	q, done := blockedProducer(t, n)
 	if err := q.SetLimits(1<<20, Block, time.Minute); err != nil {
@@ -239,6 +244,7 @@ func TestSetLimitsRaisesCap(t *testing.T) {
 // waits for room lets it through; under DropOldest nothing is evicted for
 // it.
 func TestSetLimitsRemovesCap(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []FullPolicy{Block, DropOldest} {
 		const n = 1000
 		q, done := blockedProducer(t, n)
@@ -254,6 +260,7 @@ func TestSetLimitsRemovesCap(t *testing.T) {
 
 // TestQueuedBytesSurviveReopen: the cap counts what an earlier run left.
 func TestQueuedBytesSurviveReopen(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	q, _ := openQueue(t, dir, nil)
 	appendRange(t, q, 0, 1000)
@@ -274,6 +281,7 @@ func TestQueuedBytesSurviveReopen(t *testing.T) {
 // TestErrTracksWriteFailures: a refused write makes Err non-nil until a
 // write succeeds again.
 func TestErrTracksWriteFailures(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
 	real := q.dq
 	q.mu.Lock()

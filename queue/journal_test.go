@@ -57,6 +57,7 @@ func journalFiles(t *testing.T, dir string) []string {
 }
 
 func TestJournalDoneAndRecover(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	j, recovered, torn := mustOpenJournal(t, dir)
 	if len(recovered) != 0 || torn != 0 {
@@ -114,6 +115,7 @@ func TestJournalDoneAndRecover(t *testing.T) {
 }
 
 func TestJournalTornTail(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		tail []byte
@@ -164,6 +166,7 @@ func TestJournalTornTail(t *testing.T) {
 }
 
 func TestJournalOnlyTorn(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, journalName), []byte("garbage!garbage!"), 0o600); err != nil {
 		t.Fatal(err)
@@ -217,6 +220,7 @@ func snapshotDir(t *testing.T, dir string) string {
 // flight: appends move on to new segments, emptied ones are deleted, and a
 // crash at any step recovers exactly the entries live at that moment.
 func TestJournalSegments(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	j, _, _ := mustOpenJournal(t, dir)
 	j.segmentMax = 100
@@ -285,6 +289,7 @@ func TestJournalSegments(t *testing.T) {
 // segment file is left, and that a leftover of an earlier version's
 // compaction is removed at open.
 func TestJournalSegmentsDrain(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, journalTmpName), []byte("leftover"), 0o600); err != nil {
 		t.Fatal(err)
@@ -334,7 +339,7 @@ func TestJournalOpenFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	low := lim
-	low.Cur = uint64(len(fds) + 10)
+	setRlimit(&low.Cur, uint64(len(fds)+10))
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
 		t.Fatal(err)
 	}
@@ -351,9 +356,14 @@ func TestJournalOpenFailure(t *testing.T) {
 	}
 }
 
+// setRlimit sets a field of syscall.Rlimit: a uint64 on Linux and macOS,
+// an int64 on FreeBSD.
+func setRlimit[T ~int64 | ~uint64](field *T, v uint64) { *field = T(v) }
+
 // TestJournalSegmentFailure: when the next segment cannot be created, the
 // current one grows instead, and appends move on once it can.
 func TestJournalSegmentFailure(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	j, _, _ := mustOpenJournal(t, dir)
 	j.segmentMax = 100

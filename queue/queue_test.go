@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -141,6 +140,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 func TestRoundTripConcurrent(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), func(o *Options) { o.BatchMessages = 64 })
 	const producers, perProducer = 4, 2500
 
@@ -191,6 +191,7 @@ func TestRoundTripConcurrent(t *testing.T) {
 }
 
 func TestRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	batch := func(o *Options) { o.BatchMessages = 100; o.Linger = time.Hour }
 	q, logs := openQueue(t, dir, batch)
@@ -225,6 +226,7 @@ func TestRestart(t *testing.T) {
 }
 
 func TestNotDoneBeforeClose(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	batch := func(o *Options) { o.BatchMessages = 10; o.Linger = time.Hour } // record boundaries by count alone, however slow the machine
 	q, _ := openQueue(t, dir, batch)
@@ -306,6 +308,7 @@ func flipInRecord(t *testing.T, path string, n int) {
 }
 
 func TestCorruptDataFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	batch := func(o *Options) { o.BatchMessages = 10; o.Linger = time.Hour } // record boundaries by count alone, however slow the machine
 	q, _ := openQueue(t, dir, batch)
@@ -340,6 +343,7 @@ func TestCorruptDataFile(t *testing.T) {
 }
 
 func TestCorruptJournal(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	batch := func(o *Options) { o.BatchMessages = 10; o.Linger = time.Hour } // record boundaries by count alone, however slow the machine
 	q, _ := openQueue(t, dir, batch)
@@ -374,6 +378,7 @@ func TestCorruptJournal(t *testing.T) {
 }
 
 func TestTryNext(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
 	if b, ok, err := q.TryNext(); ok || b != nil || err != nil {
 		t.Fatalf("TryNext on an empty queue = %v, %v, %v; want nil, false, nil", b, ok, err)
@@ -407,6 +412,7 @@ func TestTryNext(t *testing.T) {
 }
 
 func TestLinger(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
 		o.BatchMessages = 1000
 		o.Linger = 20 * time.Millisecond
@@ -426,6 +432,7 @@ func TestLinger(t *testing.T) {
 }
 
 func TestBatchBytes(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), func(o *Options) {
 		o.BatchMessages = 1000
 		o.BatchBytes = 100
@@ -457,6 +464,7 @@ func (f failPut) Put([]byte) error { return f.err }
 // refused with a counted DropError; nothing accepted is lost. Only a Close
 // while the disk still refuses loses the retained record, through OnDrop.
 func TestFailedWriteRetainsRecord(t *testing.T) {
+	t.Parallel()
 	type drop struct {
 		count  int
 		reason string
@@ -530,6 +538,7 @@ type failClosePut struct{ diskqueue.Interface }
 func (f failClosePut) Put([]byte) error { return syscall.ENOSPC }
 
 func TestClosed(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
 	errc := make(chan error, 1)
 	go func() {
@@ -567,6 +576,7 @@ func TestClosed(t *testing.T) {
 // TestLingerCloseRace lets Linger timers fire while Close runs; the race
 // detector and the final count check that a late timer does nothing.
 func TestLingerCloseRace(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	total := 0
 	for range 50 {
@@ -582,6 +592,7 @@ func TestLingerCloseRace(t *testing.T) {
 }
 
 func TestNextContext(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
@@ -591,6 +602,7 @@ func TestNextContext(t *testing.T) {
 }
 
 func TestDoneForeignBatch(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
 	if err := q.Done(&Batch{}); err == nil {
 		t.Error("Done of a batch from no queue succeeded")
@@ -606,6 +618,7 @@ type negDepth struct{ diskqueue.Interface }
 func (negDepth) Depth() int64 { return -5 }
 
 func TestDepthClamped(t *testing.T) {
+	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
 	real := q.dq
 	q.dq = negDepth{real}
@@ -616,6 +629,7 @@ func TestDepthClamped(t *testing.T) {
 }
 
 func TestDiskBytes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	q, _ := openQueue(t, dir, nil)
 	before := q.DiskBytes()
@@ -634,6 +648,7 @@ func TestDiskBytes(t *testing.T) {
 }
 
 func TestOpenOptions(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tests := []struct {
 		name string
@@ -675,79 +690,4 @@ func TestOpenOptions(t *testing.T) {
 	if perm := fi.Mode().Perm(); perm&^0o750 != 0 {
 		t.Errorf("queue directory mode = %v, want at most 0750", perm)
 	}
-}
-
-func BenchmarkQueueAppend(b *testing.B) {
-	q, _ := openQueue(b, b.TempDir(), nil)
-	e := benchEntry()
-	b.SetBytes(int64(len(e.Data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := q.Append(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := q.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
-
-func BenchmarkQueueAppendParallel(b *testing.B) {
-	q, _ := openQueue(b, b.TempDir(), nil)
-	b.SetBytes(200)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		e := benchEntry()
-		for pb.Next() {
-			if err := q.Append(e); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	if err := q.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
-
-// BenchmarkQueueNext measures draining, one op per entry. The queue is
-// filled in chunks with the timer stopped, which keeps the disk use of a
-// long run bounded.
-func BenchmarkQueueNext(b *testing.B) {
-	q, _ := openQueue(b, b.TempDir(), nil)
-	e := benchEntry()
-	ctx := context.Background()
-	b.SetBytes(int64(len(e.Data)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for remaining := b.N; remaining > 0; {
-		b.StopTimer()
-		n := min(remaining, 100_000)
-		for range n {
-			if err := q.Append(e); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := q.Flush(); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		for got := 0; got < n; {
-			batch, err := q.Next(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			got += len(batch.Entries)
-			if !bytes.Equal(batch.Entries[0].Data, e.Data) {
-				b.Fatal("wrong data")
-			}
-			if err := q.Done(batch); err != nil {
-				b.Fatal(err)
-			}
-		}
-		remaining -= n
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

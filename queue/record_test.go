@@ -18,6 +18,7 @@ func sameEntry(a, b Entry) bool {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 3, 1, 12, 34, 56, 789012345, time.UTC)
 	tests := []struct {
 		name    string
@@ -62,6 +63,7 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestRecordDataCapacity(t *testing.T) {
+	t.Parallel()
 	rec := AppendRecord(nil, []Entry{{Data: []byte("ab")}, {Data: []byte("cd")}})
 	got, err := DecodeRecord(rec)
 	if err != nil {
@@ -75,6 +77,7 @@ func TestRecordDataCapacity(t *testing.T) {
 }
 
 func TestRecordBuilderReuse(t *testing.T) {
+	t.Parallel()
 	var b RecordBuilder
 	for round := range 3 {
 		b.Reset()
@@ -100,6 +103,7 @@ func TestRecordBuilderReuse(t *testing.T) {
 }
 
 func TestTruncateName(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("a", 300)
 	// "é" is two bytes; with one leading "a" the limit falls inside a rune.
 	accents := "a" + strings.Repeat("é", 200)
@@ -146,6 +150,7 @@ func withCRCVersion(version byte, body []byte) []byte {
 }
 
 func TestDecodeRecordErrors(t *testing.T) {
+	t.Parallel()
 	good := AppendRecord(nil, []Entry{{Listener: "udp", Data: []byte("hello")}})
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-1] ^= 1
@@ -229,43 +234,4 @@ func checkDecode(t *testing.T, rec []byte) {
 			t.Fatalf("entry %d = %+v after re-encoding, want %+v", i, again[i], entries[i])
 		}
 	}
-}
-
-func benchEntry() Entry {
-	return Entry{
-		Received: time.Now(),
-		Listener: "tcp-514",
-		Source:   "192.0.2.1:50514",
-		Data:     bytes.Repeat([]byte("m"), 200),
-	}
-}
-
-func BenchmarkAppendEntry(b *testing.B) {
-	e := benchEntry()
-	buf := make([]byte, 0, 1<<20)
-	b.SetBytes(int64(len(e.Data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if len(buf) > cap(buf)-512 {
-			buf = buf[:0]
-		}
-		buf = AppendEntry(buf, e)
-	}
-}
-
-func BenchmarkDecodeRecord(b *testing.B) {
-	const perRecord = 256
-	entries := make([]Entry, perRecord)
-	for i := range entries {
-		entries[i] = benchEntry()
-	}
-	rec := AppendRecord(nil, entries)
-	b.SetBytes(int64(len(rec)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := DecodeRecord(rec); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perRecord), "ns/entry")
 }

@@ -29,6 +29,7 @@ func badFiles(t *testing.T, dir string) []string {
 // file; the salvage delivers every other record, counts the damage and
 // removes the file.
 func TestDamagedLengthPrefixBetweenRuns(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	q, _ := openQueue(t, dir, func(o *Options) { o.BatchMessages = 1 })
 	appendRange(t, q, 0, 100)
@@ -90,6 +91,7 @@ func TestDamagedLengthPrefixBetweenRuns(t *testing.T) {
 // started a new file. The salvage finds nothing unread there and deletes it,
 // so disk space does not leak, and nothing is delivered twice.
 func TestCaughtUpReaderAtFileRollLeavesNoBadFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	debug := &logSink{}
 	q, logs := openQueue(t, dir, func(o *Options) {
@@ -130,6 +132,7 @@ func TestCaughtUpReaderAtFileRollLeavesNoBadFiles(t *testing.T) {
 // go-diskqueue delete its metadata until its next sync. A crash in that
 // window must not lose what was written since: Open finds the data files.
 func TestCrashAfterEmptyingDrainedFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	slow := func(o *Options) {
 		o.SyncEvery = 1 << 30

@@ -53,6 +53,7 @@ func batchIndexes(t testing.TB, bs []*Batch) []int {
 // never letting the in-flight set become empty, so the journal is never
 // truncated and only deleting emptied segments keeps it small.
 func TestSegmentsBoundJournal(t *testing.T) {
+	t.Parallel()
 	const (
 		records = 5000 // about 20 MiB of journal appends
 		maxFile = 2*segmentBytes + 64<<10
@@ -129,6 +130,7 @@ func TestSegmentsBoundJournal(t *testing.T) {
 // order, that doing the first one deletes its segment, and that what was
 // taken again but not done comes back once more.
 func TestSegmentsReopen(t *testing.T) {
+	t.Parallel()
 	const records = 3000 // several segments of journal
 	dir := t.TempDir()
 	q, _ := openQueue(t, dir, oneEntryRecords)

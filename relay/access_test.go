@@ -12,6 +12,7 @@ import (
 )
 
 func TestAllowedNetworks(t *testing.T) {
+	t.Parallel()
 	a, err := newAccessControl(ListenerConfig{AllowedNetworks: []string{
 		"192.0.2.0/24", "2001:db8::/32", "198.51.100.7", "203.0.113.9/16", "::ffff:10.1.0.0/112", "fe80::/10",
 	}})
@@ -50,6 +51,7 @@ func TestAllowedNetworks(t *testing.T) {
 }
 
 func TestRateLimiterAllow(t *testing.T) {
+	t.Parallel()
 	l := newRateLimiter(10, 5, 100)
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	now := time.Now()
@@ -87,6 +89,7 @@ func TestRateLimiterAllow(t *testing.T) {
 }
 
 func TestRateLimiterDefaultBurst(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		rate float64
 		want float64
@@ -98,6 +101,7 @@ func TestRateLimiterDefaultBurst(t *testing.T) {
 }
 
 func TestRateLimiterReserve(t *testing.T) {
+	t.Parallel()
 	l := newRateLimiter(10, 1, 100)
 	a := netip.MustParseAddr("192.0.2.1")
 	now := time.Now()
@@ -145,6 +149,7 @@ func TestRateLimiterBounded(t *testing.T) {
 // TestAccessDenied: a sender outside allowed_networks is refused on TCP
 // (connection closed), UDP (datagram dropped) and TLS, and counted.
 func TestAccessDenied(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.log")
 	ca := testpeer.NewTestCA(t, "relay")
@@ -201,7 +206,7 @@ outputs = ["file"]
 	if err := testpeer.SendTCP(r.addr("open"), "allowed", 0, 10, true); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(5*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		return r.metric("relay_listener_errors_total", "listener", "udp", "reason", "denied") == 10 &&
 			r.metric("relay_listener_errors_total", "listener", "tcp", "reason", "denied") == 1 &&
 			r.metric("relay_listener_errors_total", "listener", "tls", "reason", "denied") == 1 &&
@@ -300,6 +305,7 @@ outputs = ["file"]
 // rate_limit it stops reading until the sender is within its rate again:
 // the sender waits for its acknowledgements, and nothing is lost.
 func TestRELPAccessControl(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.log")
 	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"
@@ -320,7 +326,7 @@ rate_burst = 100
 	if n, err := testpeer.SendRELP(r.addr("closed"), "denied", 0, 10, 8); err == nil {
 		t.Errorf("refused RELP sender: %d acknowledged, want an error", n)
 	}
-	if !testpeer.WaitFor(5*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		return r.metric("relay_listener_errors_total", "listener", "closed", "reason", "denied") == 1
 	}) {
 		t.Errorf("denied = %v, want 1", r.metric("relay_listener_errors_total", "listener", "closed", "reason", "denied"))
@@ -337,7 +343,7 @@ rate_burst = 100
 	if took < 800*time.Millisecond {
 		t.Errorf("600 messages at 500/s (burst 100) acknowledged in %v, want about 1s", took)
 	}
-	if !testpeer.WaitFor(5*time.Second, func() bool { return testpeer.Check("limited", 600, testpeer.ReadLines(out)).Delivered() == 600 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check("limited", 600, testpeer.ReadLines(out)).Delivered() == 600 }) {
 		t.Fatalf("file: %v", testpeer.Check("limited", 600, testpeer.ReadLines(out)))
 	}
 	if tally := testpeer.Check("limited", 600, testpeer.ReadLines(out)); tally.Foreign != 0 || tally.Duplicates != 0 {

@@ -10,10 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-syslog/relay/internal/syslog"
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
 func TestDedupWindow(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	d, err := newDedup(128, reg, "", testLogger(t))
 	if err != nil {
@@ -40,27 +42,28 @@ func TestDedupWindow(t *testing.T) {
 	for s := uint64(111); s <= 400; s++ {
 		seen(s)
 	}
-	if got := metricValue(t, reg, "relay_dedup_gaps_total", "origin", "e1"); got != 10 {
+	if got := testfixture.MetricValue(t, reg, "relay_dedup_gaps_total", "origin", "e1"); got != 10 {
 		t.Errorf("gaps = %v, want 10", got)
 	}
-	if got := metricValue(t, reg, "relay_dedup_duplicates_total", "origin", "e1"); got != 100 {
+	if got := testfixture.MetricValue(t, reg, "relay_dedup_duplicates_total", "origin", "e1"); got != 100 {
 		t.Errorf("duplicates = %v, want 100", got)
 	}
 	// A number older than the window is late, passed on.
 	if seen(50) {
 		t.Error("late message dropped")
 	}
-	if got := metricValue(t, reg, "relay_dedup_late_total", "origin", "e1"); got != 1 {
+	if got := testfixture.MetricValue(t, reg, "relay_dedup_late_total", "origin", "e1"); got != 1 {
 		t.Errorf("late = %v, want 1", got)
 	}
 	// Holes inside the window are visible before the window passes them.
 	seen(405)
-	if got := metricValue(t, reg, "relay_dedup_window_missing", "origin", "e1"); got != 4 {
+	if got := testfixture.MetricValue(t, reg, "relay_dedup_window_missing", "origin", "e1"); got != 4 {
 		t.Errorf("missing in window = %v, want 4 (401..404)", got)
 	}
 }
 
 func TestStampRoundTrip(t *testing.T) {
+	t.Parallel()
 	var m syslog.Message
 	line := `<13>1 2026-11-23T10:00:00Z host app - - [meta sequenceId="7"][relay@32473 origin="edge \"1\"" epoch="3" seq="7"] hello`
 	syslog.Parse([]byte(line), syslog.ParseOptions{SkipTimestamp: true}, &m)
@@ -78,6 +81,7 @@ func TestStampRoundTrip(t *testing.T) {
 // everything else and reports the true duplicate and gap counts.
 func TestDedupTwoEdgesTwoPaths(t *testing.T) {
 	needLong(t)
+	t.Parallel()
 	dir := t.TempDir()
 	out := dir + "/head.log"
 	head := startRelay(t, dir+"/head", fmt.Sprintf(`data_dir = "{{DATA}}"
@@ -155,7 +159,7 @@ outputs = ["a", "b"]
 	// (100); arriving twice: the numbers neither path drops:
 	// n - (n/10 + n/15 - n/30) = 2601.
 	const wantGaps, wantDups = n / 30, n - (n/10 + n/15 - n/30)
-	if !testpeer.WaitFor(20*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		return head.metric("relay_dedup_duplicates_total") >= 2*wantDups &&
 			len(testpeer.ReadLines(out)) >= 2*(n-wantGaps)
 	}) {
@@ -194,7 +198,7 @@ func TestDedupSeriesExistFromAnOriginsFirstMessage(t *testing.T) {
 	found := map[string]bool{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			if hasLabels(m, []string{"origin", "edge-1"}) {
+			if testfixture.HasLabels(m, "origin", "edge-1") {
 				found[mf.GetName()] = true
 			}
 		}
@@ -231,7 +235,7 @@ func TestDedupRestartKeepsStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := metricValue(t, reg2, "relay_dedup_gaps_total", "origin", "e1"); got != 1 {
+	if got := testfixture.MetricValue(t, reg2, "relay_dedup_gaps_total", "origin", "e1"); got != 1 {
 		t.Errorf("gaps after the restart = %v, want 1 (50, missing at the stop)", got)
 	}
 	// 101..110 were lost while the relay was down.
@@ -240,19 +244,19 @@ func TestDedupRestartKeepsStreams(t *testing.T) {
 			t.Fatalf("%d called a duplicate", s)
 		}
 	}
-	if got := metricValue(t, reg2, "relay_dedup_window_missing", "origin", "e1"); got != 10 {
+	if got := testfixture.MetricValue(t, reg2, "relay_dedup_window_missing", "origin", "e1"); got != 10 {
 		t.Errorf("missing in window after the restart = %v, want 10 (101..110)", got)
 	}
 	if d2.check("e1", 1, 60, now) {
 		t.Error("a number seen before the restart was dropped")
 	}
-	if got := metricValue(t, reg2, "relay_dedup_late_total", "origin", "e1"); got != 1 {
+	if got := testfixture.MetricValue(t, reg2, "relay_dedup_late_total", "origin", "e1"); got != 1 {
 		t.Errorf("late = %v, want 1", got)
 	}
 	for s := uint64(121); s <= 400; s++ {
 		d2.check("e1", 1, s, now)
 	}
-	if got := metricValue(t, reg2, "relay_dedup_gaps_total", "origin", "e1"); got != 11 {
+	if got := testfixture.MetricValue(t, reg2, "relay_dedup_gaps_total", "origin", "e1"); got != 11 {
 		t.Errorf("gaps once the window moved past = %v, want 11", got)
 	}
 

@@ -74,6 +74,7 @@ var docExampleRE = regexp.MustCompile("(?m)^Example: `([^`]+)`[ \t]*$")
 // config structs: a section for every key, no section for a key that does
 // not exist, and in each an example that decodes into that key.
 func TestDocsConfigurationReference(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(docsDir, "configuration.md")
 	sections := docSections(t, path)
 	keys := map[string]bool{}
@@ -134,6 +135,7 @@ func docsDecodeExample(key, example string) error {
 // counts (listener error reasons, drop reasons, parse problems) must be
 // named in their metric's section.
 func TestDocsMetricsReference(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(docsDir, "metrics.md")
 	sections := docSections(t, path)
 
@@ -383,6 +385,7 @@ var recipeLinkRE = regexp.MustCompile(`recipes/([A-Za-z0-9_.-]+\.toml)`)
 // CA's — sends an info and a warning message to every listener, and checks
 // that every output delivers and that the recipe does what recipes.md says.
 func TestRecipes(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob(filepath.Join(docsDir, "recipes", "*.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -420,11 +423,11 @@ func TestRecipes(t *testing.T) {
 			r := docsStartRelay(t, cfg)
 			env.sendAll(r, cfg)
 			want := 2 * len(cfg.Listeners)
-			if !testpeer.WaitFor(10*time.Second, func() bool { return r.metric("relay_messages_accepted_total") >= float64(want) }) {
+			if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_messages_accepted_total") >= float64(want) }) {
 				t.Fatalf("accepted %v of %d messages", r.metric("relay_messages_accepted_total"), want)
 			}
 			for _, o := range cfg.Outputs {
-				if !testpeer.WaitFor(10*time.Second, func() bool { return r.metric("relay_output_messages_sent_total", "output", o.Name) > 0 }) {
+				if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_output_messages_sent_total", "output", o.Name) > 0 }) {
 					t.Errorf("output %q sent nothing", o.Name)
 				}
 			}

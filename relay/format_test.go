@@ -13,6 +13,7 @@ import (
 // TestOutputFormats sends the same lines to three outputs: raw, rfc5424 and
 // rfc3164, through a listener with a fixed timezone.
 func TestOutputFormats(t *testing.T) {
+	t.Parallel()
 	raw := testpeer.NewReceiver(t, "127.0.0.1:0")
 	conv := testpeer.NewReceiver(t, "127.0.0.1:0")
 	legacy := testpeer.NewReceiver(t, "127.0.0.1:0")
@@ -43,7 +44,7 @@ outputs = ["raw", "conv", "legacy"]
 		t.Fatal(err)
 	}
 	for _, rc := range []*testpeer.Receiver{raw, conv, legacy} {
-		if !testpeer.WaitFor(10*time.Second, func() bool { return rc.Count() >= len(lines) }) {
+		if !testpeer.WaitFor(30*time.Second, func() bool { return rc.Count() >= len(lines) }) {
 			t.Fatalf("got %d of %d", rc.Count(), len(lines))
 		}
 	}

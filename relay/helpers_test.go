@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"github.com/relay-syslog/relay/internal/testfixture"
 )
 
 // testRelay is a relay run in-process by a test.
@@ -75,51 +76,7 @@ func (r *testRelay) addr(listener string) string {
 // metric returns the value of the sample of name whose labels include all of
 // labels ("key", "value", ...); 0 when there is none.
 func (r *testRelay) metric(name string, labels ...string) float64 {
-	return metricValue(r.t, r.reg, name, labels...)
-}
-
-func metricValue(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		total := 0.0
-		for _, m := range mf.GetMetric() {
-			if !hasLabels(m, labels) {
-				continue
-			}
-			switch {
-			case m.Counter != nil:
-				total += m.Counter.GetValue()
-			case m.Gauge != nil:
-				total += m.Gauge.GetValue()
-			case m.Untyped != nil:
-				total += m.Untyped.GetValue()
-			}
-		}
-		return total
-	}
-	return 0
-}
-
-func hasLabels(m *dto.Metric, labels []string) bool {
-	for i := 0; i+1 < len(labels); i += 2 {
-		found := false
-		for _, lp := range m.GetLabel() {
-			if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-				found = true
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
+	return testfixture.MetricValue(r.t, r.reg, name, labels...)
 }
 
 // testLogger logs through t.Log when -v is given, so failures show the
@@ -148,10 +105,13 @@ func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
+// needLong skips a slow test (an integration test, or one that waits out
+// timeouts) under -short: make test-short. make test, which CI runs, has no
+// -short and runs them all.
 func needLong(t *testing.T) {
 	t.Helper()
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("integration test; run without -short")
+	if testing.Short() {
+		t.Skip("slow test; run without -short")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 // TestFileOutputReceivesUDPAndTCP sends over every listener kind and finds
 // each message, byte for byte, as a line of the file output.
 func TestFileOutputReceivesUDPAndTCP(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "messages.log")
 	sock := filepath.Join(dir, "log.sock")
@@ -45,7 +46,7 @@ outputs = ["file"]
 	if err := testpeer.SendUnixgram(sock, "x", 0, 10); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= 40 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= 40 }) {
 		t.Fatalf("file has %d lines, want 40", len(testpeer.ReadLines(out)))
 	}
 	lines := testpeer.ReadLines(out)
@@ -115,6 +116,7 @@ outputs = ["head"]
 // a stop still returns quickly.
 func TestDeadOutputDoesNotBlockAnother(t *testing.T) {
 	needLong(t)
+	t.Parallel()
 	dir := t.TempDir()
 	good := testpeer.NewReceiver(t, "127.0.0.1:0")
 	dead := testpeer.NewBlackhole(t, "127.0.0.1:0")
@@ -142,6 +144,7 @@ outputs = ["good", "dead"]
 
 // TestDataDirLock refuses a second relay on the same data dir.
 func TestDataDirLock(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := `data_dir = "{{DATA}}"` + listenersTOML() + `
 [[output]]
@@ -167,6 +170,7 @@ outputs = ["file"]
 // max_message_size is truncated to it and counted, and the next frame on
 // the same connection is read intact.
 func TestTCPOverlongFrames(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
 	r := startRelay(t, dir, `data_dir = "{{DATA}}"
@@ -185,7 +189,7 @@ outputs = ["head"]
 	if err := testpeer.SendRaw(r.addr("tcp"), stream); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return recv.Count() >= 4 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return recv.Count() >= 4 }) {
 		t.Fatalf("got %d messages, want 4: %q", recv.Count(), recv.Messages())
 	}
 	got := recv.Messages()
@@ -203,6 +207,7 @@ outputs = ["head"]
 // TestManyTCPSendersAtOnce sends from several connections concurrently.
 func TestManyTCPSendersAtOnce(t *testing.T) {
 	needLong(t)
+	t.Parallel()
 	dir := t.TempDir()
 	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
 	r := startRelay(t, dir, `data_dir = "{{DATA}}"`+listenersTOML()+tcpOutputTOML("head", recv.Addr())+`
@@ -227,7 +232,7 @@ outputs = ["head"]
 			t.Fatal(err)
 		}
 	}
-	if !testpeer.WaitFor(20*time.Second, func() bool { return recv.Count() >= conns*per }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return recv.Count() >= conns*per }) {
 		t.Fatalf("got %d of %d", recv.Count(), conns*per)
 	}
 	tally := testpeer.Check("m", conns*per, recv.Messages())
@@ -238,6 +243,7 @@ outputs = ["head"]
 
 // TestIPv6Listeners receives over UDP and TCP on [::1].
 func TestIPv6Listeners(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "messages.log")
 	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"
@@ -267,7 +273,7 @@ outputs = ["file"]
 	if err := testpeer.SendTCP(r.addr("tcp6"), "t6", 0, 100, true); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= 200 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= 200 }) {
 		t.Fatalf("file has %d lines, want 200", len(testpeer.ReadLines(out)))
 	}
 	for _, run := range []string{"u6", "t6"} {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
@@ -367,7 +368,7 @@ func seriesWith(t *testing.T, g prometheus.Gatherer, name, value string) []strin
 	var out []string
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			if hasLabels(m, []string{name, value}) {
+			if testfixture.HasLabels(m, name, value) {
 				out = append(out, fmt.Sprintf("%s%v", mf.GetName(), m.GetLabel()))
 			}
 		}
@@ -516,10 +517,10 @@ outputs = ["open", "closed"]
 	if !routed || accepted {
 		t.Errorf("dispatch = routed %v, accepted %v; want routed, not accepted", routed, accepted)
 	}
-	if got := metricValue(t, reg, "relay_output_messages_dropped_total", "output", "closed", "reason", "closed"); got != 1 {
+	if got := testfixture.MetricValue(t, reg, "relay_output_messages_dropped_total", "output", "closed", "reason", "closed"); got != 1 {
 		t.Errorf("dropped{reason=closed} = %v, want 1", got)
 	}
-	if got := metricValue(t, reg, "relay_output_messages_dropped_total", "reason", "disk_error"); got != 0 {
+	if got := testfixture.MetricValue(t, reg, "relay_output_messages_dropped_total", "reason", "disk_error"); got != 0 {
 		t.Errorf("dropped{reason=disk_error} = %v, want 0", got)
 	}
 	if err := queues["open"].Flush(); err != nil {
@@ -556,7 +557,7 @@ func TestServerNeverRun(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Reload before Run blocks")
 	}
-	if got := metricValue(t, srv.Registry(), "relay_config_reloads_total", "result", "failure"); got != 1 {
+	if got := testfixture.MetricValue(t, srv.Registry(), "relay_config_reloads_total", "result", "failure"); got != 1 {
 		t.Errorf("failed reloads = %v, want 1", got)
 	}
 

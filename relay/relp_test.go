@@ -59,6 +59,7 @@ func dialRELP(t *testing.T, addr string) (*relp.Client, net.Conn) {
 // message, byte for byte and once, in the file output. Every answer is 200
 // and arrives only once the message is accepted.
 func TestRELPListenerDelivers(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "messages.log")
 	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"`+relpListenerTOML("window = 16\n")+fileOutputTOML(out))
@@ -70,7 +71,7 @@ func TestRELPListenerDelivers(t *testing.T) {
 	if got := r.metric("relay_messages_accepted_total", "listener", "relp"); got != n {
 		t.Errorf("accepted %v messages when all %d were acknowledged", got, n)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= n }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= n }) {
 		t.Fatalf("file has %d lines, want %d", len(testpeer.ReadLines(out)), n)
 	}
 	lines := testpeer.ReadLines(out)
@@ -115,6 +116,7 @@ func firstLine(b []byte) string {
 // TestRELPListenerProtocol sends whole sessions as raw bytes and checks the
 // answers, in order, and that the connection is closed when it must be.
 func TestRELPListenerProtocol(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "messages.log")
 	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"`+relpListenerTOML("window = 4\nmax_message_size = 480\n")+fileOutputTOML(out))
@@ -204,7 +206,7 @@ func TestRELPListenerProtocol(t *testing.T) {
 				t.Errorf("answers:\n got %q\nwant %q", got, tc.want)
 			}
 			if tc.reason != "" {
-				if !testpeer.WaitFor(2*time.Second, func() bool {
+				if !testpeer.WaitFor(30*time.Second, func() bool {
 					return r.metric("relay_listener_errors_total", "listener", "relp", "reason", tc.reason) > before
 				}) {
 					t.Errorf("no listener error with reason %q counted", tc.reason)
@@ -213,7 +215,7 @@ func TestRELPListenerProtocol(t *testing.T) {
 		})
 	}
 	// The truncated message arrives cut to max_message_size.
-	if !testpeer.WaitFor(5*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		for _, l := range testpeer.ReadLines(out) {
 			if strings.HasPrefix(l, "<13>LLL") && len(l) == 480 {
 				return true
@@ -228,6 +230,7 @@ func TestRELPListenerProtocol(t *testing.T) {
 // TestRELPListenerRefusesUnroutedMessages: a message the relay does not
 // accept (here: no route takes it) is answered 500, not 200.
 func TestRELPListenerRefusesUnroutedMessages(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"`+relpListenerTOML("")+fmt.Sprintf(`
 [[listener]]
@@ -254,13 +257,14 @@ outputs = ["file"]
 // TestRELPListenerStop: a relay that stops with a RELP sender connected
 // tells it (serverclose) and stops promptly.
 func TestRELPListenerStop(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"`+relpListenerTOML("")+fileOutputTOML(filepath.Join(dir, "out.log")))
 	cl, c := dialRELP(t, r.addr("relp"))
 	if _, err := cl.Open(); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(2*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		return r.metric("relay_listener_connections", "listener", "relp") == 1
 	}) {
 		t.Fatalf("connection not counted: %v", r.metric("relay_listener_connections", "listener", "relp"))
@@ -277,6 +281,7 @@ func TestRELPListenerStop(t *testing.T) {
 // TestRELPListenerIdleTimeout: a silent session is ended with serverclose
 // after idle_timeout, and counted.
 func TestRELPListenerIdleTimeout(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"`+relpListenerTOML("idle_timeout = \"200ms\"\n")+fileOutputTOML(filepath.Join(dir, "out.log")))
 	cl, c := dialRELP(t, r.addr("relp"))
@@ -287,7 +292,7 @@ func TestRELPListenerIdleTimeout(t *testing.T) {
 	if strings.Join(got, "|") != "0 serverclose" {
 		t.Errorf("an idle sender got %q, want a serverclose hint", got)
 	}
-	if !testpeer.WaitFor(2*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		return r.metric("relay_listener_errors_total", "listener", "relp", "reason", "idle_timeout") == 1
 	}) {
 		t.Errorf("idle timeout not counted")

@@ -15,6 +15,7 @@ import (
 // verifies it against its client CA and allowed names. A client the head
 // does not allow is refused, and its messages stay queued.
 func TestRELPOverTLS(t *testing.T) {
+	t.Parallel()
 	ca := testpeer.NewTestCA(t, "relp")
 	server := ca.Server("head", "head.test")
 	edgeCert := ca.Client("edge", "edge-1.test")
@@ -66,7 +67,7 @@ outputs = ["head"]
 	if err := testpeer.SendTCP(good.addr("tcp"), "relptls", 0, n, true); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.Check("relptls", n, testpeer.ReadLines(out)).Delivered() == n }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check("relptls", n, testpeer.ReadLines(out)).Delivered() == n }) {
 		t.Fatalf("over RELP/TLS: %v", testpeer.Check("relptls", n, testpeer.ReadLines(out)))
 	}
 
@@ -74,7 +75,7 @@ outputs = ["head"]
 	if err := testpeer.SendTCP(bad.addr("tcp"), "refused", 0, 100, true); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return bad.metric("relay_output_send_errors_total") >= 2 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return bad.metric("relay_output_send_errors_total") >= 2 }) {
 		t.Fatalf("a client outside allowed_names was not refused")
 	}
 	if c := testpeer.Check("refused", 100, testpeer.ReadLines(out)).Delivered(); c != 0 {

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
 )
@@ -92,19 +92,6 @@ func fileOutputs(n int) string {
 	return b.String()
 }
 
-// benchData is a typical 200-byte RFC 3164 message (local4.info).
-var benchData = []byte("<166>Nov 23 10:00:00 edge-sw-01 %LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed state to up; " +
-	"the quick brown fox jumps over the lazy dog, the quick brown fox jumps over the lazy dog, padded to 200")
-
-func benchEntry() queue.Entry {
-	return queue.Entry{
-		Received: time.Unix(1700000000, 0),
-		Listener: "udp",
-		Source:   "192.0.2.1:514",
-		Data:     benchData[:200],
-	}
-}
-
 // BenchmarkRouterDispatch stores one message per op into the queue of
 // each of 1, 2 and 4 outputs: the router's work plus every queue append
 // (record packing, and a diskqueue Put per full record).
@@ -112,7 +99,7 @@ func BenchmarkRouterDispatch(b *testing.B) {
 	for _, n := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("outputs=%d", n), func(b *testing.B) {
 			r := benchRouter(b, fileOutputs(n))
-			e := benchEntry()
+			e := testfixture.BenchEntry()
 			b.SetBytes(int64(len(e.Data)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -136,7 +123,7 @@ func BenchmarkRouterDispatchParallel(b *testing.B) {
 	b.SetBytes(200)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		e := benchEntry()
+		e := testfixture.BenchEntry()
 		for pb.Next() {
 			if routed, accepted := r.dispatch(e); !routed || !accepted {
 				b.Errorf("dispatch = %v, %v", routed, accepted)
@@ -228,7 +215,7 @@ outputs = ["b", "a"]
 			for i := range r.outputs {
 				r.outputs[i].queue = discardAppender{}
 			}
-			e := benchEntry()
+			e := testfixture.BenchEntry()
 			b.ReportAllocs()
 			for b.Loop() {
 				if routed, _ := r.dispatch(e); !routed {

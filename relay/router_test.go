@@ -72,6 +72,7 @@ path = "c"
 // TestRouteSeverityAndFacilityTable routes every PRI 0..191 through each
 // kind of condition and checks the decision against the rule written out.
 func TestRouteSeverityAndFacilityTable(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		route string
@@ -108,6 +109,7 @@ severity = "err"`, func(f, s int) bool { return f == 23 && s <= 3 }},
 }
 
 func TestRouteOrderFinalFallbackAndListeners(t *testing.T) {
+	t.Parallel()
 	r, qs := testRouter(t, `
 [[route]]
 name = "critical-to-a"
@@ -147,6 +149,7 @@ outputs = ["c"]
 }
 
 func TestRouteHostnameAndAppNameGlobs(t *testing.T) {
+	t.Parallel()
 	r, qs := testRouter(t, `
 [[route]]
 name = "core-switches"
@@ -177,6 +180,7 @@ outputs = ["b"]
 }
 
 func TestRouteConfigErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ route, want string }{
 		{`severity = "loud"`, `route[0].severity: unknown severity "loud"`},
 		{`severities = ["info", 9]`, `route[0].severities: unknown severity "9"`},
@@ -196,6 +200,7 @@ func TestRouteConfigErrors(t *testing.T) {
 // TestSeverityRoutingEndToEnd is the segment collector: warning and worse
 // to the head server, everything to a local file, through real queues.
 func TestSeverityRoutingEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	head := testpeer.NewReceiver(t, "127.0.0.1:0")
 	file := filepath.Join(dir, "all.log")
@@ -222,7 +227,7 @@ outputs = ["file"]
 	if err := testpeer.SendRaw(r.addr("tcp"), stream.String()); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return len(testpeer.ReadLines(file)) == 192 && head.Count() == 24*5 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(testpeer.ReadLines(file)) == 192 && head.Count() == 24*5 }) {
 		t.Fatalf("file %d lines (want 192), head %d messages (want %d)", len(testpeer.ReadLines(file)), head.Count(), 24*5)
 	}
 	for _, m := range head.Messages() {

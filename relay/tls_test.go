@@ -136,6 +136,7 @@ outputs = ["file"]
 // and clients that refuse the relay's certificate, are counted and logged
 // with what to check.
 func TestTLSListener(t *testing.T) {
+	t.Parallel()
 	ca := testpeer.NewTestCA(t, "relay")
 	srv := ca.Server("relay", "relay.test")
 	dir := t.TempDir()
@@ -191,7 +192,7 @@ tls.cipher_suites = ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
 		name string
 		n    int
 	}{{"tls", 1000}, {"tls13", 100}, {"suites", 100}, {"tls-lf", 100}} {
-		if !testpeer.WaitFor(5*time.Second, func() bool { return testpeer.Check(run.name, run.n, testpeer.ReadLines(out)).Delivered() == run.n }) {
+		if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check(run.name, run.n, testpeer.ReadLines(out)).Delivered() == run.n }) {
 			t.Errorf("%s: %v", run.name, testpeer.Check(run.name, run.n, testpeer.ReadLines(out)))
 		}
 	}
@@ -216,7 +217,7 @@ tls.cipher_suites = ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
 			if err := sendTLS(r.addr(rc.listener), cfg, rc.name, 0, 10); err == nil {
 				t.Fatal("the handshake succeeded")
 			}
-			if !testpeer.WaitFor(5*time.Second, func() bool {
+			if !testpeer.WaitFor(30*time.Second, func() bool {
 				return r.metric("relay_listener_errors_total", "listener", rc.listener, "reason", rc.reason) > 0
 			}) {
 				t.Fatalf("no relay_listener_errors_total{listener=%q,reason=%q}", rc.listener, rc.reason)
@@ -236,6 +237,7 @@ tls.cipher_suites = ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
 // with a reason and a log line that says which peer, what is wrong with its
 // certificate, and what to check.
 func TestMutualTLS(t *testing.T) {
+	t.Parallel()
 	ca := testpeer.NewTestCA(t, "clients")
 	other := testpeer.NewTestCA(t, "other")
 	srvCA := testpeer.NewTestCA(t, "relay")
@@ -305,7 +307,7 @@ tls.allowed_names = ["sender-a", "Sender-C.example", "192.0.2.7"]
 				t.Fatal("the relay took the connection")
 			}
 			t.Logf("client saw: %v", err)
-			if !testpeer.WaitFor(5*time.Second, func() bool {
+			if !testpeer.WaitFor(30*time.Second, func() bool {
 				return r.metric("relay_listener_errors_total", "listener", "mtls", "reason", c.reason) == 1
 			}) {
 				t.Fatalf("relay_listener_errors_total{reason=%q} = %v, want 1", c.reason,
@@ -319,7 +321,7 @@ tls.allowed_names = ["sender-a", "Sender-C.example", "192.0.2.7"]
 		})
 	}
 	for _, c := range accepted {
-		if !testpeer.WaitFor(5*time.Second, func() bool { return testpeer.Check(c.name, 100, testpeer.ReadLines(out)).Delivered() == 100 }) {
+		if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check(c.name, 100, testpeer.ReadLines(out)).Delivered() == 100 }) {
 			t.Errorf("%s: %v", c.name, testpeer.Check(c.name, 100, testpeer.ReadLines(out)))
 		}
 	}
@@ -336,6 +338,7 @@ tls.allowed_names = ["sender-a", "Sender-C.example", "192.0.2.7"]
 // refused, logged with what to check, and retried; insecure_skip_verify
 // sends anyway, after a loud warning.
 func TestTLSOutput(t *testing.T) {
+	t.Parallel()
 	ca := testpeer.NewTestCA(t, "up")
 	other := testpeer.NewTestCA(t, "other")
 	good := testpeer.NewTLSReceiver(t, "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{ca.Server("up", "upstream.test").KeyPair(t)}})
@@ -385,11 +388,11 @@ outputs = ["verified", "wrongname", "insecure"]
 		name string
 		r    *testpeer.Receiver
 	}{{"verified", good}, {"insecure", rogue}} {
-		if !testpeer.WaitFor(10*time.Second, func() bool { return testpeer.Check("out", 1000, recv.r.Messages()).Delivered() == 1000 }) {
+		if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check("out", 1000, recv.r.Messages()).Delivered() == 1000 }) {
 			t.Errorf("%s: %v", recv.name, testpeer.Check("out", 1000, recv.r.Messages()))
 		}
 	}
-	if !testpeer.WaitFor(5*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "wrongname") >= 3 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "wrongname") >= 3 }) {
 		t.Errorf("wrong server name: %v send errors, want >= 3 retries", r.metric("relay_output_send_errors_total", "output", "wrongname"))
 	}
 	if n := wrong.Count(); n != 0 {

@@ -172,7 +172,7 @@ func (l *datagramListener) close() error {
 
 // setReadBuffer asks for a receive buffer of size bytes and returns what the
 // kernel granted. SetReadBuffer is silently capped by net.core.rmem_max;
-// SO_RCVBUFFORCE passes the cap when the relay has CAP_NET_ADMIN.
+// on Linux SO_RCVBUFFORCE passes the cap when the relay has CAP_NET_ADMIN.
 func setReadBuffer(c net.PacketConn, size int) (int, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -184,17 +184,7 @@ func setReadBuffer(c net.PacketConn, size int) (int, error) {
 	}
 	var granted int
 	var opErr error
-	err = raw.Control(func(fd uintptr) {
-		if e := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, size); e != nil {
-			opErr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size)
-		}
-		v, e := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-		if e != nil && opErr == nil {
-			opErr = e
-		}
-		// Linux reports twice the usable size (it counts its bookkeeping).
-		granted = v / 2
-	})
+	err = raw.Control(func(fd uintptr) { granted, opErr = setSocketReadBuffer(int(fd), size) })
 	if err != nil {
 		return 0, err
 	}

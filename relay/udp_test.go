@@ -13,6 +13,7 @@ import (
 // longer than max_message_size is truncated to it and counted, and the
 // datagrams around it arrive intact.
 func TestUDPOverlongDatagrams(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
 	r := startRelay(t, dir, `data_dir = "{{DATA}}"
@@ -37,7 +38,7 @@ outputs = ["head"]
 			t.Fatal(err)
 		}
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return recv.Count() >= 3 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return recv.Count() >= 3 }) {
 		t.Fatalf("got %d messages, want 3: %q", recv.Count(), recv.Messages())
 	}
 	got := recv.Messages()

@@ -137,6 +137,7 @@ func kernelDropsSamples(t *testing.T, reg *prometheus.Registry, name string) int
 }
 
 func TestParseUDPDrops(t *testing.T) {
+	t.Parallel()
 	const table = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops             
   123: 0100007F:14BA 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17        
   456: 00000000:0202 00000000:0000 07 00000000:00001200 00:00000000 00000000   104        0 99 2 0000000000000000 0         
