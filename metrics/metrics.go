@@ -171,6 +171,8 @@ type QueueStats interface {
 	Corrupt() uint64
 	Unwritten() int
 	Recovered() int
+	LostRecords() uint64
+	LostBytes() uint64
 }
 
 // AddQueue exports the queue of output name until RemoveQueue is called.
@@ -243,6 +245,12 @@ var (
 	queueCorruptDesc = prometheus.NewDesc(namespace+"_queue_corrupt_records_total",
 		"Queue records skipped because their checksum or encoding was bad.",
 		[]string{"output"}, nil)
+	queueLostRecordsDesc = prometheus.NewDesc(namespace+"_queue_lost_records_total",
+		"Queue records that could not be read from the queue's files (damaged, cut short or removed), after salvage.",
+		[]string{"output"}, nil)
+	queueLostBytesDesc = prometheus.NewDesc(namespace+"_queue_lost_bytes_total",
+		"Bytes of queue data found damaged or missing: skipped damaged regions, corrupt records, and data files cut short.",
+		[]string{"output"}, nil)
 )
 
 // queueCollector reads queue statistics on scrape.
@@ -257,6 +265,8 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueCorruptDesc
 	ch <- queueUnwrittenDesc
 	ch <- queueRecoveredDesc
+	ch <- queueLostRecordsDesc
+	ch <- queueLostBytesDesc
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -279,5 +289,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueCorruptDesc, prometheus.CounterValue, float64(q.Corrupt()), name)
 		ch <- prometheus.MustNewConstMetric(queueUnwrittenDesc, prometheus.GaugeValue, float64(q.Unwritten()), name)
 		ch <- prometheus.MustNewConstMetric(queueRecoveredDesc, prometheus.GaugeValue, float64(q.Recovered()), name)
+		ch <- prometheus.MustNewConstMetric(queueLostRecordsDesc, prometheus.CounterValue, float64(q.LostRecords()), name)
+		ch <- prometheus.MustNewConstMetric(queueLostBytesDesc, prometheus.CounterValue, float64(q.LostBytes()), name)
 	}
 }
