@@ -33,7 +33,7 @@ import (
 const dirCheckInterval = time.Second
 
 type dirWatch struct {
-	abs   string // the queue's directory as an absolute path, as /proc shows it
+	abs   string // the queue's directory as /proc shows it: absolute, links resolved
 	id    dirID  // the directory's identity when last checked
 	timer *time.Timer
 	// turn and kick make a Next that waits on go-diskqueue give up the
@@ -47,6 +47,10 @@ func (q *Queue) watchDir() error {
 	abs, err := filepath.Abs(q.dir)
 	if err != nil {
 		return err
+	}
+	// /proc shows the path with symbolic links resolved.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
 	}
 	id, err := statDirID(q.dir)
 	if err != nil {
