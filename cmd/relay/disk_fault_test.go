@@ -221,8 +221,10 @@ outputs = ["head"]
 	if burstLines > 20 {
 		t.Errorf("%d log lines while the full disk refused %d messages, want a few (one per interval, with a count)", burstLines, more)
 	}
-	if idleLines > 5 {
-		t.Errorf("%d log lines in %v idle on the full disk, want at most 5", idleLines, idle)
+	// The worker's retry line (every retry_max, 5 s) and the summaries of
+	// the repeating errors (every 10 s) are what may appear.
+	if idleLines > 10 {
+		t.Errorf("%d log lines in %v idle on the full disk, want at most 10", idleLines, idle)
 	}
 	if idleCPU > 0.5 {
 		t.Errorf("%.2f CPU-s used in %v idle on the full disk, want near idle", idleCPU, idle)
