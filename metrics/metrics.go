@@ -172,6 +172,8 @@ type QueueStats interface {
 	Unwritten() int
 	Recovered() int
 	Full() bool
+	LostRecords() uint64
+	LostBytes() uint64
 }
 
 // AddQueue exports the queue of output name until RemoveQueue is called.
@@ -247,6 +249,12 @@ var (
 	queueFullDesc = prometheus.NewDesc(namespace+"_queue_full",
 		"1 while the output's queue is at queue.max_bytes and messages for it are dropped (under block: without waiting, since one waited block_timeout in vain); 0 once one fits again.",
 		[]string{"output"}, nil)
+	queueLostRecordsDesc = prometheus.NewDesc(namespace+"_queue_lost_records_total",
+		"Queue records that could not be read from the queue's files (damaged, cut short or removed), after salvage.",
+		[]string{"output"}, nil)
+	queueLostBytesDesc = prometheus.NewDesc(namespace+"_queue_lost_bytes_total",
+		"Bytes of queue data found damaged or missing: skipped damaged regions, corrupt records, and data files cut short.",
+		[]string{"output"}, nil)
 )
 
 // queueCollector reads queue statistics on scrape.
@@ -262,6 +270,8 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueUnwrittenDesc
 	ch <- queueRecoveredDesc
 	ch <- queueFullDesc
+	ch <- queueLostRecordsDesc
+	ch <- queueLostBytesDesc
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -289,5 +299,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 			full = 1
 		}
 		ch <- prometheus.MustNewConstMetric(queueFullDesc, prometheus.GaugeValue, full, name)
+		ch <- prometheus.MustNewConstMetric(queueLostRecordsDesc, prometheus.CounterValue, float64(q.LostRecords()), name)
+		ch <- prometheus.MustNewConstMetric(queueLostBytesDesc, prometheus.CounterValue, float64(q.LostBytes()), name)
 	}
 }

@@ -13,12 +13,14 @@ import (
 
 type fakeQueue struct{ depth, bytes int64 }
 
-func (q fakeQueue) Depth() int64     { return q.depth }
-func (q fakeQueue) DiskBytes() int64 { return q.bytes }
-func (q fakeQueue) Corrupt() uint64  { return 0 }
-func (q fakeQueue) Unwritten() int   { return 0 }
-func (q fakeQueue) Recovered() int   { return 0 }
-func (q fakeQueue) Full() bool       { return false }
+func (q fakeQueue) Depth() int64        { return q.depth }
+func (q fakeQueue) DiskBytes() int64    { return q.bytes }
+func (q fakeQueue) Corrupt() uint64     { return 0 }
+func (q fakeQueue) Unwritten() int      { return 0 }
+func (q fakeQueue) Recovered() int      { return 0 }
+func (q fakeQueue) LostRecords() uint64 { return 0 }
+func (q fakeQueue) LostBytes() uint64   { return 0 }
+func (q fakeQueue) Full() bool          { return false }
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
 	t.Helper()

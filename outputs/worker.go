@@ -19,7 +19,7 @@ const DefaultMaxUnsettledBytes = 16 << 20
 
 // dropReasons are the reasons relay_output_messages_dropped_total counts
 // for any output.
-var dropReasons = []string{queue.ReasonQueueFull, queue.ReasonEvicted, queue.ReasonDiskFull, queue.ReasonDiskError, queue.ReasonTooLarge, queue.ReasonClosed}
+var dropReasons = []string{queue.ReasonQueueFull, queue.ReasonEvicted, queue.ReasonDiskFull, queue.ReasonDiskError, queue.ReasonTooLarge, queue.ReasonClosed, queue.ReasonLostAtStop}
 
 // WorkerOptions configures a Worker.
 type WorkerOptions struct {

@@ -77,7 +77,7 @@ func crashChild(mode, dir string) {
 	if mode == "synced" {
 		// Make go-diskqueue persist a read position past the held record,
 		// the case in which go-diskqueue alone would lose it.
-		if err := q.dq.Close(); err != nil {
+		if err := q.diskq().Close(); err != nil {
 			fail(err)
 		}
 	}
@@ -239,7 +239,7 @@ func crashSegmentChild(mode, dir string) {
 		// go-diskqueue persists its read position first, so the held
 		// records can come back only from the journal.
 		if mode == "segmented" && q.j.deletions > 0 && len(q.j.segs) == 2 {
-			if err := q.dq.Close(); err != nil {
+			if err := q.diskq().Close(); err != nil {
 				fail(err)
 			}
 			die()

@@ -57,6 +57,16 @@
 // record. A damaged length prefix is caught by go-diskqueue itself, which
 // renames the rest of that data file to *.bad and moves to the next file.
 //
+// # A disk that refuses writes, damaged files, a removed directory
+//
+// A record the disk refuses stays in memory and new messages are refused
+// until it is written or the output takes it from memory (diskfull.go).
+// Records that damaged, cut short or removed files lost are counted in
+// records and bytes (lost.go); go-diskqueue's record count, on which that
+// relies, is made exact at Open (depth.go). A directory removed while the
+// queue runs is created again and refilled from the files still open
+// (dirgone.go).
+//
 // # Concurrency
 //
 // Append and Flush may be called from many goroutines. Next, TryNext and Done

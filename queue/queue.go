@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nsqio/go-diskqueue"
+
+	"github.com/relay-syslog/relay/internal/repeatlog"
 )
 
 // Entry is one syslog message with what the relay knows about its arrival.
@@ -51,10 +53,11 @@ type Options struct {
 	// Block before it drops the message (0: default 2s).
 	BlockTimeout time.Duration
 
-	// OnDrop is told about entries lost outside an Append call: a record
-	// the Linger timer flushed whose Put failed, or old records evicted by
-	// DropOldest. It may be nil, in which case the loss is logged. Append
-	// and Flush report their own failures as a *DropError.
+	// OnDrop is told about entries lost outside an Append call: old
+	// records evicted by DropOldest, and, at Close, messages that only
+	// memory held because the disk refused them (ReasonLostAtStop). It
+	// may be nil. Append and Flush report their own failures as a
+	// *DropError.
 	OnDrop func(count int, reason string, err error)
 }
 
@@ -78,12 +81,13 @@ const (
 
 // Drop reasons, used in DropError.Reason and OnDrop; they are metric labels.
 const (
-	ReasonQueueFull     = "queue_full" // DropNewest, or Block after BlockTimeout
-	ReasonEvicted       = "evicted"    // DropOldest made room for newer messages
-	ReasonDiskFull      = "disk_full"  // ENOSPC or EDQUOT writing the queue
-	ReasonDiskError     = "disk_error" // any other write error
-	ReasonTooLarge      = "too_large"  // a message larger than MaxDataLen
-	ReasonClosed        = "closed"     // an Append that met the queue closed (the relay is stopping)
+	ReasonQueueFull     = "queue_full"   // DropNewest, or Block after BlockTimeout
+	ReasonEvicted       = "evicted"      // DropOldest made room for newer messages
+	ReasonDiskFull      = "disk_full"    // ENOSPC or EDQUOT writing the queue
+	ReasonDiskError     = "disk_error"   // any other write error
+	ReasonTooLarge      = "too_large"    // a message larger than MaxDataLen
+	ReasonClosed        = "closed"       // an Append that met the queue closed (the relay is stopping)
+	ReasonLostAtStop    = "lost_at_stop" // accepted while the disk refused writes, only in memory, undelivered at Close
 	defaultBlockTimeout = 2 * time.Second
 )
 
@@ -208,11 +212,13 @@ type Queue struct {
 	// drop (under Block: after waiting BlockTimeout) and cleared when one
 	// fits again; while set, Block drops without waiting. Written under mu.
 	full atomic.Bool
-	// putErr holds the last Put error until a Put succeeds; it makes the
-	// relay unready while its disk refuses writes.
+	// putErr holds why the disk refuses writes (a failed Put or journal
+	// write, or no room at Open) until a Put succeeds or the disk has room
+	// again (diskfull.go); it makes the relay unready meanwhile.
 	putErr atomic.Pointer[error]
 	// retained is set while the record in rb could not be written; it is
-	// kept for a retry. q.mu guards it.
+	// kept for a retry, or for the consumer to take from memory
+	// (diskfull.go). q.mu guards it.
 	retained bool
 	// sinceEmpty counts bytes put since the queue's files were last
 	// emptied. go-diskqueue frees disk space only by deleting a data file
@@ -228,7 +234,15 @@ type Queue struct {
 	linger   time.Duration
 	keepBuf  int // the packing buffer is dropped when it grows beyond this
 
-	dq diskqueue.Interface
+	// dq is go-diskqueue; a relocation (dirgone.go) replaces it, holding
+	// both locks, so it is read through diskq. openDQ opens a new one.
+	dq     atomic.Pointer[dqRef]
+	openDQ func() diskqueue.Interface
+
+	rl   *repeatlog.Limiter // repeating log lines
+	ds   diskState          // a disk that refuses writes (diskfull.go)
+	loss lossState          // damaged and missing files (lost.go)
+	dw   dirWatch           // a removed directory (dirgone.go)
 
 	// mu guards the producer side. It is held while a record is encoded and
 	// while it is Put; go-diskqueue serialises Puts anyway.
@@ -270,6 +284,9 @@ func Open(opts Options) (*Queue, error) {
 	if err := seedMetadata(opts.Dir, opts.Name); err != nil {
 		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
 	}
+	if err := countRecords(opts.Dir, opts.Name); err != nil {
+		return nil, fmt.Errorf("queue %q: count records: %w", opts.Name, err)
+	}
 	j, recovered, torn, err := openJournal(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
@@ -304,20 +321,45 @@ func Open(opts Options) (*Queue, error) {
 		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again", q.name, len(recovered))
 	}
 	q.queued.Store(unreadBytes(opts.Dir, opts.Name))
+	q.rl = repeatlog.New(repeatInterval)
+	q.initDiskState(opts.BatchBytes)
+	// Files that were there at the last stop may hold nothing unread:
+	// reclaimIfDrained may empty them once the output has caught up.
+	q.sinceEmpty = dataFilesSize(opts.Dir, opts.Name)
+	q.removeMetaTmps()
+	q.countMissingAtOpen()
 	q.findBadFiles()
-	q.dq = diskqueue.New(opts.Name, opts.Dir, opts.MaxBytesPerFile, 1, maxRecordLen,
-		opts.SyncEvery, opts.SyncInterval, q.diskqueueLog)
-	if len(q.sv.jobs) > 0 {
+	q.openDQ = func() diskqueue.Interface {
+		return diskqueue.New(opts.Name, opts.Dir, opts.MaxBytesPerFile, 1, maxRecordLen,
+			opts.SyncEvery, opts.SyncInterval, q.diskqueueLog)
+	}
+	salvage := len(q.sv.jobs) > 0 // before go-diskqueue runs and may add jobs
+	q.setDQ(q.openDQ())
+	if salvage {
 		q.runSalvage()
+	}
+	q.checkRoomAtOpen()
+	if err := q.watchDir(); err != nil {
+		_ = q.Close()
+		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
 	}
 	return q, nil
 }
+
+// dqRef holds go-diskqueue for an atomic pointer.
+type dqRef struct{ diskqueue.Interface }
+
+func (q *Queue) diskq() diskqueue.Interface { return q.dq.Load().Interface }
+
+func (q *Queue) setDQ(d diskqueue.Interface) { q.dq.Store(&dqRef{d}) }
 
 // diskqueueLog passes go-diskqueue's warnings and errors on; its DEBUG and
 // INFO lines (every file it opens) are chatter. A read error and the
 // setting aside of the file that follows it are not passed on: they also
 // happen at a normal file roll, and the salvage of the file says what, if
-// anything, was wrong (see salvage.go).
+// anything, was wrong (see salvage.go). A line that repeats (a failing sync
+// on a full disk, once per attempt) is logged once per interval with a
+// count.
 func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any) {
 	if lvl < diskqueue.WARN {
 		return
@@ -328,8 +370,23 @@ func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any)
 		return
 	case setAsideFormat:
 		return
+	case syncFailedFormat:
+		q.removeFailedMetaTmp(args)
+	case tailLossFormat:
+		// Its count includes what the salvage may still recover; the
+		// queue logs what is really lost (lost.go).
+		q.noteTailLoss(args)
+		return
+	case tailNegativeFormat:
+		q.noteNegativeTail()
 	}
-	q.logf("queue %q: go-diskqueue %s: "+format, append([]any{q.name, lvl}, args...)...)
+	q.logRepeat(format, 1, func(n int, summary bool) {
+		line := fmt.Sprintf("queue %q: go-diskqueue %s: "+format, append([]any{q.name, lvl}, args...)...)
+		if summary {
+			line += fmt.Sprintf(" (%d times%s)", n, q.repeatSuffix(true))
+		}
+		q.logf("%s", line)
+	})
 }
 
 // Append adds e to the current record and puts the record when it is full.
@@ -357,10 +414,9 @@ func (q *Queue) Append(e Entry) error {
 	}
 	if q.retained {
 		// The record before could not be written: it waits in memory,
-		// and a new message is refused until it is on disk.
-		if err := q.flushLocked(); err != nil {
-			return dropError(1, err)
-		}
+		// and a new message is refused until it is on disk or taken by
+		// the output. The recovery timer tries the disk (diskfull.go).
+		return dropError(1, q.Err())
 	}
 	q.rb.Add(e)
 	if q.rb.Len() >= q.maxMsgs || q.rb.Size() >= q.maxBytes {
@@ -504,7 +560,7 @@ func (q *Queue) evictOldest() bool {
 	wait := time.NewTimer(100 * time.Millisecond)
 	defer wait.Stop()
 	select {
-	case rec := <-q.dq.ReadChan():
+	case rec := <-q.diskq().ReadChan():
 		q.queued.Add(-int64(len(rec) + 4))
 		n := recordCount(rec)
 		if q.onDrop != nil {
@@ -523,12 +579,16 @@ func (q *Queue) evictOldest() bool {
 // Flush puts the current partial record now. If the write fails the record
 // stays in memory for a retry and the error is returned: its messages are
 // not on disk yet, so a listener that acknowledges to its sender (RELP) must
-// not acknowledge them.
+// not acknowledge them. While a record is retained Flush returns the last
+// write error without trying the disk again.
 func (q *Queue) Flush() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return ErrClosed
+	}
+	if q.retained {
+		return q.Err()
 	}
 	return q.flushLocked()
 }
@@ -542,13 +602,10 @@ func (q *Queue) lingerFlush(gen uint64) {
 	_ = q.flushLocked() // a failure keeps the record and schedules a retry
 }
 
-// retryInterval is how soon a record that could not be written is tried
-// again when no new message comes to try it.
-const retryInterval = 100 * time.Millisecond
-
 // flushLocked puts the current record, if any. q.mu must be held. When the
 // write fails (a full disk, say) the record stays in memory, retained, and
-// a timer tries again; the error is returned, and logged once per outage.
+// the recovery timer tries again; the error is returned, and logged once
+// per outage.
 func (q *Queue) flushLocked() error {
 	n := q.rb.Len()
 	if n == 0 {
@@ -562,21 +619,19 @@ func (q *Queue) flushLocked() error {
 	q.reclaimIfDrained(false)
 	// Put copies the record before it returns, so the buffer can be reused.
 	rec := q.rb.Bytes()
-	err := q.dq.Put(rec)
-	if err != nil && q.reclaimIfDrained(true) {
-		err = q.dq.Put(rec)
+	err := q.diskq().Put(rec)
+	if err != nil && (q.reclaimIfDrained(true) || q.recreateDir(err)) {
+		err = q.diskq().Put(rec)
 	}
 	if err != nil {
 		err = fmt.Errorf("queue %q: put record: %w", q.name, err)
-		if q.putErr.Load() == nil {
-			q.logf("%v; %d messages wait in memory and new ones are refused until it can be written", err, n)
+		if !q.retained {
+			q.logRepeat("put", 1, func(_ int, summary bool) {
+				q.logf("%v; %d messages wait in memory and new ones are refused until it can be written or the output takes it%s", err, n, q.repeatSuffix(summary))
+			})
 		}
-		q.putErr.Store(&err)
 		q.retained = true
-		if !q.closed {
-			gen := q.gen
-			q.timer = time.AfterFunc(retryInterval, func() { q.lingerFlush(gen) })
-		}
+		q.diskRefused(err)
 		return err
 	}
 	size := int64(len(rec) + 4)
@@ -587,10 +642,7 @@ func (q *Queue) flushLocked() error {
 	q.retained = false
 	q.queued.Add(size)
 	q.sinceEmpty += size
-	if q.putErr.Load() != nil {
-		q.putErr.Store(nil)
-		q.logf("queue %q: writing works again", q.name)
-	}
+	q.diskWorks()
 	return nil
 }
 
@@ -617,14 +669,15 @@ func (q *Queue) reclaimIfDrained(force bool) bool {
 		return false
 	}
 	// go-diskqueue's depth counts the records not yet handed to the
-	// consumer; it is exact within a run (and repairs itself at the tail
-	// after a crash), where queued could drift if go-diskqueue skipped a
-	// damaged file.
-	if q.dq.Depth() > 0 {
+	// consumer; it is exact (Open makes it so, depth.go), where queued
+	// could drift if go-diskqueue skipped a damaged file.
+	if q.diskq().Depth() > 0 {
 		return false
 	}
-	if err := q.dq.Empty(); err != nil {
-		q.logf("queue %q: empty drained queue files: %v", q.name, err)
+	if err := q.diskq().Empty(); err != nil {
+		q.logRepeat("empty", 1, func(_ int, summary bool) {
+			q.logf("queue %q: empty drained queue files: %v%s", q.name, err, q.repeatSuffix(summary))
+		})
 		return false
 	}
 	q.sinceEmpty = 0
@@ -677,17 +730,26 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 				return b, nil
 			}
 		}
+		if b := q.takeRetained(); b != nil {
+			return b, nil
+		}
 
 		var rec []byte
+		dq := q.diskq()
 		if !wait {
 			select {
-			case rec = <-q.dq.ReadChan():
+			case rec = <-dq.ReadChan():
 			default:
 				return nil, nil
 			}
 		} else {
 			select {
-			case rec = <-q.dq.ReadChan():
+			case rec = <-dq.ReadChan():
+			case <-q.ds.memReady:
+				continue // a record the disk refused may be ready
+			case <-q.dw.kick:
+				q.yieldConsumer()
+				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-q.closing:
@@ -706,12 +768,13 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 		default:
 		}
 		if err != nil {
-			// Withholding the record would stall the output, and draining
-			// the queue is what frees disk space when the disk is full;
-			// deliver it, knowing that a crash before Done loses it.
-			q.logf("queue %q: delivering a record without crash protection: %v", q.name, err)
+			je = nil
+			q.journalFailed(err)
 		}
 		if b := q.batch(rec, je); b != nil {
+			if je == nil {
+				q.ds.inMemory[b] = false
+			}
 			return b, nil
 		}
 	}
@@ -725,7 +788,10 @@ func (q *Queue) batch(rec []byte, je *jentry) *Batch {
 		return &Batch{Entries: entries, q: q, je: je}
 	}
 	q.corrupt.Add(1)
-	q.logf("queue %q: skipped corrupt record of %d bytes: %v", q.name, len(rec), err)
+	q.noteCorruptRecord(len(rec))
+	q.logRepeat("corrupt", 1, func(n int, summary bool) {
+		q.logf("queue %q: skipped %d corrupt records, the last of %d bytes: %v%s", q.name, n, len(rec), err, q.repeatSuffix(summary))
+	})
 	q.inflight.Add(-1)
 	if je != nil {
 		if err := q.j.done(je); err != nil {
@@ -753,6 +819,7 @@ func (q *Queue) Done(b *Batch) error {
 	b.done = true
 	q.inflight.Add(-1)
 	if b.je == nil {
+		q.doneInMemory(b)
 		return nil
 	}
 	if err := q.j.done(b.je); err != nil {
@@ -765,7 +832,7 @@ func (q *Queue) Done(b *Batch) error {
 // taken by Next (or recovered at Open) and not yet Done. Entries in the
 // partial record are not counted.
 func (q *Queue) Depth() int64 {
-	d := q.dq.Depth()
+	d := q.diskq().Depth()
 	if d < 0 {
 		d = 0
 	}
@@ -802,12 +869,13 @@ func (q *Queue) DiskBytes() int64 {
 func (q *Queue) Recovered() int { return q.recoveredAtOpen }
 
 // Unwritten returns how many appended entries are not yet written to the
-// queue's files: the record being packed, or one retained after a failed
-// write. A kill -9 would lose these; everything else survives it.
+// queue's files: the record being packed, one retained after a failed
+// write, and retained records the consumer took from memory and has not
+// marked done. A kill -9 would lose these; everything else survives it.
 func (q *Queue) Unwritten() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.rb.Len()
+	return q.rb.Len() + int(q.ds.unwritten.Load())
 }
 
 // Corrupt returns the number of records skipped because their checksum or
@@ -825,11 +893,16 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	q.closed = true
+	for _, t := range []*time.Timer{q.ds.timer, q.dw.timer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
 	flushErr := q.flushLocked()
 	if flushErr != nil {
-		// The only place a message accepted by Append is lost: the disk
-		// still refuses the record when the queue closes.
-		de := dropError(q.rb.Len(), flushErr)
+		// One of the two places a message accepted by Append is lost: the
+		// disk still refuses the record when the queue closes.
+		de := &DropError{Count: q.rb.Len(), Reason: ReasonLostAtStop, Err: flushErr}
 		if q.onDrop != nil {
 			q.onDrop(de.Count, de.Reason, de.Err)
 		}
@@ -849,12 +922,23 @@ func (q *Queue) Close() error {
 	q.cmu.Lock()
 	defer q.cmu.Unlock()
 	errs := []error{flushErr}
-	if err := q.dq.Close(); err != nil {
+	// The other: batches the output took from memory, or whose journal
+	// write failed, and has not delivered. No file holds them.
+	if n := q.inMemoryMessages(); n > 0 {
+		de := &DropError{Count: n, Reason: ReasonLostAtStop, Err: fmt.Errorf("queue %q: %d messages the disk refused were not delivered before the stop", q.name, n)}
+		if q.onDrop != nil {
+			q.onDrop(de.Count, de.Reason, de.Err)
+		}
+		errs = append(errs, de)
+	}
+	if err := q.diskq().Close(); err != nil {
 		errs = append(errs, fmt.Errorf("queue %q: close diskqueue: %w", q.name, err))
 	}
+	q.removeMetaTmps()
 	q.jclosed = true
 	if err := q.j.close(); err != nil {
 		errs = append(errs, fmt.Errorf("queue %q: %w", q.name, err))
 	}
+	q.rl.Stop()
 	return errors.Join(errs...)
 }

@@ -333,9 +333,11 @@ func TestCorruptDataFile(t *testing.T) {
 	if c := q.Corrupt(); c != 2 {
 		t.Errorf("Corrupt = %d, want 2", c)
 	}
-	s := logs.String()
-	if n := strings.Count(s, `queue "out": skipped corrupt record`); n != 2 {
-		t.Errorf("log has %d lines about corrupt records, want 2:\n%s", n, s)
+	if s := logs.String(); !strings.Contains(s, `queue "out": skipped 1 corrupt records`) {
+		t.Errorf("no log line about the corrupt records:\n%s", s)
+	}
+	if b := q.LostBytes(); b < 2*(4+minRecordLen) {
+		t.Errorf("LostBytes = %d, want the two corrupt records' bytes", b)
 	}
 	if d := q.Depth(); d != 0 {
 		t.Errorf("Depth = %d, want 0", d)
@@ -379,7 +381,7 @@ func TestCorruptJournal(t *testing.T) {
 
 func TestTryNext(t *testing.T) {
 	t.Parallel()
-	q, _ := openQueue(t, t.TempDir(), nil)
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) { o.Linger = time.Hour }) // one record however slow the machine
 	if b, ok, err := q.TryNext(); ok || b != nil || err != nil {
 		t.Fatalf("TryNext on an empty queue = %v, %v, %v; want nil, false, nil", b, ok, err)
 	}
@@ -475,10 +477,10 @@ func TestFailedWriteRetainsRecord(t *testing.T) {
 		o.Linger = time.Hour
 		o.OnDrop = func(count int, reason string, _ error) { drops <- drop{count, reason} }
 	})
-	real := q.dq
+	real := q.diskq()
 	setDQ := func(d diskqueue.Interface) {
 		q.mu.Lock()
-		q.dq = d
+		q.setDQ(d)
 		q.mu.Unlock()
 	}
 	setDQ(failPut{real, syscall.ENOSPC})
@@ -524,8 +526,8 @@ func TestFailedWriteRetainsRecord(t *testing.T) {
 	_ = q.Close()
 	select {
 	case d := <-drops:
-		if d.count != 2 || d.reason != ReasonDiskFull {
-			t.Errorf("OnDrop(%d, %q) at Close, want (2, disk_full)", d.count, d.reason)
+		if d.count != 2 || d.reason != ReasonLostAtStop {
+			t.Errorf("OnDrop(%d, %q) at Close, want (2, %s)", d.count, d.reason, ReasonLostAtStop)
 		}
 	default:
 		t.Error("Close lost the retained record without OnDrop")
@@ -620,9 +622,9 @@ func (negDepth) Depth() int64 { return -5 }
 func TestDepthClamped(t *testing.T) {
 	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
-	real := q.dq
-	q.dq = negDepth{real}
-	defer func() { q.dq = real }()
+	real := q.diskq()
+	q.setDQ(negDepth{real})
+	defer func() { q.setDQ(real) }()
 	if d := q.Depth(); d != 0 {
 		t.Errorf("Depth with diskqueue depth -5 = %d, want 0", d)
 	}

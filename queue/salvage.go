@@ -27,8 +27,9 @@ import (
 // names the file and the read position, and salvages the file from that
 // position: it scans for records whose length and CRC32C check out, skipping
 // damaged bytes, puts the records it finds back on the queue (at its tail),
-// counts the damaged regions as corrupt, and deletes the file. A small
-// sidecar file (<file>.bad.pos) remembers the position across a restart;
+// counts the bytes it had to skip as lost (lost.go), and deletes the file.
+// A small sidecar file (<file>.bad.pos) remembers the position across a
+// restart;
 // a *.bad file found at Open without one is salvaged from its start, which
 // may deliver records again (duplicates, never losses).
 
@@ -47,6 +48,9 @@ type salvageJob struct {
 	pos   int64
 	cause string // go-diskqueue's read error; empty for a file found at Open
 	tries int
+	// readError is set for a read error of this run, whose records
+	// go-diskqueue counts as lost at its tail (see lost.go).
+	readError bool
 }
 
 type salvager struct {
@@ -75,7 +79,8 @@ func (q *Queue) noteReadError(args []any) {
 	_ = os.WriteFile(file+".bad.pos", []byte(strconv.FormatInt(pos, 10)), 0o640)
 	q.sv.mu.Lock()
 	defer q.sv.mu.Unlock()
-	q.sv.jobs = append(q.sv.jobs, salvageJob{file: file, pos: pos, cause: cause})
+	q.readErrorJob()
+	q.sv.jobs = append(q.sv.jobs, salvageJob{file: file, pos: pos, cause: cause, readError: true})
 	q.armSalvageLocked()
 }
 
@@ -133,9 +138,10 @@ func (q *Queue) runSalvage() {
 			} else {
 				_ = os.Remove(job.file + ".bad.pos")
 				if job.cause != "" {
-					q.logf("queue %q: go-diskqueue could not read %s at offset %d (%s) and skipped the rest of it; it could not be set aside for salvage, so records after that offset may be lost",
+					q.logf("queue %q: go-diskqueue could not read %s at offset %d (%s) and skipped the rest of it; it could not be set aside for salvage, so records after that offset may be lost (relay_queue_lost_records_total)",
 						q.name, filepath.Base(job.file), job.pos, job.cause)
 				}
+				q.salvageDone(job, 0, 0)
 			}
 			continue
 		}
@@ -143,6 +149,8 @@ func (q *Queue) runSalvage() {
 			q.logf("queue %q: salvage %s: %v", q.name, filepath.Base(job.file)+".bad", err)
 			if job.tries++; job.tries < 20 {
 				again = append(again, job)
+			} else {
+				q.salvageDone(job, 0, 0)
 			}
 		}
 	}
@@ -182,9 +190,11 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 	}
 	size := st.Size()
 	var recovered, damaged int
+	var damagedBytes int64
 	inDamage := false
 	var hdr [5]byte
-	for pos := job.pos; pos+4+minRecordLen <= size; {
+	pos := job.pos
+	for pos+4+minRecordLen <= size {
 		if _, err := f.ReadAt(hdr[:], pos); err != nil {
 			if err == io.EOF {
 				break
@@ -198,7 +208,7 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 				return err
 			}
 			if _, derr := DecodeRecord(rec); derr == nil {
-				if err := q.dq.Put(rec); err != nil {
+				if err := q.diskq().Put(rec); err != nil {
 					return fmt.Errorf("put salvaged record: %w", err)
 				}
 				q.queued.Add(n + 4)
@@ -214,10 +224,11 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 			damaged++
 			inDamage = true
 		}
+		damagedBytes++
 		pos++
 	}
-	if damaged > 0 {
-		q.corrupt.Add(uint64(damaged))
+	if pos < size {
+		damagedBytes += size - pos // a tail too short to hold a record
 	}
 	cause := job.cause
 	if cause == "" {
@@ -225,8 +236,8 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 	}
 	switch {
 	case damaged > 0:
-		q.logf("queue %q: data file %s is damaged (read error at offset %d: %s): %d records after it recovered and queued again, %d damaged regions skipped; the messages in them are lost (relay_queue_corrupt_records_total)",
-			q.name, filepath.Base(job.file), job.pos, cause, recovered, damaged)
+		q.logf("queue %q: data file %s is damaged (read error at offset %d: %s): %d records after it recovered and queued again, %d damaged regions (%d bytes) skipped; the messages in them are lost (relay_queue_lost_records_total)",
+			q.name, filepath.Base(job.file), job.pos, cause, recovered, damaged, damagedBytes)
 	case recovered > 0:
 		q.logf("queue %q: data file %s could not be read at offset %d (%s): all %d records after it recovered and queued again, nothing lost",
 			q.name, filepath.Base(job.file), job.pos, cause, recovered)
@@ -243,5 +254,6 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 		return err
 	}
 	_ = os.Remove(job.file + ".bad.pos")
+	q.salvageDone(job, recovered, damagedBytes)
 	return nil
 }

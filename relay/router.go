@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relay-syslog/relay/internal/repeatlog"
 	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/metrics"
 	"github.com/relay-syslog/relay/queue"
@@ -44,6 +46,10 @@ type router struct {
 	fallbacks []route // for messages no route matched
 	outputs   []routeOutput
 	log       *slog.Logger
+	// dropLog keeps a queue that refuses every message (a full disk) from
+	// logging a line per message: one per output and reason per interval,
+	// with the number dropped.
+	dropLog *repeatlog.Limiter
 
 	// epoch and seq number every routed message, so that outputs can stamp
 	// it and a receiving relay can find copies that came over two paths.
@@ -60,7 +66,7 @@ type router struct {
 }
 
 func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, log *slog.Logger) *router {
-	r := &router{log: log, seq: new(atomic.Uint64), idle: make(chan struct{}, 1)}
+	r := &router{log: log, seq: new(atomic.Uint64), idle: make(chan struct{}, 1), dropLog: repeatlog.New(dropLogInterval)}
 	index := map[string]int{}
 	for _, o := range cfg.Outputs {
 		index[o.Name] = len(r.outputs)
@@ -214,10 +220,15 @@ func (s *outputSet) add(i int) bool {
 	return true
 }
 
+// dropLogInterval is the longest the router holds back the count of
+// messages a queue refused.
+const dropLogInterval = 10 * time.Second
+
 // countDrop counts the messages a failed append lost. A full queue is
 // counted silently (the counter tells the story; a log line per message
 // would flood the log exactly when the relay is overloaded); write errors
-// are logged too.
+// are logged too, at most once per interval per output and reason, with
+// the number of messages dropped since the last line.
 func (r *router) countDrop(out *routeOutput, err error) {
 	n, reason := 1, queue.ReasonDiskError
 	var de *queue.DropError
@@ -232,11 +243,20 @@ func (r *router) countDrop(out *routeOutput, err error) {
 	out.dropped.WithLabelValues(reason).Add(float64(n))
 	switch reason {
 	case queue.ReasonQueueFull:
+		return
 	case queue.ReasonClosed:
-		r.log.Warn("store message: the output's queue is closed", "output", out.name, "dropped", n)
-	default:
-		r.log.Error("store message", "output", out.name, "dropped", n, "reason", reason, "err", err)
+		r.dropLog.Log(out.name+"\x00"+reason, n, func(n int, _ bool) {
+			r.log.Warn("store message: the output's queue is closed", "output", out.name, "dropped", n)
+		})
+		return
 	}
+	r.dropLog.Log(out.name+"\x00"+reason, n, func(n int, summary bool) {
+		if summary {
+			r.log.Error("store messages", "output", out.name, "dropped", n, "reason", reason, "err", err, "since_last_line", "up to "+dropLogInterval.String())
+			return
+		}
+		r.log.Error("store message", "output", out.name, "dropped", n, "reason", reason, "err", err)
+	})
 }
 
 // flush writes every output's partial record to disk.

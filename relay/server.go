@@ -269,6 +269,12 @@ func stampOrigin(oc OutputConfig, relayID string) string {
 // message is stamped with it. Sequence numbers restart with every run, and
 // the epoch keeps a receiver from mistaking a new run's numbers for
 // duplicates of the last one's.
+//
+// The number is written to a new file that replaces the old one. On a disk
+// full of the relay's own backlog that new file cannot be written, and a
+// relay that then refused to start would never send the backlog that
+// frees the space; so the old file, whose block is already allocated, is
+// overwritten in place instead (a few bytes within one block).
 func nextEpoch(dataDir string) (uint32, error) {
 	path := filepath.Join(dataDir, "epoch")
 	var last uint64
@@ -279,21 +285,53 @@ func nextEpoch(dataDir string) (uint32, error) {
 	if next == 0 {
 		next = 1
 	}
+	content := []byte(strconv.FormatUint(uint64(next), 10) + "\n")
+	err := replaceFile(path, content)
+	if err == nil {
+		return next, nil
+	}
+	if last == 0 {
+		return 0, fmt.Errorf("epoch: %w", err)
+	}
+	if ierr := overwriteFile(path, content); ierr != nil {
+		return 0, fmt.Errorf("epoch: %w", errors.Join(err, ierr))
+	}
+	return next, nil
+}
+
+// replaceFile writes content to a new file and renames it to path; on
+// failure it removes the new file.
+func replaceFile(path string, content []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
-		return 0, fmt.Errorf("epoch: %w", err)
+		return err
 	}
-	_, werr := fmt.Fprintf(f, "%d\n", next)
+	_, werr := f.Write(content)
 	serr := f.Sync()
 	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return 0, fmt.Errorf("epoch: %w", err)
+	err = errors.Join(werr, serr, cerr)
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return 0, fmt.Errorf("epoch: %w", err)
+	if err != nil {
+		_ = os.Remove(tmp)
 	}
-	return next, nil
+	return err
+}
+
+// overwriteFile writes content over the start of the existing file path,
+// cuts it to that length and syncs it.
+func overwriteFile(path string, content []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteAt(content, 0)
+	terr := f.Truncate(int64(len(content)))
+	serr := f.Sync()
+	cerr := f.Close()
+	return errors.Join(werr, terr, serr, cerr)
 }
 
 // normalizeSettings collects, per listener, how converting outputs complete
