@@ -112,6 +112,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", "shutdown_timeout = \"5 parsecs\"\n" + validBase, []string{`line 1`, `shutdown_timeout`, `invalid duration "5 parsecs"`}},
 		{"bad size", strings.Replace(validBase, `protocol = "udp"`, "protocol = \"udp\"\nmax_message_size = \"lots\"", 1),
 			[]string{`max_message_size`, `invalid size "lots"`}},
+		{"output named after a data_dir file", strings.NewReplacer(`name = "file"`, `name = "epoch"`, `["file"]`, `["epoch"]`).Replace(validBase),
+			[]string{`output[0].name: "epoch" is taken: data_dir holds epoch, relay.lock, dedup.json`}},
 		{"unknown protocol", strings.Replace(validBase, `protocol = "file"`, `protocol = "smtp"`, 1),
 			[]string{`line 9: output[0].protocol: unknown protocol "smtp"`}},
 		{"file output without path", strings.Replace(validBase, `path = "/tmp/x/out.log"`, ``, 1),

@@ -195,11 +195,20 @@ func (l *ListenerConfig) validateTLS(problem problemFunc) {
 	checkTLSVersionAndSuites(l.TLS.MinVersion, l.TLS.CipherSuites, problem)
 }
 
+// reservedDataDirNames are the files the relay keeps in data_dir beside
+// the queue directories, which are named after the outputs; an output of
+// one of these names could not open its queue (and .tmp names are the
+// relay's files being replaced).
+var reservedDataDirNames = []string{epochFileName, lockFileName, dedupStateFile}
+
 // validate checks one output; names collects the output names seen.
 func (o *OutputConfig) validate(problem problemFunc, names map[string]bool) {
 	if checkName(problem, "output", o.Name, names) {
 		if err := queue.CheckName(o.Name); err != nil {
 			problem("name", "%v", err)
+		} else if slices.Contains(reservedDataDirNames, o.Name) || strings.HasSuffix(o.Name, ".tmp") {
+			problem("name", "%q is taken: data_dir holds %s beside the output queues; choose another name",
+				o.Name, strings.Join(reservedDataDirNames, ", "))
 		}
 	}
 	switch o.Protocol {

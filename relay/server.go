@@ -264,6 +264,9 @@ func stampOrigin(oc OutputConfig, relayID string) string {
 	return relayID
 }
 
+// epochFileName is the file in data_dir that holds the last epoch.
+const epochFileName = "epoch"
+
 // nextEpoch counts this run of the relay: it reads the number of the last
 // run from data_dir/epoch, adds one and stores it (fsynced) before any
 // message is stamped with it. Sequence numbers restart with every run, and
@@ -276,7 +279,7 @@ func stampOrigin(oc OutputConfig, relayID string) string {
 // frees the space; so the old file, whose block is already allocated, is
 // overwritten in place instead (a few bytes within one block).
 func nextEpoch(dataDir string) (uint32, error) {
-	path := filepath.Join(dataDir, "epoch")
+	path := filepath.Join(dataDir, epochFileName)
 	var last uint64
 	if b, err := os.ReadFile(path); err == nil {
 		last, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
