@@ -39,7 +39,7 @@ func countRecords(dir, name string) error {
 	}
 	m, err := parseMeta(b)
 	if err != nil {
-		return nil // seedMetadata deals with unreadable metadata
+		return nil // repairMetadata, which runs first, sets unreadable metadata aside
 	}
 	_, last, _, found, err := dataFileRange(dir, name)
 	if err != nil || !found {

@@ -178,7 +178,8 @@ func (q *Queue) repairWritePosition() error {
 	meta := metaPath(q.dir, q.name)
 	b, err := os.ReadFile(meta)
 	if errors.Is(err, fs.ErrNotExist) {
-		return seedMetadata(q.dir, q.name)
+		_, err := repairMetadata(q.dir, q.name)
+		return err
 	}
 	if err != nil {
 		return err

@@ -1,8 +1,11 @@
 package queue
 
 import (
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,7 +17,7 @@ import (
 // <name>.diskqueue.NNNNNN.dat and the metadata file
 // <name>.diskqueue.meta.dat. The queue reads the metadata to size its
 // backlog at Open, and writes it where go-diskqueue would otherwise start
-// over and overwrite data (see seedMetadata).
+// over and overwrite data, or miscount it (see repairMetadata).
 
 // dqMeta is the content of go-diskqueue's metadata file: the number of
 // records not yet read, and the read and write positions as data file
@@ -76,52 +79,154 @@ func unreadBytes(dir, name string) int64 {
 	return max(n, 0)
 }
 
-// seedMetadata writes the metadata of an empty queue unless the queue
-// already has one. Without a metadata file go-diskqueue starts from position
-// zero and overwrites data written before a crash that came before its first
-// sync; with one, it finds the data file longer than recorded and reads it.
-func seedMetadata(dir, name string) error {
+// dqMinMsgSize is the smallest record length Open lets go-diskqueue read
+// (maxRecordLen the largest): a length prefix outside them stops its reader.
+const dqMinMsgSize = 1
+
+// repairMetadata makes go-diskqueue's metadata count every record in the
+// queue's data files before go-diskqueue opens them, and returns how many
+// records it added to the count.
+//
+// go-diskqueue writes its metadata only when it syncs. After a kill -9 its
+// data files may hold records written since the last sync, past the write
+// position on disk; and the metadata may be missing: Empty deletes it, and a
+// crash before the next sync leaves none, as does a brand-new queue killed
+// before its first sync. Without metadata go-diskqueue starts over at file 0
+// and overwrites the data. With stale metadata it does read the extra
+// records (it moves its writer to a new file), but its depth does not count
+// them, so it reads 0, then less, while records are still unread, and the
+// queue would empty files that hold them (see reclaimIfDrained).
+//
+// repairMetadata counts the whole records past the recorded write position
+// (past the read position if there is no metadata, or if its depth is
+// negative, which a count gone wrong before left) and moves the write
+// position after the last of them. A file that ends in a torn record (a write
+// the kill cut short) or in damage is left as it is and the writer moves to
+// a new file; go-diskqueue's reader fails at that point and the salvage
+// (salvage.go) scans the rest, putting any intact record back, which counts
+// it again.
+func repairMetadata(dir, name string) (added int64, err error) {
 	meta := metaPath(dir, name)
+	var m dqMeta
+	valid := false
 	b, err := os.ReadFile(meta)
 	switch {
 	case err == nil:
-		if _, perr := parseMeta(b); perr == nil {
-			return nil
+		if m, err = parseMeta(b); err == nil {
+			valid = true
+			break
 		}
 		// go-diskqueue would start over at file 0 on a metadata file it
 		// cannot read and overwrite the data there: keep the damaged file
 		// for inspection and describe the data files instead.
 		if err := os.Rename(meta, meta+".corrupt"); err != nil {
-			return fmt.Errorf("set damaged metadata aside: %w", err)
+			return 0, fmt.Errorf("set damaged metadata aside: %w", err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("read metadata: %w", err)
+		return 0, fmt.Errorf("read metadata: %w", err)
 	}
-	// No metadata: a new queue, or one whose metadata was lost —
-	// go-diskqueue's Empty deletes it, and a crash before its next sync
-	// leaves none. Point the reader at the oldest data file and the writer
-	// past the end of the newest, so that every record on disk is read.
-	first, last, lastSize, found, err := dataFileRange(dir, name)
+	first, last, _, found, err := dataFileRange(dir, name)
+	if err != nil {
+		return 0, err
+	}
+	if !valid {
+		if !found {
+			// An empty first data file keeps go-diskqueue from logging an
+			// error about a missing file when the queue is reopened before
+			// any write.
+			if err := createEmpty(dataPath(dir, name, 0)); err != nil {
+				return 0, fmt.Errorf("create data file: %w", err)
+			}
+			return 0, writeMeta(dir, meta, dqMeta{})
+		}
+		m = dqMeta{readNum: first, writeNum: first}
+	}
+	// Count from the write position, on top of the recorded depth, which
+	// counts the records before it; or recount everything unread.
+	repaired := m
+	num, pos := m.writeNum, m.writePos
+	if m.depth < 0 || !valid {
+		repaired.depth = 0
+		num, pos = m.readNum, m.readPos
+	}
+	for ; found && num <= last; num, pos = num+1, 0 {
+		n, end, size, err := scanWholeRecords(dataPath(dir, name, num), pos)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		repaired.depth += n
+		if num < m.writeNum || (num == m.writeNum && size <= m.writePos) {
+			continue
+		}
+		// Data past the write position: write after the last whole record,
+		// or in a new file when something else follows it.
+		repaired.writeNum, repaired.writePos = num, end
+		if end < size {
+			repaired.writeNum, repaired.writePos = num+1, 0
+		}
+	}
+	if valid && repaired == m {
+		return 0, nil
+	}
+	if err := writeMeta(dir, meta, repaired); err != nil {
+		return 0, err
+	}
+	return repaired.depth - max(m.depth, 0), nil
+}
+
+// scanWholeRecords reads the length prefixes in the data file at path from pos
+// on, as go-diskqueue's reader would, and returns the number of whole
+// records, the offset just past the last of them and the file's size.
+func scanWholeRecords(path string, pos int64) (n, end, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	size, end = fi.Size(), pos
+	if pos >= size {
+		return 0, pos, size, nil
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, pos, size-pos), 64<<10)
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return n, end, size, nil
+			}
+			return 0, 0, 0, fmt.Errorf("count records in %s: %w", filepath.Base(path), err)
+		}
+		l := int64(binary.BigEndian.Uint32(hdr[:]))
+		if l < dqMinMsgSize || l > maxRecordLen || end+4+l > size {
+			return n, end, size, nil
+		}
+		if _, err := r.Discard(int(l)); err != nil {
+			return 0, 0, 0, fmt.Errorf("count records in %s: %w", filepath.Base(path), err)
+		}
+		n++
+		end += 4 + l
+	}
+}
+
+func createEmpty(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	if !found {
-		// An empty first data file keeps go-diskqueue from logging an
-		// error about a missing file when the queue is reopened before any
-		// write.
-		data, err := os.OpenFile(dataPath(dir, name, 0), os.O_WRONLY|os.O_CREATE, 0o600)
-		if err != nil {
-			return fmt.Errorf("create data file: %w", err)
-		}
-		if err := data.Close(); err != nil {
-			return fmt.Errorf("create data file: %w", err)
-		}
-	}
-	tmp := meta + ".seed.tmp"
-	// The depth is unknown here; go-diskqueue corrects it when its reader
-	// reaches the end.
-	seed := dqMeta{readNum: first, writeNum: last, writePos: lastSize}
-	if err := writeFileSync(tmp, seed.format()); err != nil {
+	return f.Close()
+}
+
+// writeMeta replaces the metadata file atomically and durably.
+func writeMeta(dir, meta string, m dqMeta) error {
+	tmp := meta + ".repair.tmp"
+	if err := writeFileSync(tmp, m.format()); err != nil {
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	if err := os.Rename(tmp, meta); err != nil {

@@ -34,12 +34,15 @@
 // its last entry is done. Nothing is ever copied, and a crash at any point
 // leaves segments that hold every record still in flight.
 //
-// go-diskqueue also loses every record of a brand-new queue if the process is
-// killed before its first metadata sync, because without a metadata file it
-// starts empty and overwrites the old data file. Open therefore writes an
-// initial metadata file for a new queue; with one present, go-diskqueue
-// notices a data file longer than its metadata says and reads the extra
-// records instead of overwriting them.
+// go-diskqueue writes its metadata (depth, read and write positions) only
+// when it syncs, and deletes it when it empties its files. Without a metadata
+// file it starts empty and overwrites the old data file, which would lose
+// every record written before a crash that came before the next sync; with
+// stale metadata it reads the records written since the sync but does not
+// count them, so its depth reads zero while they are still unread. Open
+// therefore repairs the metadata before go-diskqueue starts: it counts the
+// records past the recorded write position (all unread records when there is
+// no metadata) and moves the write position after them.
 //
 // # At least once
 //
@@ -47,8 +50,7 @@
 // position only when it syncs, so after a crash every record read since the
 // last sync is read again, including records already marked Done. Such
 // duplicates are expected after kill -9 or a power loss, never after a clean
-// Close. For the same reason go-diskqueue's depth is unreliable after a crash
-// (it can even go negative); Depth clamps it at zero.
+// Close.
 //
 // # Corruption
 //

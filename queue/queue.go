@@ -281,7 +281,8 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
 	}
-	if err := seedMetadata(opts.Dir, opts.Name); err != nil {
+	added, err := repairMetadata(opts.Dir, opts.Name)
+	if err != nil {
 		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
 	}
 	if err := countRecords(opts.Dir, opts.Name); err != nil {
@@ -320,6 +321,9 @@ func Open(opts Options) (*Queue, error) {
 	if len(recovered) > 0 {
 		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again", q.name, len(recovered))
 	}
+	if added > 0 {
+		q.debugf("queue %q: %d records on disk that go-diskqueue's metadata did not count (the relay did not stop cleanly) are counted now", q.name, added)
+	}
 	q.queued.Store(unreadBytes(opts.Dir, opts.Name))
 	q.rl = repeatlog.New(repeatInterval)
 	q.initDiskState(opts.BatchBytes)
@@ -330,7 +334,7 @@ func Open(opts Options) (*Queue, error) {
 	q.countMissingAtOpen()
 	q.findBadFiles()
 	q.openDQ = func() diskqueue.Interface {
-		return diskqueue.New(opts.Name, opts.Dir, opts.MaxBytesPerFile, 1, maxRecordLen,
+		return diskqueue.New(opts.Name, opts.Dir, opts.MaxBytesPerFile, dqMinMsgSize, maxRecordLen,
 			opts.SyncEvery, opts.SyncInterval, q.diskqueueLog)
 	}
 	salvage := len(q.sv.jobs) > 0 // before go-diskqueue runs and may add jobs
@@ -669,9 +673,11 @@ func (q *Queue) reclaimIfDrained(force bool) bool {
 		return false
 	}
 	// go-diskqueue's depth counts the records not yet handed to the
-	// consumer; it is exact (Open makes it so, depth.go), where queued
-	// could drift if go-diskqueue skipped a damaged file.
-	if q.diskq().Depth() > 0 {
+	// consumer, exactly once Open has repaired its metadata after a crash
+	// (repairMetadata, countRecords); queued could drift if go-diskqueue
+	// skipped a damaged file. A negative depth means the count is off, and
+	// the files may well hold unread records: they are kept.
+	if q.diskq().Depth() != 0 {
 		return false
 	}
 	if err := q.diskq().Empty(); err != nil {
