@@ -1,11 +1,13 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"time"
 )
 
 // reloadRequest carries a new configuration to Run, which applies it.
@@ -207,11 +209,30 @@ func (s *Server) applyLimits(limits map[string]QueueConfig) []error {
 	return errs
 }
 
+// handoverGrace bounds how long a reload waits for the upstreams of
+// replaced workers to confirm what those workers wrote.
+const handoverGrace = 5 * time.Second
+
 // replaceWorkers swaps in the new workers of changed outputs; each takes
-// over its predecessor's queue and unsent batches.
+// over its predecessor's queue and unsent batches. The old workers first
+// stop taking batches and wait, together and for at most handoverGrace,
+// until their upstreams have confirmed what they wrote: a healthy upstream
+// then gets nothing twice, and what is still unconfirmed is counted as
+// resent.
 func (s *Server) replaceWorkers(replaced map[string]*outputState) {
+	for name := range replaced {
+		s.outputs[name].worker.Handover()
+	}
+	grace, cancel := context.WithTimeout(context.Background(), handoverGrace)
+	defer cancel()
 	for name, next := range replaced {
 		cur := s.outputs[name]
+		select {
+		case <-cur.done:
+		case <-grace.Done():
+			s.log.Warn("the upstream did not confirm what the replaced worker wrote in time; the new worker sends it again",
+				"output", name, "waited", handoverGrace)
+		}
 		cur.stop()
 		<-cur.done
 		// The old worker's unsent batches go out first on the new one.
