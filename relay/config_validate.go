@@ -368,16 +368,7 @@ func (c *Config) validateSockets(p *problems) {
 		}
 	}
 	for i, l := range c.Listeners {
-		var a socketAddr
-		var ok bool
-		switch l.Protocol {
-		case ProtocolTCP, ProtocolTLS, ProtocolRELP:
-			a, ok = parseSocketAddr("tcp", l.Address)
-		case ProtocolUDP:
-			a, ok = parseSocketAddr("udp", l.Address)
-		case ProtocolUnix:
-			a, ok = socketAddr{kind: "unix", path: filepath.Clean(l.Address)}, l.Address != ""
-		}
+		a, ok := listenerSocket(l)
 		if !ok {
 			continue // a bad address is reported by the listener's own checks
 		}
@@ -390,6 +381,27 @@ func (c *Config) validateSockets(p *problems) {
 		}
 		seen = append(seen, a)
 	}
+}
+
+// listenerSocket returns where l binds; ok is false when that is not known
+// before binding (port 0) or the address is malformed.
+func listenerSocket(l ListenerConfig) (a socketAddr, ok bool) {
+	switch l.Protocol {
+	case ProtocolTCP, ProtocolTLS, ProtocolRELP:
+		return parseSocketAddr("tcp", l.Address)
+	case ProtocolUDP:
+		return parseSocketAddr("udp", l.Address)
+	case ProtocolUnix:
+		return socketAddr{kind: "unix", path: filepath.Clean(l.Address)}, l.Address != ""
+	}
+	return socketAddr{}, false
+}
+
+// sameSocketAddr reports whether listeners a and b cannot be bound at once.
+func sameSocketAddr(a, b ListenerConfig) bool {
+	sa, ok := listenerSocket(a)
+	sb, ok2 := listenerSocket(b)
+	return ok && ok2 && sa.overlaps(sb)
 }
 
 // parseSocketAddr reads a host:port already checked by checkHostPort; ok is

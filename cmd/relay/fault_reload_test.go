@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,6 +155,7 @@ func (s *streamer) finish(t *testing.T) int {
 	if s.err != nil {
 		t.Errorf("sender %s: %v", s.run, s.err)
 	}
+	t.Logf("sender %s: wrote %d messages, opened a new connection after a failed write %d times", s.run, s.sent, s.redials)
 	return s.sent
 }
 
@@ -206,6 +208,48 @@ func tallyRuns(t *testing.T, up *testpeer.Receiver, sent map[string]int) map[str
 	return all()
 }
 
+// TestFaultReloadTCPListener: 50 reloads that change the TCP listener's
+// max_connections and idle_timeout while two senders stream over kept
+// connections. Nothing the senders wrote is lost: the listener takes the
+// settings in place and keeps its socket and its connections.
+func TestFaultReloadTCPListener(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test")
+	}
+	up := testpeer.NewReceiver(t, "127.0.0.1:0")
+	s := newSetup(t, fmt.Sprintf(`max_connections = 100
+idle_timeout = "60s"
+[[output]]
+name = "head"
+protocol = "tcp"
+address = %q
+[[route]]
+name = "all"
+outputs = ["head"]
+`, up.Addr()))
+	p := s.start(t, relayBin)
+	sent := reloadUnderLoad(t, p, s, 50, func(i int) []string {
+		if i%2 == 0 {
+			return []string{"max_connections = 100", "max_connections = 101", `idle_timeout = "60s"`, `idle_timeout = "61s"`}
+		}
+		return []string{"max_connections = 101", "max_connections = 100", `idle_timeout = "61s"`, `idle_timeout = "60s"`}
+	})
+	tallies := tallyRuns(t, up, sent)
+	accepted, _ := p.metric("relay_messages_accepted_total")
+	p.stop()
+	total, delivered, dups := 0, 0, 0
+	for run, tally := range tallies {
+		total += sent[run]
+		delivered += tally.Delivered()
+		dups += tally.Duplicates
+		if len(tally.Missing) > 0 {
+			t.Errorf("run %s: %v", run, tally)
+		}
+	}
+	t.Logf("50 listener reloads under load: sent %d, accepted %v, delivered %d, lost %d, duplicates %d",
+		total, accepted, delivered, total-delivered, dups)
+}
+
 // TestFaultReloadOutput: 50 reloads that change the output's confirm_delay
 // while two senders stream. Nothing is lost, and every message the upstream
 // got twice was counted as resent: the replaced worker lets the upstream
@@ -248,4 +292,98 @@ outputs = ["head"]
 	if float64(dups) > resent {
 		t.Errorf("%d duplicates arrived, but relay_output_messages_resent_total = %v: resends went uncounted", dups, resent)
 	}
+}
+
+// TestReloadRefusesSocketConflicts: a configuration whose listeners could
+// not all bind — a second listener on the TCP listener's address, one on
+// the metrics address, two unix listeners on one path — is refused by
+// -check-config and by a reload, each problem with its key and line; the
+// running relay keeps serving on its old configuration.
+func TestReloadRefusesSocketConflicts(t *testing.T) {
+	up := testpeer.NewReceiver(t, "127.0.0.1:0")
+	s := newSetup(t, fmt.Sprintf(`
+[[output]]
+name = "head"
+protocol = "tcp"
+address = %q
+[[route]]
+name = "all"
+outputs = ["head"]
+`, up.Addr()))
+	p := s.start(t, relayBin)
+	good, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(s.dir, "log.sock")
+	metricsAddr := strings.TrimSuffix(strings.TrimPrefix(s.metricsURL, "http://"), "/metrics")
+	// The listeners below start on the line after the good file's last.
+	n := strings.Count(string(good), "\n")
+	bad := string(good) + fmt.Sprintf(`[[listener]]
+name = "udp-twin"
+protocol = "udp"
+address = %[1]q
+[[listener]]
+name = "tcp-twin"
+protocol = "relp"
+address = %[1]q
+[[listener]]
+name = "on-metrics"
+protocol = "tcp"
+address = %[2]q
+[[listener]]
+name = "devlog"
+protocol = "unix"
+address = %[3]q
+[[listener]]
+name = "devlog-twin"
+protocol = "unix"
+address = %[3]q
+`, s.tcpAddr, metricsAddr, sock)
+	want := []string{
+		fmt.Sprintf(`line %d: listener[2].address: %q overlaps the tcp address of listener[0].address on line 7`, n+8, s.tcpAddr),
+		fmt.Sprintf(`line %d: listener[3].address: %q overlaps the metrics address (metrics.address on line 3)`, n+12, metricsAddr),
+		fmt.Sprintf(`line %d: listener[5].address: socket path %q is also used by listener[4].address on line %d`, n+20, sock, n+16),
+	}
+	badPath := filepath.Join(s.dir, "bad.toml")
+	if err := os.WriteFile(badPath, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runRelay(t, "-check-config", "-config", badPath)
+	if code != 1 {
+		t.Errorf("-check-config exit %d, want 1; stderr %q", code, errOut)
+	}
+	for _, w := range want {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("-check-config does not report %q:\n%s", w, errOut)
+		}
+	}
+	if strings.Contains(errOut, fmt.Sprintf("line %d:", n+4)) {
+		t.Errorf("udp and tcp on one address reported as a conflict:\n%s", errOut)
+	}
+
+	if err := os.WriteFile(s.cfgPath, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(30*time.Second, func() bool {
+		n, _ := p.metric("relay_config_reloads_total", `result="failure"`)
+		return n == 1
+	}) {
+		t.Fatalf("the reload was not refused:\n%s", p.logs.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(p.logs.String(), strings.ReplaceAll(w, `"`, `\"`)) {
+			t.Errorf("the refused reload's log does not report %q:\n%s", w, p.logs.String())
+		}
+	}
+	if err := testpeer.SendTCP(s.tcpAddr, "still", 0, 100, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(20*time.Second, func() bool { return up.Count() >= 100 }) {
+		t.Errorf("after the refused reload the upstream got %d of 100", up.Count())
+	}
+	p.stop()
 }
