@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
 	"github.com/relay-syslog/relay/metrics"
+	"github.com/relay-syslog/relay/queue"
 )
 
 // TestWorkerHandover: when the upstream confirms what a worker wrote, Run
@@ -66,12 +68,23 @@ func TestWorkerHandover(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("Run did not return after the handover")
 			}
-			appendRange(t, q, "h", first, first+second) // for the successor
+			for i := first; i < first+second; i++ { // for the successor
+				if err := q.Append(queue.Entry{Received: time.Now(), Listener: "l", Data: []byte(testpeer.SeqMessage("h", i))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := q.Flush(); err != nil {
+				t.Fatal(err)
+			}
 			pending := 0
 			for _, b := range w.Pending() {
 				pending += len(b.Entries)
 			}
-			resent := metricValue(t, m.OutputResent)
+			var resentMetric dto.Metric
+			if err := m.OutputResent.WithLabelValues("out").Write(&resentMetric); err != nil {
+				t.Fatal(err)
+			}
+			resent := resentMetric.GetCounter().GetValue()
 			if pending != wantPending || resent != float64(wantPending) {
 				t.Errorf("pending %d messages, resent counted %v; want %d and %d", pending, resent, wantPending, wantPending)
 			}
