@@ -69,6 +69,9 @@ type Worker struct {
 	// outage is the current run of failures; its start is zero while the
 	// output delivers.
 	outage outage
+	// handover is cancelled by Handover.
+	handover        context.Context
+	requestHandover context.CancelFunc
 }
 
 // outage is a run of failed attempts, logged as one event rather than one
@@ -98,7 +101,7 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 		opts.SummaryEvery = DefaultSummaryEvery
 	}
 	exportZeros(opts, m)
-	return &Worker{
+	w := &Worker{
 		opts:    opts,
 		q:       q,
 		dest:    dest,
@@ -112,6 +115,8 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 			problems:    m.ParseProblems.MustCurryWith(prometheus.Labels{"output": opts.Name}),
 		},
 	}
+	w.handover, w.requestHandover = context.WithCancel(context.Background())
+	return w
 }
 
 // exportZeros creates every series of the output at 0, so that the first
@@ -154,14 +159,27 @@ func (w *Worker) Run(ctx context.Context) {
 			w.log.Info("connected")
 		}
 	}
+	defer w.requeueOnHandover()
+	// A handover ends the wait for the queue and the backoff after a failure
+	// (the successor sends those batches); it does not interrupt a write.
+	next, stopNext := context.WithCancel(ctx)
+	defer stopNext()
+	defer context.AfterFunc(w.handover, stopNext)()
 	for ctx.Err() == nil {
 		if err := w.settle(); err != nil {
-			w.fail(ctx, fmt.Errorf("connection check: %w", err), nil)
+			w.fail(next, fmt.Errorf("connection check: %w", err), nil)
 			continue
 		}
-		b, err := w.nextBatch(ctx)
+		if w.handover.Err() != nil {
+			if len(w.unsettled) == 0 {
+				return
+			}
+			w.sleep(ctx, w.opts.SettleTick)
+			continue
+		}
+		b, err := w.nextBatch(next)
 		if err != nil {
-			if ctx.Err() == nil {
+			if next.Err() == nil {
 				w.log.Error("read queue", "err", err)
 				w.sleep(ctx, w.retry.Next())
 			}
@@ -171,7 +189,7 @@ func (w *Worker) Run(ctx context.Context) {
 			continue // nothing new; settle again
 		}
 		if err := w.send(ctx, b); err != nil {
-			w.fail(ctx, err, b)
+			w.fail(next, err, b)
 		}
 	}
 }
@@ -186,6 +204,30 @@ func (w *Worker) Pending() []*queue.Batch {
 		p = append(p, s.batch)
 	}
 	return append(p, w.resend...)
+}
+
+// Handover makes Run stop taking batches from the queue and return once the
+// destination has confirmed everything written (or ctx ends, or the
+// connection breaks), so that a worker replacing this one (a reload) sends
+// again only what stayed unconfirmed. Those batches are counted as resent
+// and returned by Pending.
+func (w *Worker) Handover() { w.requestHandover() }
+
+// requeueOnHandover moves, after a handover, the batches written and not
+// confirmed to the ones to send again, counted as resent: the successor
+// writes them a second time.
+func (w *Worker) requeueOnHandover() {
+	if w.handover.Err() == nil || len(w.unsettled) == 0 {
+		return
+	}
+	resend := make([]*queue.Batch, 0, len(w.unsettled)+len(w.resend))
+	for _, s := range w.unsettled {
+		resend = append(resend, s.batch)
+		w.metrics.OutputResent.WithLabelValues(w.opts.Name).Add(float64(len(s.batch.Entries)))
+	}
+	w.resend = append(resend, w.resend...)
+	clear(w.unsettled)
+	w.unsettled, w.unsettledBytes = w.unsettled[:0], 0
 }
 
 // Resume makes the worker send batches first, before Run takes new ones.

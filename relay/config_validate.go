@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,6 +98,7 @@ func (c *Config) validate(p *problems) {
 	for i, r := range c.Routes {
 		r.validate(p.in("route", i), routes, listeners, outputNames)
 	}
+	c.validateSockets(p)
 }
 
 func (c *Config) validateRoot(problem problemFunc) {
@@ -333,4 +335,156 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("invalid address %q: bad host %q", addr, host)
 	}
 	return nil
+}
+
+// socketAddr is where one listener, or the metrics server, binds: what two
+// sockets cannot share.
+type socketAddr struct {
+	kind string // "tcp" (tcp, tls, relp and metrics), "udp" or "unix"
+	// host is the IP to bind, or the zero Addr for a wildcard; name holds
+	// a host name instead, compared as written.
+	host     netip.Addr
+	name     string
+	wildcard hostWildcard
+	port     int
+	path     string // unix
+	key      string // the configuration key, e.g. listener[2].address
+	line     int
+}
+
+type hostWildcard int
+
+const (
+	notWildcard  hostWildcard = iota
+	wildcardIPv4              // 0.0.0.0: every IPv4 address
+	wildcardAll               // "" or [::]: Go binds these dual-stack, every address of both families
+)
+
+// validateSockets reports listeners that could not all be bound at once:
+// two on one address of the same transport, a wildcard address and a
+// specific one on the same port (0.0.0.0:514 and 127.0.0.1:514), a stream
+// listener on the metrics address, and two unix listeners on one path (the
+// second would replace the first one's socket file, and the first would
+// silently receive nothing). UDP and TCP on the same host and port do not
+// conflict, nor does port 0, for which the kernel picks a free port.
+// Problems are reported on the later listener's address, naming the other.
+func (c *Config) validateSockets(p *problems) {
+	var seen []socketAddr
+	if c.Metrics.Address != "" {
+		if a, ok := parseSocketAddr("tcp", c.Metrics.Address); ok {
+			a.key, a.line = "metrics.address", p.lines.line("metrics", -1, "address")
+			seen = append(seen, a)
+		}
+	}
+	for i, l := range c.Listeners {
+		a, ok := listenerSocket(l)
+		if !ok {
+			continue // a bad address is reported by the listener's own checks
+		}
+		a.key, a.line = keyPath("listener", i, "address"), p.lines.line("listener", i, "address")
+		for _, other := range seen {
+			if a.overlaps(other) {
+				p.in("listener", i)("address", "%s", a.conflict(l.Address, other))
+				break
+			}
+		}
+		seen = append(seen, a)
+	}
+}
+
+// listenerSocket returns where l binds; ok is false when that is not known
+// before binding (port 0) or the address is malformed.
+func listenerSocket(l ListenerConfig) (a socketAddr, ok bool) {
+	switch l.Protocol {
+	case ProtocolTCP, ProtocolTLS, ProtocolRELP:
+		return parseSocketAddr("tcp", l.Address)
+	case ProtocolUDP:
+		return parseSocketAddr("udp", l.Address)
+	case ProtocolUnix:
+		return socketAddr{kind: "unix", path: filepath.Clean(l.Address)}, l.Address != ""
+	}
+	return socketAddr{}, false
+}
+
+// sameSocketAddr reports whether listeners a and b cannot be bound at once.
+func sameSocketAddr(a, b ListenerConfig) bool {
+	sa, ok := listenerSocket(a)
+	sb, ok2 := listenerSocket(b)
+	return ok && ok2 && sa.overlaps(sb)
+}
+
+// parseSocketAddr reads a host:port already checked by checkHostPort; ok is
+// false for an address the kernel chooses (port 0) or that is malformed.
+func parseSocketAddr(kind, address string) (socketAddr, bool) {
+	host, portText, err := net.SplitHostPort(address)
+	if err != nil {
+		return socketAddr{}, false
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port == 0 {
+		return socketAddr{}, false
+	}
+	a := socketAddr{kind: kind, port: port}
+	if strings.EqualFold(host, "localhost") {
+		host = "127.0.0.1" // what the relay's listen resolves it to
+	}
+	switch ip, err := netip.ParseAddr(host); {
+	case host == "":
+		a.wildcard = wildcardAll
+	case err != nil:
+		a.name = strings.ToLower(host)
+	case ip.Unmap().IsUnspecified() && ip.Is4():
+		a.wildcard = wildcardIPv4
+	case ip.IsUnspecified():
+		a.wildcard = wildcardAll
+	default:
+		a.host = ip.Unmap()
+	}
+	return a, true
+}
+
+// overlaps reports whether a and b cannot both be bound.
+func (a socketAddr) overlaps(b socketAddr) bool {
+	if a.kind != b.kind {
+		return false
+	}
+	if a.kind == "unix" {
+		return a.path == b.path
+	}
+	if a.port != b.port {
+		return false
+	}
+	if a.wildcard == wildcardAll || b.wildcard == wildcardAll {
+		return true
+	}
+	if a.name != "" || b.name != "" {
+		// A name's address is not known without asking a resolver; only
+		// the same name is a certain conflict.
+		return a.name == b.name
+	}
+	if a.wildcard == wildcardIPv4 || b.wildcard == wildcardIPv4 {
+		other := b
+		if b.wildcard == wildcardIPv4 {
+			other = a
+		}
+		return other.wildcard == wildcardIPv4 || other.host.Is4()
+	}
+	return a.host == b.host
+}
+
+// conflict says why the listener at address cannot bind beside other.
+func (a socketAddr) conflict(address string, other socketAddr) string {
+	where := other.key
+	if other.line > 0 {
+		where += " on line " + strconv.Itoa(other.line)
+	}
+	switch {
+	case a.kind == "unix":
+		return "socket path " + strconv.Quote(address) + " is also used by " + where +
+			": the second listener would replace the first one's socket, which would then receive nothing"
+	case other.key == "metrics.address":
+		return strconv.Quote(address) + " overlaps the metrics address (" + where + "): they cannot both bind"
+	}
+	return strconv.Quote(address) + " overlaps the " + a.kind + " address of " + where +
+		": two " + a.kind + " sockets cannot bind one port on overlapping addresses (a wildcard such as 0.0.0.0 covers every specific address)"
 }

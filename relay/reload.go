@@ -1,11 +1,13 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"time"
 )
 
 // reloadRequest carries a new configuration to Run, which applies it.
@@ -207,11 +209,30 @@ func (s *Server) applyLimits(limits map[string]QueueConfig) []error {
 	return errs
 }
 
+// handoverGrace bounds how long a reload waits for the upstreams of
+// replaced workers to confirm what those workers wrote.
+const handoverGrace = 5 * time.Second
+
 // replaceWorkers swaps in the new workers of changed outputs; each takes
-// over its predecessor's queue and unsent batches.
+// over its predecessor's queue and unsent batches. The old workers first
+// stop taking batches and wait, together and for at most handoverGrace,
+// until their upstreams have confirmed what they wrote: a healthy upstream
+// then gets nothing twice, and what is still unconfirmed is counted as
+// resent.
 func (s *Server) replaceWorkers(replaced map[string]*outputState) {
+	for name := range replaced {
+		s.outputs[name].worker.Handover()
+	}
+	grace, cancel := context.WithTimeout(context.Background(), handoverGrace)
+	defer cancel()
 	for name, next := range replaced {
 		cur := s.outputs[name]
+		select {
+		case <-cur.done:
+		case <-grace.Done():
+			s.log.Warn("the upstream did not confirm what the replaced worker wrote in time; the new worker sends it again",
+				"output", name, "waited", handoverGrace)
+		}
 		cur.stop()
 		<-cur.done
 		// The old worker's unsent batches go out first on the new one.
@@ -250,43 +271,78 @@ func (s *Server) removeOutputs(cfg *Config) []error {
 	return errs
 }
 
-// rebindListeners closes the removed and changed listeners, then binds the
-// new and changed ones (a changed one may keep its address).
+// rebindListeners applies cfg's listeners. One whose protocol and address
+// stay takes its new settings in place, on its socket (updateListener). One
+// that goes, or must be bound again, is read dry and closed (drain); its
+// successor is bound before that when the two sockets can coexist, so that
+// senders moving to a new address find it at once, and after it when they
+// share the address.
 func (s *Server) rebindListeners(cfg *Config) []error {
+	var errs []error
 	want := map[string]ListenerConfig{}
 	for _, lc := range cfg.Listeners {
 		want[lc.Name] = lc
 	}
+	var gone []*listenerState
 	for name, ls := range s.listeners {
 		lc, ok := want[name]
-		if ok && reflect.DeepEqual(lc, ls.cfg) {
-			continue
-		}
-		_ = ls.l.close()
-		<-ls.done
-		s.mu.Lock()
-		delete(s.listeners, name)
-		s.mu.Unlock()
-		if !ok {
-			s.metrics.RemoveListener(name)
+		switch {
+		case ok && reflect.DeepEqual(lc, ls.cfg):
+		case ok && keepsSocket(ls.cfg, lc):
+			next, err := s.updateListener(ls, lc)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			s.mu.Lock()
+			s.listeners[name] = next
+			s.mu.Unlock()
+		default:
+			gone = append(gone, ls)
 		}
 	}
-	var errs []error
+	// The listeners to bind: new names, and the successors of those gone.
+	var pending []ListenerConfig
 	for _, lc := range cfg.Listeners {
-		if _, ok := s.listeners[lc.Name]; ok {
-			continue
+		if cur, ok := s.listeners[lc.Name]; !ok || slices.Contains(gone, cur) {
+			pending = append(pending, lc)
 		}
-		l, err := s.newListener(lc)
+	}
+	bound := map[string]*listenerState{}
+	bind := func(lc ListenerConfig) {
+		l, err := s.newListener(lc, nil)
 		if err != nil {
 			errs = append(errs, err)
-			continue
+			return
 		}
 		ls := &listenerState{cfg: lc, l: l}
-		s.mu.Lock()
-		s.listeners[lc.Name] = ls
-		s.mu.Unlock()
+		bound[lc.Name] = ls
 		s.startListener(ls)
 	}
+	pending = slices.DeleteFunc(pending, func(lc ListenerConfig) bool {
+		if slices.ContainsFunc(gone, func(g *listenerState) bool { return sameSocketAddr(g.cfg, lc) }) {
+			return false
+		}
+		bind(lc)
+		return true
+	})
+	for _, ls := range gone {
+		s.drain(ls)
+		s.mu.Lock()
+		delete(s.listeners, ls.cfg.Name)
+		s.mu.Unlock()
+		if _, ok := want[ls.cfg.Name]; !ok {
+			s.metrics.RemoveListener(ls.cfg.Name)
+		}
+	}
+	for _, lc := range pending {
+		bind(lc)
+	}
+	s.mu.Lock()
+	for name, ls := range bound {
+		s.listeners[name] = ls
+	}
+	s.mu.Unlock()
 	return errs
 }
 

@@ -28,7 +28,8 @@ type relpListener struct {
 
 	// closing is set by close before it interrupts the connections' reads,
 	// so a handler that moves its read deadline can see it and not wait.
-	closing atomic.Bool
+	// A listener that takes over the socket at a reload shares it.
+	closing *atomic.Bool
 	done    chan struct{} // closed by close: ends rate-limit pauses
 }
 
@@ -36,19 +37,21 @@ type relpListener struct {
 // listener closes: the acknowledgements still owed and serverclose.
 const relpCloseGrace = time.Second
 
-// newRELPListener binds cfg.Address. Its frames may carry up to
-// cfg.MaxMessageSize bytes of message; a longer message is truncated and
-// counted, as on TCP.
-func newRELPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger) (listener, error) {
-	l := &relpListener{cfg: cfg, done: make(chan struct{})}
+// newRELPListener binds cfg.Address, or serves ln when it is not nil (a
+// reload keeps the socket). Its frames may carry up to cfg.MaxMessageSize
+// bytes of message; a longer message is truncated and counted, as on TCP.
+func newRELPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger, ln net.Listener) (*relpListener, error) {
+	l := &relpListener{cfg: cfg, done: make(chan struct{}), closing: new(atomic.Bool)}
 	err := l.init(cfg, in, gauge, log)
 	if err != nil {
 		return nil, err
 	}
-	if l.ln, err = net.Listen("tcp", cfg.Address); err != nil {
-		return nil, err
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Address); err != nil {
+			return nil, err
+		}
 	}
-	ln := l.ln
+	l.ln = ln
 	if cfg.TLS.CertFile != "" {
 		// RELP over TLS: the same settings, reloading and checks as a
 		// "tls" listener.

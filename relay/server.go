@@ -109,6 +109,10 @@ type listenerState struct {
 	cfg  ListenerConfig
 	l    listener
 	done chan struct{} // closed when serve has returned
+	// retired are the listeners that served the same socket before reloads
+	// (newest first): they no longer accept, and serve the connections they
+	// accepted until those end.
+	retired []*listenerState
 }
 
 // New does every step that can fail — lock the data dir, open the queues,
@@ -166,7 +170,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	for _, lc := range cfg.Listeners {
-		l, err := s.newListener(lc)
+		l, err := s.newListener(lc, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -224,9 +228,20 @@ func (s *Server) newRouter(cfg *Config) *router {
 	return r
 }
 
-// newListener binds the listener lc; its ingest reads the current router
-// for every message, so a reload's new routes apply at once.
-func (s *Server) newListener(lc ListenerConfig) (listener, error) {
+// newListener binds the listener lc or, when prev is not nil, builds it on
+// a duplicate of prev's socket, sharing prev's connection slots (a reload
+// that keeps the socket: see listener_reload.go). Its ingest reads the
+// current router for every message, so a reload's new routes apply at once.
+func (s *Server) newListener(lc ListenerConfig, prev listener) (_ listener, err error) {
+	ln, pc, err := dupSocket(prev)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: keep the socket: %w", lc.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			closeSocket(ln, pc)
+		}
+	}()
 	in := newIngest(lc.Name, &s.router, s.metrics)
 	in.exportReasons(listenerReasons(lc))
 	if lc.Dedup {
@@ -240,19 +255,22 @@ func (s *Server) newListener(lc ListenerConfig) (listener, error) {
 		in.dedup = s.dedup
 	}
 	var l listener
-	var err error
+	gauge := &connGauge{g: s.metrics.ListenerConnections.WithLabelValues(lc.Name)}
 	switch lc.Protocol {
 	case ProtocolUDP, ProtocolUnix:
-		l, err = newDatagramListener(lc, in, s.log)
+		l, err = newDatagramListener(lc, in, s.log, pc)
 	case ProtocolTCP, ProtocolTLS:
-		l, err = newTCPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
+		l, err = newTCPListener(lc, in, gauge, s.log, ln)
 	case ProtocolRELP:
-		l, err = newRELPListener(lc, in, s.metrics.ListenerConnections.WithLabelValues(lc.Name), s.log)
+		l, err = newRELPListener(lc, in, gauge, s.log, ln)
 	default:
 		err = fmt.Errorf("unknown protocol %q", lc.Protocol)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+	}
+	if prev != nil {
+		shareConnections(l, prev)
 	}
 	return l, nil
 }
@@ -524,7 +542,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	stopListeners()
 	for _, ls := range s.listeners {
-		if err := ls.l.close(); err != nil {
+		if err := ls.close(); err != nil {
 			s.log.Warn("close listener", "listener", ls.cfg.Name, "err", err)
 		}
 	}
@@ -633,7 +651,7 @@ func (s *Server) release() error {
 	defer s.mu.Unlock()
 	var errs []error
 	for _, ls := range s.listeners {
-		_ = ls.l.close()
+		_ = ls.close()
 	}
 	s.listeners = map[string]*listenerState{}
 	if s.httpLn != nil {

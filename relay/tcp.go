@@ -43,7 +43,9 @@ type tcpListener struct {
 	done chan struct{} // closed by close: ends rate-limit pauses
 }
 
-func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger) (*tcpListener, error) {
+// newTCPListener binds cfg.Address, or serves ln when it is not nil (a
+// reload keeps the socket).
+func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64) }, log *slog.Logger, ln net.Listener) (*tcpListener, error) {
 	l := &tcpListener{cfg: cfg, done: make(chan struct{}), content: newContentCounters(in)}
 	err := l.init(cfg, in, gauge, log)
 	if err != nil {
@@ -57,9 +59,12 @@ func newTCPListener(cfg ListenerConfig, in *ingest, gauge interface{ Set(float64
 		}
 		l.tlsConfig = l.tls.serverTLSConfig()
 	}
-	if l.ln, err = net.Listen("tcp", cfg.Address); err != nil {
-		return nil, err
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Address); err != nil {
+			return nil, err
+		}
 	}
+	l.ln = ln
 	args := []any{"protocol", cfg.Protocol, "address", l.addr()}
 	if cfg.Protocol == "tls" {
 		args = append(args, "mutual_tls", cfg.TLS.ClientCAFile != "")

@@ -35,9 +35,10 @@ type datagramListener struct {
 	closeOnce sync.Once
 }
 
-// newDatagramListener binds the datagram listener cfg. Its errors leave
-// naming the listener to the caller (newListener).
-func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*datagramListener, error) {
+// newDatagramListener binds the datagram listener cfg, or serves conn when
+// it is not nil (a reload keeps the socket). Its errors leave naming the
+// listener to the caller (newListener).
+func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger, conn net.PacketConn) (*datagramListener, error) {
 	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name), content: newContentCounters(in), done: make(chan struct{})}
 	l.errs = socketErrors{what: "read", log: l.log}
 	switch cfg.Protocol {
@@ -49,22 +50,28 @@ func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger) (*dat
 		l.acl = acl
 		l.denied = in.errors.WithLabelValues("denied")
 		l.rateLimited = in.errors.WithLabelValues("rate_limited")
-		c, err := net.ListenPacket("udp", cfg.Address)
-		if err != nil {
-			return nil, err
+		if conn == nil {
+			c, err := net.ListenPacket("udp", cfg.Address)
+			if err != nil {
+				return nil, err
+			}
+			conn = c
 		}
-		l.conn = c
+		l.conn = conn
 	case ProtocolUnix:
-		if err := removeStaleSocket(cfg.Address); err != nil {
-			return nil, err
+		if conn == nil {
+			if err := removeStaleSocket(cfg.Address); err != nil {
+				return nil, err
+			}
+			c, err := net.ListenPacket("unixgram", cfg.Address)
+			if err != nil {
+				return nil, err
+			}
+			conn = c
 		}
-		c, err := net.ListenPacket("unixgram", cfg.Address)
-		if err != nil {
-			return nil, err
-		}
-		l.conn, l.socket = c, cfg.Address
+		l.conn, l.socket = conn, cfg.Address
 		if err := os.Chmod(cfg.Address, os.FileMode(*cfg.SocketMode)); err != nil {
-			c.Close()
+			conn.Close()
 			return nil, err
 		}
 	}
