@@ -262,7 +262,7 @@ outputs = ["file"]
 		t.Fatal(err)
 	}
 	sendTook := time.Since(start)
-	if !testpeer.WaitFor(5*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		return r.metric("relay_listener_messages_received_total", "listener", "udp")+
 			r.metric("relay_listener_errors_total", "listener", "udp", "reason", "rate_limited") == 1000
 	}) {
@@ -290,7 +290,7 @@ outputs = ["file"]
 	if took < 800*time.Millisecond {
 		t.Errorf("tcp: 600 messages at 500/s (burst 100) read in %v, want about 1s", took)
 	}
-	if !testpeer.WaitFor(5*time.Second, func() bool { return testpeer.Check("tcp", 600, testpeer.ReadLines(out)).Delivered() == 600 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check("tcp", 600, testpeer.ReadLines(out)).Delivered() == 600 }) {
 		t.Fatalf("tcp: %v", testpeer.Check("tcp", 600, testpeer.ReadLines(out)))
 	}
 	if n := r.metric("relay_listener_errors_total", "listener", "tcp", "reason", "rate_limited"); n == 0 {
