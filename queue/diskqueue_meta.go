@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // This file knows go-diskqueue's (v1.1.0) files: the data files
@@ -227,6 +228,17 @@ func createEmpty(path string) error {
 func writeMeta(dir, meta string, m dqMeta) error {
 	tmp := meta + ".repair.tmp"
 	if err := writeFileSync(tmp, m.format()); err != nil {
+		_ = os.Remove(tmp)
+		// On a disk full of the queue's own backlog no new file can be
+		// written, and a queue that then failed to open would never send
+		// the backlog that frees the space. The existing metadata file's
+		// block is already allocated: overwrite it in place (a few dozen
+		// bytes within one block).
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			if ierr := overwriteInPlace(meta, m.format()); ierr == nil {
+				return nil
+			}
+		}
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	if err := os.Rename(tmp, meta); err != nil {
