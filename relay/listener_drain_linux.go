@@ -2,8 +2,9 @@ package relay
 
 import (
 	"net"
-	"syscall"
-	"unsafe"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // acceptQueueLen returns how many connections wait in ln's backlog to be
@@ -17,18 +18,40 @@ func acceptQueueLen(ln net.Listener) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var info syscall.TCPInfo
-	var errno syscall.Errno
-	err = raw.Control(func(fd uintptr) {
-		size := uint32(unsafe.Sizeof(info))
-		_, _, errno = syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.SOL_TCP, syscall.TCP_INFO,
-			uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&size)), 0)
-	})
-	if err != nil {
+	var info *unix.TCPInfo
+	var ierr error
+	if err := raw.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO)
+	}); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, errno
+	if ierr != nil {
+		return 0, ierr
 	}
 	return int(info.Unacked), nil
+}
+
+// connQuiet reports whether c has nothing waiting to be read (SIOCINQ) and
+// has received no data for at least quiet (tcpi_last_data_recv). A
+// connection whose reader is behind has bytes waiting; one whose sender is
+// still writing keeps receiving.
+func connQuiet(c net.Conn, quiet time.Duration) bool {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return true
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	var queued int
+	var info *unix.TCPInfo
+	var qerr, ierr error
+	if err := raw.Control(func(fd uintptr) {
+		queued, qerr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.SOL_TCP, unix.TCP_INFO)
+	}); err != nil || qerr != nil || ierr != nil {
+		return true // closed, or the kernel does not tell: nothing to wait for
+	}
+	return queued == 0 && time.Duration(info.Last_data_recv)*time.Millisecond >= quiet
 }

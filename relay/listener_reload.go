@@ -26,8 +26,9 @@ import (
 // A listener that is removed, or must be bound again (a new address or
 // protocol), is read dry before its socket closes (drain): a stream
 // listener accepts what waits in its backlog and then stops accepting, and
-// each of its connections reads what its socket holds and then ends; a
-// datagram listener reads until its socket is empty.
+// each of its connections, once its sender has gone quiet, reads what its
+// socket holds and then ends; a datagram listener reads until its socket
+// is empty.
 
 // drainGrace bounds how long a reload waits for a listener to be read dry.
 const drainGrace = 10 * time.Second
@@ -186,10 +187,16 @@ func stopAccepting(ln net.Listener, deadline time.Time) {
 	_ = ln.Close()
 }
 
-// readDry shuts down the reading side of every connection of conns: each
-// handler reads what the kernel holds for it, then meets the end of the
-// stream and ends. It returns when every listener of ls has returned from
-// serve, or at deadline.
+// quietBeforeClose is how long a connection of a listener being drained
+// must have received nothing, with nothing left unread, before its reading
+// side is shut down. A sender still writing, or one the relay is behind
+// with, keeps its connection until drainGrace.
+const quietBeforeClose = 500 * time.Millisecond
+
+// readDry shuts down the reading side of every connection of conns once it
+// is quiet: its handler reads what the kernel still holds for it, then
+// meets the end of the stream and ends. It returns when every listener of
+// ls has returned from serve, or at deadline.
 func readDry(ls *listenerState, conns *connSet, deadline time.Time) {
 	done := make(chan struct{})
 	go func() {
@@ -202,7 +209,7 @@ func readDry(ls *listenerState, conns *connSet, deadline time.Time) {
 		// Again on every tick: the serve loop may still add a connection
 		// it accepted just before its socket closed.
 		conns.forEach(func(c net.Conn) {
-			if tc, ok := c.(*net.TCPConn); ok {
+			if tc, ok := c.(*net.TCPConn); ok && connQuiet(tc, quietBeforeClose) {
 				_ = tc.CloseRead()
 			}
 		})

@@ -272,6 +272,9 @@ func TestReloadRELPListenerInPlace(t *testing.T) {
 	if got := r.addr("relp"); got != addr {
 		t.Errorf("relp listener moved from %s to %s", addr, got)
 	}
+	if !testpeer.WaitFor(20*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= reloads+1 }) {
+		t.Errorf("output has %d lines, want %d", len(testpeer.ReadLines(out)), reloads+1)
+	}
 	if took := r.stop(); took > 10*time.Second {
 		t.Errorf("stop took %v", took)
 	}
