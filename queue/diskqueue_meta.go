@@ -100,12 +100,15 @@ const dqMinMsgSize = 1
 //
 // repairMetadata counts the whole records past the recorded write position
 // (past the read position if there is no metadata, or if its depth is
-// negative, which a count gone wrong before left) and moves the write
-// position after the last of them. A file that ends in a torn record (a write
-// the kill cut short) or in damage is left as it is and the writer moves to
-// a new file; go-diskqueue's reader fails at that point and the salvage
-// (salvage.go) scans the rest, putting any intact record back, which counts
-// it again.
+// negative, which a count gone wrong before left), adds them to the depth and
+// moves the writer to a new data file, as go-diskqueue itself does when it
+// finds its write file longer than recorded. The new file matters for
+// duplicates: when go-diskqueue's reader moves on to it, having read the
+// recovered records, it persists its read position, so a second crash soon
+// after does not deliver them again. A torn record (a write the kill cut
+// short) or damage ends the count in its file; go-diskqueue's reader fails
+// there and the salvage (salvage.go) scans the rest, putting any intact
+// record back, which counts it again.
 func repairMetadata(dir, name string) (added int64, err error) {
 	meta := metaPath(dir, name)
 	var m dqMeta
@@ -151,7 +154,7 @@ func repairMetadata(dir, name string) (added int64, err error) {
 		num, pos = m.readNum, m.readPos
 	}
 	for ; found && num <= last; num, pos = num+1, 0 {
-		n, end, size, err := scanWholeRecords(dataPath(dir, name, num), pos)
+		n, size, err := scanWholeRecords(dataPath(dir, name, num), pos)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -159,13 +162,7 @@ func repairMetadata(dir, name string) (added int64, err error) {
 			return 0, err
 		}
 		repaired.depth += n
-		if num < m.writeNum || (num == m.writeNum && size <= m.writePos) {
-			continue
-		}
-		// Data past the write position: write after the last whole record,
-		// or in a new file when something else follows it.
-		repaired.writeNum, repaired.writePos = num, end
-		if end < size {
+		if size > 0 && (num > m.writeNum || (num == m.writeNum && size > m.writePos)) {
 			repaired.writeNum, repaired.writePos = num+1, 0
 		}
 	}
@@ -180,39 +177,39 @@ func repairMetadata(dir, name string) (added int64, err error) {
 
 // scanWholeRecords reads the length prefixes in the data file at path from pos
 // on, as go-diskqueue's reader would, and returns the number of whole
-// records, the offset just past the last of them and the file's size.
-func scanWholeRecords(path string, pos int64) (n, end, size int64, err error) {
+// records up to the end or the first bad length, and the file's size.
+func scanWholeRecords(path string, pos int64) (n, size int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, err
 	}
-	size, end = fi.Size(), pos
+	size = fi.Size()
 	if pos >= size {
-		return 0, pos, size, nil
+		return 0, size, nil
 	}
 	r := bufio.NewReaderSize(io.NewSectionReader(f, pos, size-pos), 64<<10)
 	var hdr [4]byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return n, end, size, nil
+				return n, size, nil
 			}
-			return 0, 0, 0, fmt.Errorf("count records in %s: %w", filepath.Base(path), err)
+			return 0, 0, fmt.Errorf("count records in %s: %w", filepath.Base(path), err)
 		}
 		l := int64(binary.BigEndian.Uint32(hdr[:]))
-		if l < dqMinMsgSize || l > maxRecordLen || end+4+l > size {
-			return n, end, size, nil
+		if l < dqMinMsgSize || l > maxRecordLen || pos+4+l > size {
+			return n, size, nil
 		}
 		if _, err := r.Discard(int(l)); err != nil {
-			return 0, 0, 0, fmt.Errorf("count records in %s: %w", filepath.Base(path), err)
+			return 0, 0, fmt.Errorf("count records in %s: %w", filepath.Base(path), err)
 		}
 		n++
-		end += 4 + l
+		pos += 4 + l
 	}
 }
 

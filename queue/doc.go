@@ -42,7 +42,7 @@
 // count them, so its depth reads zero while they are still unread. Open
 // therefore repairs the metadata before go-diskqueue starts: it counts the
 // records past the recorded write position (all unread records when there is
-// no metadata) and moves the write position after them.
+// no metadata) and moves the writer to a new data file after them.
 //
 // # At least once
 //

@@ -224,3 +224,100 @@ func TestCrashDepth(t *testing.T) {
 		})
 	}
 }
+
+// The twice crash test kills two children in a row on one queue. The first
+// writes records and dies before any metadata sync. The second delivers every
+// one of them and dies shortly after, before a sync by count or interval.
+// Its reader persists its position when it moves on from the recovered
+// records, so the parent gets none of them a third time: duplicates after a
+// crash are bounded by the sync window of the run that crashed, not
+// accumulated over crashes in a row.
+const twiceRecords = 300
+
+func twiceChild(mode, dir string) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "crash child:", err)
+		os.Exit(3)
+	}
+	q, err := Open(depthOptions(dir))
+	if err != nil {
+		fail(err)
+	}
+	switch mode {
+	case "write":
+		for i := range twiceRecords {
+			if err := q.Append(bigEntry(i)); err != nil {
+				fail(err)
+			}
+		}
+	case "deliver":
+		ctx := context.Background()
+		for range twiceRecords {
+			b, err := q.Next(ctx)
+			if err != nil {
+				fail(err)
+			}
+			if err := q.Done(b); err != nil {
+				fail(err)
+			}
+		}
+		// Every record is in data file 0. go-diskqueue writes its metadata
+		// from its own goroutine, so give it time to record a read position
+		// past that file, and let the parent judge what it found.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			b, err := os.ReadFile(metaPath(dir, "out"))
+			if m, perr := parseMeta(b); err == nil && perr == nil && m.readNum > 0 && m.readNum == m.writeNum && m.readPos == m.writePos {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	default:
+		fail(fmt.Errorf("unknown mode %q", mode))
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGKILL); err != nil {
+		fail(err)
+	}
+	select {}
+}
+
+func TestCrashTwiceDuplicates(t *testing.T) {
+	if mode := os.Getenv(crashModeEnv); mode != "" {
+		twiceChild(mode, os.Getenv(crashDirEnv))
+		return
+	}
+	dir := t.TempDir()
+	for _, mode := range []string{"write", "deliver"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashTwiceDuplicates$")
+		cmd.Env = append(os.Environ(), crashModeEnv+"="+mode, crashDirEnv+"="+dir)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("%s child did not crash: %v\n%s", mode, err, out)
+		}
+		if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("%s child ended with %v, want SIGKILL\n%s", mode, err, out)
+		}
+	}
+	q, logs := openQueue(t, dir, func(o *Options) {
+		logf := o.Logf
+		*o = depthOptions(dir)
+		o.Logf = logf
+	})
+	again := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		b, err := q.Next(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		again++
+		if err := q.Done(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again > 0 {
+		t.Errorf("%d of the %d records delivered before the second crash came again; log:\n%s", again, twiceRecords, logs)
+	}
+}
