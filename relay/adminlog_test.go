@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -226,8 +227,14 @@ outputs = ["file"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.srv.Reload(cfg); err != nil {
-		t.Fatal(err)
+	// Run starts in its own goroutine: until it has, Reload says so.
+	var rerr error
+	testpeer.WaitFor(30*time.Second, func() bool {
+		rerr = r.srv.Reload(cfg)
+		return !errors.Is(rerr, ErrNotRunning)
+	})
+	if rerr != nil {
+		t.Fatal(rerr)
 	}
 	lines := logLines(logs, "queue limits changed", "output=file")
 	if len(lines) != 1 {

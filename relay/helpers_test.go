@@ -42,7 +42,25 @@ func startRelay(t testing.TB, dataDir, cfgText string) *testRelay {
 	r := &testRelay{t: t, srv: srv, reg: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- srv.Run(ctx) }()
 	t.Cleanup(func() { r.stop() })
+	waitRunning(t, srv)
 	return r
+}
+
+// waitRunning waits until Run serves, so that a test's Reload does not
+// meet ErrNotRunning on a machine slow to start Run's goroutine.
+func waitRunning(t testing.TB, srv *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		srv.mu.Lock()
+		running := srv.state == stateRunning
+		srv.mu.Unlock()
+		if running {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not start serving within 30 s")
+		}
+	}
 }
 
 // stop stops the relay and returns how long Run took to return.
