@@ -95,6 +95,7 @@ type Worker struct {
 	// batch written on it was confirmed; lossyBreak tells whether the last
 	// connection broke with messages unconfirmed.
 	onConn, confirmedOnConn, lossyBreak bool
+	everConnected                       bool
 	// movedAt is when the oldest unconfirmed message was written or,
 	// when later, when a batch was last confirmed: the start of a stall.
 	movedAt time.Time
@@ -264,19 +265,23 @@ func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
 }
 
 // connected notes a new connection.
-func (w *Worker) connected() { w.onConn, w.confirmedOnConn = true, false }
+func (w *Worker) connected() {
+	w.onConn, w.confirmedOnConn, w.everConnected = true, false, true
+}
 
 func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 	if !w.dest.Connected() {
 		if err := w.dest.Connect(ctx); err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
-		w.connected()
-		if w.outage.since.IsZero() {
-			w.log.Info("connected")
+		// The first connection is news; later ones end an outage, which
+		// "resumed" reports once a batch is confirmed, or an interruption.
+		if w.everConnected || !w.outage.since.IsZero() {
+			w.log.Debug("connected")
 		} else {
-			w.log.Debug("connected") // resumed is logged once a batch is confirmed
+			w.log.Info("connected")
 		}
+		w.connected()
 	}
 	if len(w.unsettled) == 0 {
 		w.movedAt = time.Now()
