@@ -34,6 +34,11 @@ type Metrics struct {
 	OutputResent  *prometheus.CounterVec
 	OutputDropped *prometheus.CounterVec
 	OutputUp      *prometheus.GaugeVec
+	// OutputLastDelivery is when the output last had a batch confirmed.
+	OutputLastDelivery *prometheus.GaugeVec
+	// OutputWindow is the most the output currently holds written and
+	// unconfirmed.
+	OutputWindow *prometheus.GaugeVec
 
 	ParseProblems *prometheus.CounterVec
 
@@ -106,7 +111,15 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"output", "reason"}),
 		OutputUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "output_up",
-			Help: "1 when the output's last send succeeded, 0 while it is failing.",
+			Help: "1 when the output's last send succeeded, 0 while it is failing or stalled.",
+		}, []string{"output"}),
+		OutputLastDelivery: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "output_last_delivery_timestamp_seconds",
+			Help: "When the upstream last confirmed a batch of the output, as a Unix time; 0 until the first since the relay started.",
+		}, []string{"output"}),
+		OutputWindow: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "output_unconfirmed_limit_bytes",
+			Help: "The most the output holds written and not yet confirmed: 16 MiB, or less while its connections keep breaking with messages unconfirmed.",
 		}, []string{"output"}),
 		ParseProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "parse_problems_total",
@@ -142,7 +155,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.ListenerMessages, m.ListenerBytes, m.ListenerErrors, m.ListenerConnections,
 		m.Accepted, m.Unrouted, m.RouteMatched,
 		m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent,
-		m.OutputDropped, m.OutputUp,
+		m.OutputDropped, m.OutputUp, m.OutputLastDelivery, m.OutputWindow,
 		m.ParseProblems,
 		m.ConfigReloads, m.ConfigLastReloadOK, m.ConfigLastReloadTime,
 		m.TargetUp, m.TargetSent, m.TargetErrors,
@@ -200,6 +213,8 @@ func (m *Metrics) RemoveOutput(name string) {
 		v.DeleteLabelValues(name)
 	}
 	m.OutputUp.DeleteLabelValues(name)
+	m.OutputLastDelivery.DeleteLabelValues(name)
+	m.OutputWindow.DeleteLabelValues(name)
 	byOutput := prometheus.Labels{"output": name}
 	m.OutputDropped.DeletePartialMatch(byOutput)
 	m.ParseProblems.DeletePartialMatch(byOutput)

@@ -6,11 +6,14 @@ import (
 	"net"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // connState checks a TCP connection without blocking and returns how many
-// written bytes the peer has not acknowledged yet (SIOCOUTQ), and whether the
-// peer closed the connection cleanly (FIN). A reset is an error.
+// written bytes the peer has not acknowledged yet (SIOCOUTQ), the state of
+// the peer's receive window (TCP_INFO), and whether the peer closed the
+// connection cleanly (FIN). A reset is an error.
 //
 // The difference matters for what must be sent again. A peer process that
 // closes its socket with our data unread in its buffer makes its kernel
@@ -24,10 +27,13 @@ import (
 // The TLS destination's reader goroutine drains those records so that
 // they cannot hide a FIN or a reset behind them, and TCP.tlsState weighs
 // what it saw (see there).
-func connState(c *net.TCPConn) (unacked int, peerClosed bool, err error) {
+//
+// A closed window means the peer's socket buffer is full: its process has
+// not read what its kernel acknowledged (see TCP.peerReading).
+func connState(c *net.TCPConn) (unacked int, win peerWindow, peerClosed bool, err error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
-		return 0, false, err
+		return 0, win, false, err
 	}
 	var opErr error
 	ctrlErr := raw.Control(func(fd uintptr) {
@@ -47,15 +53,43 @@ func connState(c *net.TCPConn) (unacked int, peerClosed bool, err error) {
 			return
 		}
 		unacked = int(q)
+		win = readPeerWindow(fd, unacked)
 	})
 	if ctrlErr != nil {
-		return 0, false, ctrlErr
+		return 0, win, false, ctrlErr
 	}
 	if opErr != nil {
-		return 0, false, opErr
+		return 0, win, false, opErr
 	}
 	if unacked < 0 {
-		return 0, false, errors.New("SIOCOUTQ: negative queue length")
+		return 0, win, false, errors.New("SIOCOUTQ: negative queue length")
 	}
-	return unacked, peerClosed, nil
+	return unacked, win, peerClosed, nil
+}
+
+// peerWindow is the receive window the peer advertises.
+type peerWindow struct {
+	size int64 // tcpi_snd_wnd; 0 when the kernel does not report it
+	// closed is set when it keeps us from sending: the peer advertises no
+	// room, or, with data waiting to go out, less than one segment's room
+	// beyond what is in flight (the sender then waits for the peer to
+	// read, sending only window probes).
+	closed bool
+}
+
+// readPeerWindow reads the peer's receive window; outq is SIOCOUTQ. The
+// window is tcpi_snd_wnd (Linux 5.4 and later); an older kernel returns a
+// shorter tcp_info without it, and the window then counts as open.
+func readPeerWindow(fd uintptr, outq int) peerWindow {
+	var ti unix.TCPInfo
+	n := uint32(unsafe.Sizeof(ti))
+	_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+		uintptr(unsafe.Pointer(&ti)), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 || uintptr(n) < unsafe.Offsetof(ti.Snd_wnd)+unsafe.Sizeof(ti.Snd_wnd) {
+		return peerWindow{}
+	}
+	size := int64(ti.Snd_wnd)
+	notSent := int64(ti.Notsent_bytes)
+	inFlight := int64(outq) - notSent
+	return peerWindow{size: size, closed: size == 0 || notSent > 0 && size-inFlight < int64(ti.Snd_mss)}
 }

@@ -86,7 +86,12 @@ type TCP struct {
 	// Settled can apply ConfirmDelay; one entry per batch.
 	marks   []offsetMark
 	settled int64
-	numBuf  []byte
+	// closedAt is the offset the peer's kernel had acknowledged when its
+	// receive window was found closed, -1 while it is open; maxWindow the
+	// largest window it advertised on this connection. See peerReading.
+	closedAt  int64
+	maxWindow int64
+	numBuf    []byte
 }
 
 type offsetMark struct {
@@ -143,6 +148,7 @@ func (t *TCP) Connect(ctx context.Context) error {
 		t.written = t.wire.n.Load()
 		t.settled = t.written
 	}
+	t.closedAt, t.maxWindow = -1, 0
 	t.marks = t.marks[:0]
 	return nil
 }
@@ -251,6 +257,12 @@ func (t *TCP) BytesWritten() int64 { return t.msgBytes }
 // settled at once (it was read: see connState) and errPeerClosed tells the
 // caller to resend the rest on a new connection. A reset is an error with
 // nothing new settled.
+//
+// Nothing is settled while the peer's process is not reading (see
+// peerReading): what its kernel holds may never be read. Without this, an
+// upstream that accepts connections and never reads would take a socket
+// buffer of messages into the void at every reconnect and look healthy
+// each time.
 func (t *TCP) Settled(now time.Time) (int64, error) {
 	if t.conn == nil {
 		return t.settled, errors.New("not connected")
@@ -259,7 +271,7 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 	// writes in between make the acknowledged offset look lower, never
 	// higher.
 	written := t.wireBytes()
-	unacked, peerClosed, err := connState(t.raw)
+	unacked, win, peerClosed, err := connState(t.raw)
 	if t.tls != nil {
 		peerClosed, err = t.tlsState(peerClosed, err)
 	}
@@ -267,6 +279,9 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 		return t.settled, err
 	}
 	acked := written - int64(unacked)
+	if !t.peerReading(acked, win) && !peerClosed {
+		return t.settled, nil
+	}
 	i := 0
 	for ; i < len(t.marks); i++ {
 		m := t.marks[i]
@@ -283,6 +298,33 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 }
 
 var errPeerClosed = errors.New("upstream closed the connection")
+
+// peerReading tells, from its receive window, whether the peer's process
+// reads what its kernel acknowledges. An open window says so. A closed one
+// says its socket buffer is full; it may be reading slowly (each read
+// reopens the window, and we fill it again) or not at all. The two differ
+// in how much the peer acknowledges while the window is closed: a process
+// that reads nothing leaves room for at most its socket buffer, which is
+// less than twice the largest window it advertised (Linux advertises about
+// half its buffer or more for the full segments a backlog goes out in),
+// while one that reads acknowledges without end.
+// So with the window closed, each further twice that largest window
+// acknowledged counts as proof of reading.
+func (t *TCP) peerReading(acked int64, w peerWindow) bool {
+	t.maxWindow = max(t.maxWindow, w.size)
+	switch {
+	case !w.closed:
+		t.closedAt = -1
+		return true
+	case t.closedAt < 0:
+		t.closedAt = acked
+		return false
+	case acked-t.closedAt > 2*t.maxWindow:
+		t.closedAt = acked
+		return true
+	}
+	return false
+}
 
 // tlsState combines what the socket shows with what the reader goroutine
 // saw. The reader may have taken a FIN or a reset off the socket already

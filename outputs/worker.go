@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,8 +31,15 @@ type WorkerOptions struct {
 	// batch arrives.
 	SettleTick time.Duration
 	// MaxUnsettledBytes bounds the memory held by batches written but not
-	// yet confirmed; past it the Worker waits for confirmations.
+	// yet confirmed; past it the Worker waits for confirmations. It is the
+	// largest the unconfirmed window grows to (see Worker.window).
 	MaxUnsettledBytes int
+	// StallTimeout, when set, is how long messages written may wait with
+	// nothing confirmed before the connection counts as failed, as a write
+	// blocked that long does (an output's write_timeout). Without it an
+	// upstream that accepts and never reads looks healthy until a write
+	// blocks, and then for as long as the write's own timeout.
+	StallTimeout time.Duration
 	// Format is what the output writes; Normalize holds, per listener
 	// name, how its messages are completed when they are converted.
 	Format    Format
@@ -66,6 +74,31 @@ type Worker struct {
 	// resend holds batches to send again, in order, after a broken
 	// connection; they go out before anything new is taken from the queue.
 	resend []*queue.Batch
+	// window is how many bytes may be written and not yet confirmed.
+	// Whatever is unconfirmed when a connection breaks is sent again, so
+	// the window bounds what a break costs. An upstream that resets every
+	// session after a fixed number of bytes (a receiver or middlebox that
+	// caps a session's length) resets it before anything written in one
+	// burst larger than the cap is confirmed; a next connection sending the
+	// same burst would never get further. So, much as TCP does with its
+	// congestion window, the window halves at every connection that broke
+	// with something unconfirmed when the connection before it broke so
+	// too (a single break is an upstream restart, not a pattern), down to
+	// minWindow; it doubles per window confirmed while it is below
+	// growthStep, and above that grows by growthStep per window confirmed,
+	// up to MaxUnsettledBytes. Against a session cap of N bytes it settles
+	// near sqrt(N × growthStep), so a session mostly carries new messages.
+	// Confirming what the peer's kernel acknowledged before a reset instead
+	// would not be sound: the peer process may never have read it.
+	window int
+	// onConn is set while a connection is open, confirmedOnConn once a
+	// batch written on it was confirmed; lossyBreak tells whether the last
+	// connection broke with messages unconfirmed.
+	onConn, confirmedOnConn, lossyBreak bool
+	everConnected                       bool
+	// movedAt is when the oldest unconfirmed message was written or,
+	// when later, when a batch was last confirmed: the start of a stall.
+	movedAt time.Time
 	// outage is the current run of failures; its start is zero while the
 	// output delivers.
 	outage outage
@@ -103,6 +136,7 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 	exportZeros(opts, m)
 	w := &Worker{
 		opts:    opts,
+		window:  opts.MaxUnsettledBytes,
 		q:       q,
 		dest:    dest,
 		metrics: m,
@@ -127,6 +161,8 @@ func exportZeros(opts WorkerOptions, m *metrics.Metrics) {
 		v.WithLabelValues(name)
 	}
 	m.OutputUp.WithLabelValues(name)
+	m.OutputLastDelivery.WithLabelValues(name)
+	m.OutputWindow.WithLabelValues(name).Set(float64(opts.MaxUnsettledBytes))
 	for _, r := range dropReasons {
 		m.OutputDropped.WithLabelValues(name, r)
 	}
@@ -155,6 +191,7 @@ func (w *Worker) Run(ctx context.Context) {
 				w.failed(fmt.Errorf("connect: %w", err), 0)
 			}
 		} else {
+			w.connected()
 			w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
 			w.log.Info("connected")
 		}
@@ -175,6 +212,10 @@ func (w *Worker) Run(ctx context.Context) {
 				return
 			}
 			w.sleep(ctx, w.opts.SettleTick)
+			continue
+		}
+		if err := w.stalled(time.Now()); err != nil {
+			w.fail(next, err, nil)
 			continue
 		}
 		b, err := w.nextBatch(next)
@@ -240,6 +281,10 @@ func (w *Worker) Resume(batches []*queue.Batch) {
 // ones from the queue. It returns nil without error when it only waited for
 // confirmations.
 func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
+	if len(w.unsettled) > 0 && w.unsettledBytes >= w.window {
+		w.sleep(ctx, w.opts.SettleTick)
+		return nil, nil
+	}
 	if len(w.resend) > 0 {
 		b := w.resend[0]
 		w.resend = w.resend[1:]
@@ -247,10 +292,6 @@ func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
 	}
 	if len(w.unsettled) == 0 {
 		return w.q.Next(ctx)
-	}
-	if w.unsettledBytes >= w.opts.MaxUnsettledBytes {
-		w.sleep(ctx, w.opts.SettleTick)
-		return nil, nil
 	}
 	if b, ok, err := w.q.TryNext(); ok || err != nil {
 		return b, err
@@ -265,16 +306,27 @@ func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
 	return b, err
 }
 
+// connected notes a new connection.
+func (w *Worker) connected() {
+	w.onConn, w.confirmedOnConn, w.everConnected = true, false, true
+}
+
 func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 	if !w.dest.Connected() {
 		if err := w.dest.Connect(ctx); err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
-		if w.outage.since.IsZero() {
-			w.log.Info("connected")
+		// The first connection is news; later ones end an outage, which
+		// "resumed" reports once a batch is confirmed, or an interruption.
+		if w.everConnected || !w.outage.since.IsZero() {
+			w.log.Debug("connected")
 		} else {
-			w.log.Debug("connected") // resumed is logged once a batch is confirmed
+			w.log.Info("connected")
 		}
+		w.connected()
+	}
+	if len(w.unsettled) == 0 {
+		w.movedAt = time.Now()
 	}
 	before := w.dest.BytesWritten()
 	end, err := w.dest.Write(ctx, w.format.apply(b.Entries))
@@ -286,8 +338,33 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 	w.unsettledBytes += n
 	w.metrics.OutputSent.WithLabelValues(w.opts.Name).Add(float64(len(b.Entries)))
 	w.metrics.OutputBytes.WithLabelValues(w.opts.Name).Add(float64(w.dest.BytesWritten() - before))
-	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
+	if w.outage.since.IsZero() {
+		w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
+	}
 	return nil
+}
+
+// stalled returns an error when messages were written and nothing was
+// confirmed for StallTimeout: an upstream that accepted a connection and
+// stopped reading, or a path that stopped carrying anything.
+func (w *Worker) stalled(now time.Time) error {
+	if w.opts.StallTimeout <= 0 || len(w.unsettled) == 0 || now.Sub(w.movedAt) < w.opts.StallTimeout {
+		return nil
+	}
+	n := 0
+	for _, s := range w.unsettled {
+		n += len(s.batch.Entries)
+	}
+	return fmt.Errorf("%w for %s with %d messages written", errStalled, w.opts.StallTimeout, n)
+}
+
+var errStalled = errors.New("nothing confirmed")
+
+// isStall reports whether err says the upstream stopped taking data, as
+// opposed to breaking the connection.
+func isStall(err error) bool {
+	var ne net.Error
+	return errors.Is(err, errStalled) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // settle gives back to the queue every batch the destination has confirmed.
@@ -296,19 +373,25 @@ func (w *Worker) settle() error {
 		return nil
 	}
 	upTo, err := w.dest.Settled(time.Now())
-	i := 0
+	i, confirmed := 0, 0
 	for ; i < len(w.unsettled) && w.unsettled[i].end <= upTo; i++ {
 		s := w.unsettled[i]
+		w.unsettledBytes -= s.bytes
+		confirmed += s.bytes
 		if err := w.q.Done(s.batch); err != nil {
 			// The journal could not record delivery: the batch will be
 			// sent again after a restart, which is a duplicate, not a loss.
 			w.log.Warn("mark batch delivered", "err", err)
 		}
-		w.unsettledBytes -= s.bytes
 	}
 	if i > 0 {
 		clear(w.unsettled[:i])
 		w.unsettled = w.unsettled[i:]
+		now := time.Now()
+		w.movedAt = now
+		w.confirmedOnConn = true
+		w.grow(confirmed)
+		w.metrics.OutputLastDelivery.WithLabelValues(w.opts.Name).Set(float64(now.UnixNano()) / 1e9)
 		// Only a confirmed batch proves the upstream works: an upstream that
 		// accepts writes and then drops the session must keep backing off.
 		w.retry.Reset()
@@ -317,12 +400,52 @@ func (w *Worker) settle() error {
 	return err
 }
 
+// growthStep is how much the unconfirmed window grows per window confirmed
+// once it is past its fast-growth phase: a queue record's worth.
+const growthStep = 128 << 10
+
+// minWindow is the smallest the unconfirmed window gets: a queue record's
+// worth, so a whole record always goes out, and a session that breaks
+// after fewer bytes (an upstream that crashes on whatever it reads)
+// breaks before anything of it is confirmed, as it would at full size.
+const minWindow = 128 << 10
+
+// grow widens the window after confirmed bytes were confirmed.
+func (w *Worker) grow(confirmed int) {
+	if w.window >= growthStep {
+		confirmed = int(int64(confirmed) * growthStep / int64(w.window))
+	}
+	w.setWindow(min(w.window+max(confirmed, 1), w.opts.MaxUnsettledBytes))
+}
+
+// setWindow changes the unconfirmed window, logging when it leaves or
+// regains its full size.
+func (w *Worker) setWindow(n int) {
+	if n == w.window {
+		return
+	}
+	full := w.opts.MaxUnsettledBytes
+	switch {
+	case w.window == full:
+		w.log.Info("a connection broke with messages unconfirmed; sending less at a time until more is confirmed",
+			"unconfirmed_limit_bytes", n)
+	case n == full:
+		w.log.Info("sending at the full unconfirmed window again", "unconfirmed_limit_bytes", n)
+	default:
+		w.log.Debug("unconfirmed window", "unconfirmed_limit_bytes", n)
+	}
+	w.window = n
+	w.metrics.OutputWindow.WithLabelValues(w.opts.Name).Set(float64(n))
+}
+
 // fail handles a broken connection: everything written on it that is not yet
-// confirmed goes out again, in order, after a backoff.
+// confirmed goes out again, in order, after a backoff. current is the batch
+// whose write failed, if any.
 func (w *Worker) fail(ctx context.Context, err error, current *queue.Batch) {
 	_ = w.dest.Close()
 	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(0)
 	w.metrics.OutputErrors.WithLabelValues(w.opts.Name).Inc()
+	lost := w.unsettledBytes
 	resend := make([]*queue.Batch, 0, len(w.unsettled)+1+len(w.resend))
 	for _, s := range w.unsettled {
 		resend = append(resend, s.batch)
@@ -331,13 +454,40 @@ func (w *Worker) fail(ctx context.Context, err error, current *queue.Batch) {
 	if current != nil {
 		resend = append(resend, current)
 		w.metrics.OutputRetries.WithLabelValues(w.opts.Name).Inc()
+		if w.onConn {
+			// The write may have got part of the way: the upstream may
+			// have read some of it.
+			lost += batchBytes(current)
+			w.metrics.OutputResent.WithLabelValues(w.opts.Name).Add(float64(len(current.Entries)))
+		}
 	}
 	w.resend = append(resend, w.resend...)
 	clear(w.unsettled)
 	w.unsettled = w.unsettled[:0]
 	w.unsettledBytes = 0
+	// A stall is no reason to send less: the next connection would then
+	// fit into the socket buffer of an upstream that does not read, and
+	// look healthy.
+	// A connection that delivered and then broke is an interruption, not
+	// an outage: an upstream that cuts every session short would otherwise
+	// log two lines per session. The resent counter and the window show
+	// it; an outage starts if the next connection does not deliver.
+	interrupted := w.onConn && w.confirmedOnConn && !isStall(err)
+	if w.onConn {
+		lossy := lost > 0 && !isStall(err)
+		if lossy && w.lossyBreak {
+			w.setWindow(max(min(w.window, lost)/2, minWindow))
+		}
+		w.lossyBreak = lossy
+	}
+	w.onConn = false
 	wait := w.retry.Next()
-	if ctx.Err() == nil {
+	switch {
+	case ctx.Err() != nil:
+	case interrupted && w.outage.since.IsZero():
+		w.log.Debug("connection broke after delivering; sending what it had not confirmed again",
+			"err", err, "unconfirmed_bytes", lost, "in", wait.Round(time.Millisecond))
+	default:
 		w.failed(err, wait)
 	}
 	w.sleep(ctx, wait)
@@ -374,6 +524,7 @@ func (w *Worker) resumed() {
 		return
 	}
 	w.outage = outage{}
+	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(1)
 	w.log.Info("output resumed delivering", "down_for", time.Since(o.since).Round(time.Millisecond),
 		"failed_attempts", o.attempts, "waited_records", o.peak, "queued_records", w.depth())
 }

@@ -196,10 +196,21 @@ func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outpu
 		RetryInitial:      oc.RetryInitial.Duration,
 		RetryMax:          oc.RetryMax.Duration,
 		MaxUnsettledBytes: DefaultConfirmWindow,
+		StallTimeout:      stallTimeout(oc),
 		Format:            oc.Format,
 		Normalize:         normalizeSettings(cfg.Listeners),
 		StampOrigin:       stampOrigin(oc, cfg.RelayID),
 	}, q, dest, s.metrics, s.log), nil
+}
+
+// stallTimeout is how long an output's written messages may wait with
+// nothing confirmed: write_timeout, where the protocol has one.
+func stallTimeout(oc OutputConfig) time.Duration {
+	switch oc.Protocol {
+	case ProtocolTCP, ProtocolTLS, ProtocolRELP:
+		return oc.WriteTimeout.Duration
+	}
+	return 0
 }
 
 // udpSockets lists the UDP listener sockets, for the kernel drops metric.

@@ -18,10 +18,16 @@ import (
 
 // Receiver is a TCP syslog server that records every message it reads, with
 // RFC 6587 framing detected per frame. In blackhole mode it accepts
-// connections and never reads from them, like an upstream that hangs.
+// connections and never reads from them, like an upstream that hangs; a
+// stalled Receiver does the same until StartReading.
 type Receiver struct {
 	ln        net.Listener
 	blackhole bool
+	gate      chan struct{} // closed once a stalled receiver reads
+	gateOnce  sync.Once
+	// A slow receiver reads at most chunk bytes every pause.
+	chunk int
+	pause time.Duration
 
 	mu    sync.Mutex
 	msgs  []string
@@ -54,16 +60,63 @@ func NewBlackhole(t testing.TB, addr string) *Receiver {
 	return r
 }
 
+// NewStalledReceiver is a Receiver that accepts connections and reads
+// nothing from them until StartReading, like an upstream whose process
+// hangs for a while and then recovers.
+func NewStalledReceiver(t testing.TB, addr string) *Receiver {
+	t.Helper()
+	r, err := listenReceiver(addr, false, make(chan struct{}))
+	if err != nil {
+		t.Fatalf("stalled receiver: %v", err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// StartReading ends a stalled receiver's stall: it reads every connection,
+// those accepted meanwhile included, from then on.
+func (r *Receiver) StartReading() {
+	r.gateOnce.Do(func() { close(r.gate) })
+}
+
+// NewSlowReceiver is a Receiver that reads at most chunk bytes from each
+// connection every pause, like an upstream that keeps up with less than it
+// is sent.
+func NewSlowReceiver(t testing.TB, addr string, chunk int, pause time.Duration) *Receiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("slow receiver: %v", err)
+	}
+	r := newReceiver(ln, false, nil)
+	r.chunk, r.pause = chunk, pause
+	r.start()
+	t.Cleanup(r.Close)
+	return r
+}
+
 // ListenReceiver starts a Receiver without a testing.TB.
 func ListenReceiver(addr string, blackhole bool) (*Receiver, error) {
+	return listenReceiver(addr, blackhole, nil)
+}
+
+func listenReceiver(addr string, blackhole bool, gate chan struct{}) (*Receiver, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	r := &Receiver{ln: ln, blackhole: blackhole, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
+	r := newReceiver(ln, blackhole, gate)
+	r.start()
+	return r, nil
+}
+
+func newReceiver(ln net.Listener, blackhole bool, gate chan struct{}) *Receiver {
+	return &Receiver{ln: ln, blackhole: blackhole, gate: gate, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
+}
+
+func (r *Receiver) start() {
 	r.wg.Add(1)
 	go r.accept()
-	return r, nil
 }
 
 // Addr is the address the receiver listens on.
@@ -91,6 +144,13 @@ func (r *Receiver) accept() {
 			if r.blackhole {
 				<-r.done
 				return
+			}
+			if r.gate != nil {
+				select {
+				case <-r.gate:
+				case <-r.done:
+					return
+				}
 			}
 			fr := syslog.NewFrameReader(countingReader{c, r}, 1<<20)
 			for {
@@ -130,6 +190,14 @@ type countingReader struct {
 }
 
 func (cr countingReader) Read(p []byte) (int, error) {
+	if cr.r.chunk > 0 {
+		select {
+		case <-time.After(cr.r.pause):
+		case <-cr.r.done:
+			return 0, net.ErrClosed
+		}
+		p = p[:min(len(p), cr.r.chunk)]
+	}
 	n, err := cr.c.Read(p)
 	cr.r.mu.Lock()
 	cr.r.bytes += int64(n)
