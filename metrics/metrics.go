@@ -32,8 +32,12 @@ type Metrics struct {
 	OutputErrors  *prometheus.CounterVec
 	OutputRetries *prometheus.CounterVec
 	OutputResent  *prometheus.CounterVec
-	OutputDropped *prometheus.CounterVec
-	OutputUp      *prometheus.GaugeVec
+	// OutputPossiblyLost counts messages confirmed on a TCP or TLS
+	// connection that the upstream then reset while they may still have
+	// sat unread in its socket buffer.
+	OutputPossiblyLost *prometheus.CounterVec
+	OutputDropped      *prometheus.CounterVec
+	OutputUp           *prometheus.GaugeVec
 	// OutputLastDelivery is when the output last had a batch confirmed.
 	OutputLastDelivery *prometheus.GaugeVec
 	// OutputWindow is the most the output currently holds written and
@@ -105,6 +109,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: namespace, Name: "output_messages_resent_total",
 			Help: "Messages sent again because a connection broke before the upstream confirmed them; the upstream may see them twice.",
 		}, []string{"output"}),
+		OutputPossiblyLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_messages_possibly_lost_total",
+			Help: "Messages confirmed over TCP or TLS shortly before the upstream reset the connection: its process may not have read them. An upper bound; RELP has none.",
+		}, []string{"output"}),
 		OutputDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "output_messages_dropped_total",
 			Help: "Messages an output gave up on, per output and reason.",
@@ -155,7 +163,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.ListenerMessages, m.ListenerBytes, m.ListenerErrors, m.ListenerConnections,
 		m.Accepted, m.Unrouted, m.RouteMatched,
 		m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent,
-		m.OutputDropped, m.OutputUp, m.OutputLastDelivery, m.OutputWindow,
+		m.OutputPossiblyLost, m.OutputDropped, m.OutputUp, m.OutputLastDelivery, m.OutputWindow,
 		m.ParseProblems,
 		m.ConfigReloads, m.ConfigLastReloadOK, m.ConfigLastReloadTime,
 		m.TargetUp, m.TargetSent, m.TargetErrors,
@@ -209,7 +217,7 @@ func (m *Metrics) RemoveQueue(name string) {
 // closed): an update through WithLabelValues would export the series again.
 func (m *Metrics) RemoveOutput(name string) {
 	m.RemoveQueue(name)
-	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent} {
+	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent, m.OutputPossiblyLost} {
 		v.DeleteLabelValues(name)
 	}
 	m.OutputUp.DeleteLabelValues(name)
