@@ -246,6 +246,7 @@ func (m *Metrics) RemoveListener(name string) {
 	}
 	m.ListenerErrors.DeletePartialMatch(prometheus.Labels{"listener": name})
 	m.ListenerConnections.DeleteLabelValues(name)
+	m.ParseProblems.DeletePartialMatch(prometheus.Labels{"listener": name})
 }
 
 // RemoveRoute stops exporting the series of route name.
