@@ -262,7 +262,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		return nil, &ConfigError{File: name, Problems: []string{err.Error()}}
 	}
 	var cfg Config
-	p := &problems{lines: indexKeyLines(data), badValues: map[string]bool{}}
+	p := &problems{lines: indexKeyLines(data), badValues: map[string]bool{}, set: map[string]bool{}}
 	decodeConfig(&md, top, &cfg, p)
 	cfg.applyDefaults()
 	cfg.validate(p)
