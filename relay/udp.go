@@ -94,8 +94,7 @@ func (l *datagramListener) addr() string { return l.conn.LocalAddr().String() }
 // serve reads datagrams until the socket is closed, and returns once
 // everything read is handled (see udp_batch.go).
 func (l *datagramListener) serve(context.Context) {
-	slots := newReadSlots(int(l.cfg.MaxMessageSize))
-	r, err := newDatagramReader(l.conn, slots)
+	r, slots, err := newDatagramReader(l.conn, int(l.cfg.MaxMessageSize))
 	if err != nil {
 		// Only a socket that is not one has no descriptor.
 		l.log.Error("cannot read the socket", "err", err)

@@ -45,10 +45,10 @@ type readSlot struct {
 }
 
 // newReadSlots returns the buffers of one batch read for datagrams of at
-// most maxSize bytes.
-func newReadSlots(maxSize int) []readSlot {
+// most maxSize bytes: as many as readBatchBytes holds, from 1 to most.
+func newReadSlots(maxSize, most int) []readSlot {
 	size := maxSize + 1
-	n := min(readBatchMax, max(1, readBatchBytes/size))
+	n := min(most, max(1, readBatchBytes/size))
 	mem := make([]byte, n*size)
 	slots := make([]readSlot, n)
 	for i := range slots {
@@ -57,8 +57,9 @@ func newReadSlots(maxSize int) []readSlot {
 	return slots
 }
 
-// datagramReader reads datagrams into slots. With wait false it returns
-// 0, nil instead of waiting when nothing is there.
+// datagramReader reads datagrams into the slots it was made with (see
+// newDatagramReader). With wait false it returns 0, nil instead of waiting
+// when nothing is there.
 type datagramReader interface {
 	read(slots []readSlot, wait bool) (int, error)
 }
@@ -111,16 +112,17 @@ type recvfromReader struct {
 	zones zoneNames
 }
 
-func newRecvfromReader(conn net.PacketConn) (*recvfromReader, error) {
+// newRecvfromReader returns a reader of conn and its one slot.
+func newRecvfromReader(conn net.PacketConn, maxSize int) (*recvfromReader, []readSlot, error) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return nil, errors.New("socket does not expose its descriptor")
+		return nil, nil, errors.New("socket does not expose its descriptor")
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &recvfromReader{raw: raw}, nil
+	return &recvfromReader{raw: raw}, newReadSlots(maxSize, 1), nil
 }
 
 func (r *recvfromReader) read(slots []readSlot, wait bool) (int, error) {

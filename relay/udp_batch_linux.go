@@ -26,17 +26,18 @@ type mmsgReader struct {
 	zones zoneNames
 }
 
-// newDatagramReader reads UDP datagrams with recvmmsg and Unix datagrams
-// one at a time.
-func newDatagramReader(conn net.PacketConn, slots []readSlot) (datagramReader, error) {
+// newDatagramReader returns a reader of conn and the slots it reads into:
+// UDP datagrams many per recvmmsg call, Unix datagrams one at a time.
+func newDatagramReader(conn net.PacketConn, maxSize int) (datagramReader, []readSlot, error) {
 	udp, ok := conn.(*net.UDPConn)
 	if !ok {
-		return newRecvfromReader(conn)
+		return newRecvfromReader(conn, maxSize)
 	}
 	raw, err := udp.SyscallConn()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	slots := newReadSlots(maxSize, readBatchMax)
 	r := &mmsgReader{
 		raw:   raw,
 		hdrs:  make([]mmsghdr, len(slots)),
@@ -50,7 +51,7 @@ func newDatagramReader(conn net.PacketConn, slots []readSlot) (datagramReader, e
 		r.hdrs[i].hdr.SetIovlen(1)
 		r.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 	}
-	return r, nil
+	return r, slots, nil
 }
 
 func (r *mmsgReader) read(slots []readSlot, wait bool) (int, error) {

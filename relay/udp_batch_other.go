@@ -4,8 +4,8 @@ package relay
 
 import "net"
 
-// newDatagramReader reads one datagram per system call: recvmmsg is
-// Linux's.
-func newDatagramReader(conn net.PacketConn, _ []readSlot) (datagramReader, error) {
-	return newRecvfromReader(conn)
+// newDatagramReader returns a reader of conn and the slots it reads into:
+// one, since recvmmsg is Linux's.
+func newDatagramReader(conn net.PacketConn, maxSize int) (datagramReader, []readSlot, error) {
+	return newRecvfromReader(conn, maxSize)
 }

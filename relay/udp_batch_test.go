@@ -193,8 +193,7 @@ func TestReadChunksSplitsBatches(t *testing.T) {
 	waitQueued(t, conn)
 
 	l := &datagramListener{cfg: ListenerConfig{Name: "t", Protocol: ProtocolUDP, MaxMessageSize: maxSize}, done: make(chan struct{})}
-	slots := newReadSlots(maxSize)
-	reader, err := newDatagramReader(conn, slots)
+	reader, slots, err := newDatagramReader(conn, maxSize)
 	if err != nil {
 		t.Fatal(err)
 	}
