@@ -225,3 +225,48 @@ outputs = ["b", "a"]
 		})
 	}
 }
+
+// BenchmarkRouteMessage measures what conditions on the message text add
+// to matching one route (as BenchmarkRouteMatch, without storing): the
+// header parse past the PRI, then the substring search or the regexp over
+// the MSG part of testfixture.BenchMessage (a 200-byte RFC 3164 line). The
+// "none" case is the baseline; "hostname-glob" is the parse with a glob,
+// for comparison. Patterns that do not match scan the whole MSG.
+func BenchmarkRouteMessage(b *testing.B) {
+	outputs := "[[output]]\nname = \"a\"\nprotocol = \"file\"\npath = \"{{DATA}}/a.log\"\n\n"
+	cases := []struct {
+		name string
+		keys string
+	}{
+		{"none", ""},
+		{"hostname-glob", `hostnames = ["edge-*"]`},
+		{"contains-match", `message_contains = ["changed state"]`},
+		{"contains-nomatch", `message_contains = ["nothing like it"]`},
+		{"contains-3-nomatch", `message_contains = ["panic", "segfault", "out of memory"]`},
+		{"not-contains", `message_not_contains = ["nothing like it"]`},
+		{"regex-match", `message_regex = ['state to (up|down)']`},
+		{"regex-nomatch", `message_regex = ['state to (admin|err)']`},
+		{"regex-anchored", `message_regex = ['^%LINK-\d-UPDOWN']`},
+		{"regex-3-nomatch", `message_regex = ['(?i)panic', 'segfault at [0-9a-f]+', 'out of (memory|space)']`},
+		{"not-regex", `message_not_regex = ['state to (admin|err)']`},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			// A fallback takes what the route under test does not, so
+			// every message is routed either way.
+			r := benchRouter(b, outputs+"[[route]]\nname = \"r\"\noutputs = [\"a\"]\n"+c.keys+
+				"\n[[route]]\nname = \"rest\"\nfallback = true\noutputs = [\"a\"]\n")
+			for i := range r.outputs {
+				r.outputs[i].queue = discardAppender{}
+			}
+			e := testfixture.BenchEntry()
+			b.SetBytes(int64(len(e.Data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if routed, _ := r.dispatch(e); !routed {
+					b.Fatal("not routed")
+				}
+			}
+		})
+	}
+}
