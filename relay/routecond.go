@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/relay-syslog/relay/internal/syslog"
 )
@@ -42,8 +45,8 @@ type conditions struct {
 	// does. Empty: not set.
 	msgContains    [][]byte
 	msgNotContains [][]byte
-	msgRegex       []*regexp.Regexp
-	msgNotRegex    []*regexp.Regexp
+	msgRegex       []msgPattern
+	msgNotRegex    []msgPattern
 }
 
 const (
@@ -116,13 +119,30 @@ func substrings(list []string, key string, problem func(key, format string, args
 	return out
 }
 
+// msgPattern is one compiled message_regex entry.
+type msgPattern struct {
+	re *regexp.Regexp
+	// fold is set when the pattern is an ASCII literal without regard to
+	// case ("(?i)panic"), lower-cased: such a pattern has no literal
+	// prefix for the regexp package to skip ahead with, and its engine
+	// then costs tens of ns per byte, where containsFold costs one or two.
+	fold []byte
+}
+
+func (p *msgPattern) match(b []byte) bool {
+	if p.fold != nil {
+		return containsFold(b, p.fold)
+	}
+	return p.re.Match(b)
+}
+
 // regexps compiles the RE2 patterns of a message_regex key. They are kept
 // apart rather than joined into one alternation: Go's regexp skips ahead
 // with the literal prefix of a pattern ("state to (up|down)"), which an
 // alternation of different prefixes loses; measured on a 200-byte message,
 // three patterns tried one by one cost a tenth of their alternation.
-func regexps(patterns []string, key string, problem func(key, format string, args ...any)) []*regexp.Regexp {
-	var out []*regexp.Regexp
+func regexps(patterns []string, key string, problem func(key, format string, args ...any)) []msgPattern {
+	var out []msgPattern
 	for _, p := range patterns {
 		if p == "" {
 			problem(key, "an empty pattern matches every message: remove it")
@@ -133,15 +153,71 @@ func regexps(patterns []string, key string, problem func(key, format string, arg
 			problem(key, "invalid regular expression %q: %v", p, err)
 			continue
 		}
-		out = append(out, re)
+		out = append(out, msgPattern{re: re, fold: foldedLiteral(p)})
 	}
 	return out
 }
 
-// matchAnyRegexp reports whether one of res matches b.
-func matchAnyRegexp(res []*regexp.Regexp, b []byte) bool {
-	for _, re := range res {
-		if re.Match(b) {
+// foldedLiteral returns the lower-cased text of a pattern that is an ASCII
+// literal matched without regard to case, or nil. Letters whose case
+// folding reaches beyond ASCII are left to the regexp ("(?i)k" matches the
+// Kelvin sign U+212A, "(?i)s" the long s U+017F). For the rest, a byte
+// search is exact: an ASCII byte in the message is always that character,
+// never part of a multi-byte or invalid sequence.
+func foldedLiteral(p string) []byte {
+	re, err := syntax.Parse(p, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	re = re.Simplify()
+	if re.Op != syntax.OpLiteral || re.Flags&syntax.FoldCase == 0 || len(re.Rune) == 0 {
+		return nil
+	}
+	out := make([]byte, 0, len(re.Rune))
+	for _, r := range re.Rune {
+		if r >= utf8.RuneSelf {
+			return nil
+		}
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f >= utf8.RuneSelf {
+				return nil
+			}
+		}
+		out = append(out, lowerASCII(byte(r)))
+	}
+	return out
+}
+
+// containsFold reports whether b contains needle (lower-case ASCII) with
+// ASCII letters compared without regard to case.
+func containsFold(b, needle []byte) bool {
+	first, rest := needle[0], needle[1:]
+	for i := 0; i+len(needle) <= len(b); i++ {
+		if lowerASCII(b[i]) != first {
+			continue
+		}
+		j := 0
+		for j < len(rest) && lowerASCII(b[i+1+j]) == rest[j] {
+			j++
+		}
+		if j == len(rest) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// matchAnyRegexp reports whether one of ps matches b.
+func matchAnyRegexp(ps []msgPattern, b []byte) bool {
+	for i := range ps {
+		if ps[i].match(b) {
 			return true
 		}
 	}

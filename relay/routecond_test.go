@@ -266,3 +266,46 @@ func first(list []string) string {
 	}
 	return list[0]
 }
+
+// TestFoldedLiteralAgreesWithRegexp checks the byte search that stands in
+// for case-insensitive literal patterns against the regexp package on
+// random texts with mixed case, multi-byte and invalid UTF-8, and that
+// patterns it must not take (letters folding beyond ASCII, anything but a
+// literal) are left to the regexp.
+func TestFoldedLiteralAgreesWithRegexp(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{`(?i)k`, `(?i)disk`, `(?i)S`, `(?i)pan.c`, `(?i)^panic`, `panic`, `(?i)pänic`, `(?i)a|b`, `(?i:fail)ed`} {
+		if f := foldedLiteral(p); f != nil {
+			t.Errorf("foldedLiteral(%q) = %q, want nil: the regexp must match it", p, f)
+		}
+	}
+	patterns := []string{`(?i)panic`, `(?i)ERROR 12`, `(?i)x`, `(?i)a-b`, `(?i)a\.b`}
+	pieces := []string{"p", "P", "a", "A", "n", "N", "i", "I", "c", "C", "e", "r", "R", "o", "O", " ", "1", "2", "x", "X", "-", "b", "B",
+		".", "f", "F", "l", "d", "D", "\xff", "\xe2", "\xe2\x84\xaa", "ä", "Ä", "\x00", "panic", "PANIC", "error 12", "failed"}
+	rng := rand.New(rand.NewPCG(7, 11))
+	for _, p := range patterns {
+		fold := foldedLiteral(p)
+		if fold == nil {
+			t.Errorf("foldedLiteral(%q) = nil, want the literal", p)
+			continue
+		}
+		re := regexp.MustCompile(p)
+		matches := 0
+		for range 20000 {
+			var b []byte
+			for range rng.IntN(12) {
+				b = append(b, pieces[rng.IntN(len(pieces))]...)
+			}
+			got, want := containsFold(b, fold), re.Match(b)
+			if got != want {
+				t.Fatalf("pattern %q on %q: byte search %v, regexp %v", p, b, got, want)
+			}
+			if want {
+				matches++
+			}
+		}
+		if matches == 0 {
+			t.Errorf("pattern %q matched none of the random texts: the test does not exercise it", p)
+		}
+	}
+}

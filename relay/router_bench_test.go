@@ -249,6 +249,7 @@ func BenchmarkRouteMessage(b *testing.B) {
 		{"regex-nomatch", `message_regex = ['state to (admin|err)']`},
 		{"regex-anchored-nomatch", `message_regex = ['^Link \d+ down']`},
 		{"regex-caseless-nomatch", `message_regex = ['(?i)panic']`},
+		{"regex-noprefix-nomatch", `message_regex = ['[Pp]anic']`},
 		{"regex-3-nomatch", `message_regex = ['kernel panic', 'segfault at [0-9a-f]+', 'out of (memory|space)']`},
 		{"not-regex", `message_not_regex = ['state to (admin|err)']`},
 	}
