@@ -133,8 +133,14 @@ type RouteConfig struct {
 	Listeners     []string       `toml:"listeners"`
 	Hostnames     []string       `toml:"hostnames"` // globs, case-insensitive
 	AppNames      []string       `toml:"app_names"` // globs
-	Final         bool           `toml:"final"`     // stop evaluating routes after this one matched
-	Fallback      bool           `toml:"fallback"`  // only for messages no other route matched
+	// Conditions on the MSG part: any of these substrings (case matters),
+	// none of them, any of these RE2 patterns, none of them.
+	MessageContains    []string `toml:"message_contains"`
+	MessageNotContains []string `toml:"message_not_contains"`
+	MessageRegex       []string `toml:"message_regex"`
+	MessageNotRegex    []string `toml:"message_not_regex"`
+	Final              bool     `toml:"final"`    // stop evaluating routes after this one matched
+	Fallback           bool     `toml:"fallback"` // only for messages no other route matched
 }
 
 // Defaults applied by LoadConfig where a key is absent.
