@@ -484,7 +484,7 @@ outputs = ["up"]
 
 	// Changed files, no signal.
 	ca.Server("relay", "relay-v3")
-	if !testpeer.WaitFor(5*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		name, err := peerName(r.addr("tls"), client)
 		return err == nil && name == "relay-v3"
 	}) {
@@ -508,14 +508,14 @@ outputs = ["up"]
 
 	// Everything so far is queued: the upstream refuses the rogue client
 	// certificate. Renew it on disk; the next connection presents it.
-	if !testpeer.WaitFor(5*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "up") >= 2 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "up") >= 2 }) {
 		t.Fatal("the upstream did not refuse the rogue client certificate")
 	}
 	if n := upstream.Count(); n != 0 {
 		t.Fatalf("upstream accepted %d messages from an untrusted client", n)
 	}
 	clients.Issue(strings.TrimSuffix(outCert.CertFile, ".pem"), testpeer.CertOptions{CommonName: "relay-out", DNSNames: []string{"relay-out"}})
-	if !testpeer.WaitFor(10*time.Second, func() bool { return testpeer.Check("reload", 1500, upstream.Messages()).Delivered() == 1500 }) {
+	if !testpeer.WaitFor(60*time.Second, func() bool { return testpeer.Check("reload", 1500, upstream.Messages()).Delivered() == 1500 }) {
 		t.Fatalf("after renewal: %v", testpeer.Check("reload", 1500, upstream.Messages()))
 	}
 	tally := testpeer.Check("reload", 1500, upstream.Messages())
@@ -674,7 +674,7 @@ func TestTLSRsyslogUpstreamRefusesRelay(t *testing.T) {
 	if err := testpeer.SendTCP(r.addr("tcp"), "refused", 0, 100, true); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "head") >= 3 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "head") >= 3 }) {
 		t.Fatalf("send errors %v, want >= 3", r.metric("relay_output_send_errors_total", "output", "head"))
 	}
 	if lines := testpeer.ReadLines(filepath.Join(rs.Dir, "out.log")); len(lines) > 0 {
