@@ -10,7 +10,7 @@ import (
 // is done first, and zero once everything taken is done.
 func TestOldestWaiting(t *testing.T) {
 	t.Parallel()
-	q, _ := openQueue(t, t.TempDir(), func(o *Options) { o.BatchMessages = 10 })
+	q, _ := openQueue(t, t.TempDir(), func(o *Options) { o.BatchMessages = 10; o.Linger = time.Minute })
 	if got := q.OldestWaiting(); !got.IsZero() {
 		t.Fatalf("empty queue: OldestWaiting = %v", got)
 	}
@@ -45,13 +45,13 @@ func TestOldestWaiting(t *testing.T) {
 func TestOldestWaitingAfterRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	q, _ := openQueue(t, dir, func(o *Options) { o.BatchMessages = 10 })
+	q, _ := openQueue(t, dir, func(o *Options) { o.BatchMessages = 10; o.Linger = time.Minute })
 	appendRange(t, q, 0, 20)
 	next(t, q) // in flight at Close
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
-	q2, _ := openQueue(t, dir, func(o *Options) { o.BatchMessages = 10 })
+	q2, _ := openQueue(t, dir, func(o *Options) { o.BatchMessages = 10; o.Linger = time.Minute })
 	b := next(t, q2)
 	if got, want := q2.OldestWaiting(), testEntry(0).Received; !got.Equal(want) {
 		t.Fatalf("OldestWaiting = %v, want %v", got, want)
