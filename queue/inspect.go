@@ -414,7 +414,7 @@ func (in *inspector) record(file string, off int64, rec []byte, hdr int64, journ
 			where = "in-flight journal record"
 		}
 		in.r.Damage = append(in.r.Damage, Damage{File: file, Offset: off, Bytes: hdr + int64(len(rec)), Messages: damagedCount(rec),
-			Problem: fmt.Sprintf("%s fails its check (%v; the relay skips it)", where, errors.Unwrap(err))})
+			Problem: fmt.Sprintf("%s fails its check (%s; the relay skips it)", where, corruptReason(err))})
 		return nil
 	}
 	r := in.r
@@ -440,6 +440,12 @@ func (in *inspector) record(file string, off int64, rec []byte, hdr int64, journ
 		}
 	}
 	return nil
+}
+
+// corruptReason is DecodeRecord's error without what every one of them
+// says.
+func corruptReason(err error) string {
+	return strings.TrimSuffix(strings.TrimPrefix(err.Error(), "decode record: "), ": "+ErrCorruptRecord.Error())
 }
 
 // damagedCount returns the number of messages a record that failed its
