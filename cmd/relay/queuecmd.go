@@ -69,12 +69,13 @@ func runQueue(args []string, stdout, stderr io.Writer) int {
 // queueCommand is relay queue with standard input given, for purge's
 // question.
 func queueCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "relay queue: which command? stat, verify, dump or purge (relay queue -h)")
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		fs, _ := queueFlags("")
 		printQueueUsage(fs, stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	cmd := args[0]
@@ -106,7 +107,10 @@ func queueCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	dataDir, queues, err := findQueues(o)
 	if err != nil {
 		fmt.Fprintf(stderr, "relay queue %s: %v\n", cmd, err)
-		return 2
+		if errors.As(err, new(*usageError)) {
+			return 2
+		}
+		return 1
 	}
 	if fi, err := os.Stat(dataDir); err != nil || !fi.IsDir() {
 		fmt.Fprintf(stderr, "relay queue %s: data_dir %s: no such directory (the relay creates it at its first start)\n", cmd, dataDir)
@@ -204,10 +208,15 @@ func findQueues(o *queueOptions) (string, []queueRef, error) {
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && queue.CheckName(o.output) == nil {
 			return dataDir, []queueRef{{name: o.output, dir: dir}}, nil
 		}
-		return "", nil, fmt.Errorf("-output %q: no such output or queue in data_dir %s (there are: %s)", o.output, dataDir, queueNames(queues))
+		return "", nil, &usageError{fmt.Sprintf("-output %q: no such output or queue in data_dir %s (there are: %s)", o.output, dataDir, queueNames(queues))}
 	}
 	return dataDir, queues, nil
 }
+
+// usageError is a command line that names what is not there.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
 
 func queueNames(qs []queueRef) string {
 	if len(qs) == 0 {
