@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
+	"github.com/relay-syslog/relay/queue"
 )
 
 // runRelayIn is runRelay with standard input.
@@ -338,5 +339,46 @@ outputs = ["head"]
 	}
 	if _, errOut, code := runRelay(t, "-check-config", "-config", cfg); code != 1 || !strings.Contains(errOut, `of output "head" is not writable`) {
 		t.Errorf("read-only queue directory: exit %d: %s", code, errOut)
+	}
+}
+
+// TestQueueDumpJSON: receive time, listener and sender per message; a
+// message that is not UTF-8 comes base64-encoded; -until keeps the earlier
+// messages.
+func TestQueueDumpJSON(t *testing.T) {
+	data := t.TempDir()
+	q, err := queue.Open(queue.Options{Name: "head", Dir: filepath.Join(data, "head")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+	entries := []queue.Entry{
+		{Received: t0, Listener: "udp", Source: "192.0.2.1:514", Data: []byte("<13>plain text")},
+		{Received: t0.Add(time.Minute), Listener: "tcp", Source: "192.0.2.2:3333", Data: []byte{'<', '1', '3', '>', 0xff, 0xfe}},
+	}
+	for _, e := range entries {
+		if err := q.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := queueCommand([]string{"dump", "-data-dir", data, "-json"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	want := `{"output":"head","received":"2026-01-02T15:04:05Z","listener":"udp","sender":"192.0.2.1:514","message":"<13>plain text"}
+{"output":"head","received":"2026-01-02T15:05:05Z","listener":"tcp","sender":"192.0.2.2:3333","message_base64":"PDEzPv/+"}
+`
+	if out.String() != want {
+		t.Errorf("dump -json:\n%s\nwant:\n%s", out.String(), want)
+	}
+	out.Reset()
+	if code := queueCommand([]string{"dump", "-data-dir", data, "-until", "2026-01-02T15:05:00Z"}, nil, &out, &errOut); code != 0 || out.String() != "<13>plain text\n" {
+		t.Errorf("dump -until: exit %d, %q", code, out.String())
+	}
+	if code := queueCommand([]string{"dump", "-data-dir", data, "-since", "yesterday"}, nil, &out, &errOut); code != 2 {
+		t.Errorf("dump -since yesterday: exit %d, want 2", code)
 	}
 }
