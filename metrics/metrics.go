@@ -9,6 +9,7 @@ package metrics
 import (
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -195,6 +196,9 @@ type QueueStats interface {
 	Full() bool
 	LostRecords() uint64
 	LostBytes() uint64
+	// OldestWaiting is the receive time of the oldest message not yet
+	// delivered, zero when there is none.
+	OldestWaiting() time.Time
 }
 
 // AddQueue exports the queue of output name until RemoveQueue is called.
@@ -279,6 +283,9 @@ var (
 	queueLostBytesDesc = prometheus.NewDesc(namespace+"_queue_lost_bytes_total",
 		"Bytes of queue data found damaged or missing: skipped damaged regions, corrupt records, and data files cut short.",
 		[]string{"output"}, nil)
+	queueOldestAgeDesc = prometheus.NewDesc(namespace+"_queue_oldest_message_age_seconds",
+		"Seconds since the oldest message waiting for the output (taken from its queue and not yet confirmed) was received; 0 when nothing waits.",
+		[]string{"output"}, nil)
 )
 
 // queueCollector reads queue statistics on scrape.
@@ -296,6 +303,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueFullDesc
 	ch <- queueLostRecordsDesc
 	ch <- queueLostBytesDesc
+	ch <- queueOldestAgeDesc
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -325,5 +333,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueFullDesc, prometheus.GaugeValue, full, name)
 		ch <- prometheus.MustNewConstMetric(queueLostRecordsDesc, prometheus.CounterValue, float64(q.LostRecords()), name)
 		ch <- prometheus.MustNewConstMetric(queueLostBytesDesc, prometheus.CounterValue, float64(q.LostBytes()), name)
+		age := 0.0
+		if t := q.OldestWaiting(); !t.IsZero() {
+			age = max(time.Since(t).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(queueOldestAgeDesc, prometheus.GaugeValue, age, name)
 	}
 }
