@@ -50,9 +50,15 @@ func TestWorkerReportsStall(t *testing.T) {
 			q := newTestQueue(t)
 			fill(t, q, "st", c.n)
 			d := tcpDest(recv.Addr())
-			d.opts.WriteTimeout = time.Second
+			// A receiver that never reads acknowledges what fits in its
+			// socket buffer with its window open; the relay must fill that
+			// buffer (closing the window) within confirm_delay, or the
+			// first records count as confirmed. On a busy machine 50 ms
+			// is too short for that.
+			d.opts.ConfirmDelay = 500 * time.Millisecond
+			d.opts.WriteTimeout = 2 * time.Second
 			logs := &lockedBuffer{}
-			m := startWorker(t, WorkerOptions{StallTimeout: time.Second}, q, d, logs)
+			m := startWorker(t, WorkerOptions{StallTimeout: 2 * time.Second}, q, d, logs)
 			up := m.OutputUp.WithLabelValues("out")
 			last := m.OutputLastDelivery.WithLabelValues("out")
 			if !testpeer.WaitFor(30*time.Second, func() bool {

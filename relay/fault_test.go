@@ -183,12 +183,19 @@ outputs = ["head"]
 // TestUpstreamResetsMidBatch: an upstream that resets the connection after
 // reading a random part of the stream, ten times over, then behaves.
 // Nothing is lost; what was cut off is sent again.
+//
+// The resetter throws away what it read, as an upstream that crashes
+// after reading would: over plain TCP that is lost unless the crash comes
+// within confirm_delay of the kernel's acknowledgement, which is what the
+// 1 s here models (on a busy machine the resetter may lag the kernel by
+// more than the default 50 ms). If it lags by more still, every message
+// lost must be among those counted as possibly lost.
 func TestUpstreamResetsMidBatch(t *testing.T) {
 	needLong(t)
 	port := testpeer.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	resets := testpeer.NewResetter(t, addr, 10, 20000)
-	r := startRelay(t, t.TempDir(), `data_dir = "{{DATA}}"`+listenersTOML()+tcpOutputTOML("head", addr)+`
+	r := startRelay(t, t.TempDir(), `data_dir = "{{DATA}}"`+listenersTOML()+tcpOutputTOML("head", addr)+`confirm_delay = "1s"
 [[route]]
 name = "all"
 outputs = ["head"]
@@ -200,12 +207,14 @@ outputs = ["head"]
 	if !testpeer.WaitFor(60*time.Second, func() bool { return resets.Done() }) {
 		t.Fatalf("only %d resets happened", resets.Count())
 	}
+	possiblyLost := func() float64 { return r.metric("relay_output_messages_possibly_lost_total") }
 	if !testpeer.WaitFor(60*time.Second, func() bool {
-		return testpeer.Check("rst", n, resets.Receiver().Messages()).Delivered() == n
+		missing := n - testpeer.Check("rst", n, resets.Receiver().Messages()).Delivered()
+		return missing == 0 || r.metric("relay_queue_depth_records") == 0 && float64(missing) <= possiblyLost()
 	}) {
-		t.Fatalf("%v", testpeer.Check("rst", n, resets.Receiver().Messages()))
+		t.Fatalf("%v; possibly lost %v", testpeer.Check("rst", n, resets.Receiver().Messages()), possiblyLost())
 	}
 	tally := testpeer.Check("rst", n, resets.Receiver().Messages())
-	t.Logf("10 resets mid-batch: sent %d, delivered after the resets %d, duplicates %d, relay resent %v",
-		n, tally.Delivered(), tally.Duplicates, r.metric("relay_output_messages_resent_total"))
+	t.Logf("10 resets mid-batch: sent %d, delivered after the resets %d, duplicates %d, relay resent %v, possibly lost %v",
+		n, tally.Delivered(), tally.Duplicates, r.metric("relay_output_messages_resent_total"), possiblyLost())
 }
