@@ -78,11 +78,15 @@ type TCP struct {
 	reader  chan struct{} // under TLS: closed when the reader goroutine ends
 	readErr error         // under TLS: why it ended, valid once reader is closed
 	readAt  time.Time     // and when
-	// connectedAt is when the handshake completed.
-	connectedAt time.Time
-	w           *bufio.Writer
-	written     int64 // bytes handed to the kernel on this connection
-	msgBytes    int64 // framed message bytes written, for BytesWritten
+	// connectedAt is when the handshake completed; tls13 tells whether it
+	// was TLS 1.3, handshakeRead how many bytes it had read from the
+	// socket. See tlsAcceptPending.
+	connectedAt   time.Time
+	tls13         bool
+	handshakeRead int64
+	w             *bufio.Writer
+	written       int64 // bytes handed to the kernel on this connection
+	msgBytes      int64 // framed message bytes written, for BytesWritten
 	// marks remembers when each offset was written, oldest first, so that
 	// Settled can apply ConfirmDelay; one entry per batch.
 	marks   []offsetMark
@@ -165,6 +169,8 @@ func (t *TCP) handshake(ctx context.Context, raw *net.TCPConn) error {
 		return err
 	}
 	t.tls, t.wire, t.conn, t.tlsCfg = tc, wire, tc, cfg
+	t.tls13 = tc.ConnectionState().Version == tls.VersionTLS13
+	t.handshakeRead = wire.read.Load()
 	t.reader = make(chan struct{})
 	t.readErr = nil
 	t.connectedAt = time.Now()
@@ -201,13 +207,37 @@ func (t *TCP) wireBytes() int64 {
 // goroutine, hence the atomic.
 type countingConn struct {
 	*net.TCPConn
-	n atomic.Int64
+	n    atomic.Int64
+	read atomic.Int64 // bytes read from the socket, by the handshake and the reader
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.TCPConn.Write(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// tlsAcceptHold is how long after a TLS 1.3 handshake nothing counts as
+// confirmed unless the server has sent something since. In TLS 1.3 the
+// client's side of the handshake is over before the server has checked the
+// client's certificate: the first records go out at once, the server's
+// kernel acknowledges them, and a refusal comes as an alert when the server
+// gets round to the check, which on a busy server can be later than
+// confirm_delay. Anything the server sends after the handshake (a session
+// ticket, which most servers send at once) shows it accepted us.
+const tlsAcceptHold = time.Second
+
+// tlsAcceptPending reports whether a TLS 1.3 server may still refuse this
+// connection: it has sent nothing since the handshake, which ended less
+// than tlsAcceptHold ago.
+func (t *TCP) tlsAcceptPending(now time.Time) bool {
+	return t.tls != nil && t.tls13 && t.wire.read.Load() == t.handshakeRead && now.Sub(t.connectedAt) < tlsAcceptHold
 }
 
 // Write frames and writes entries, then flushes.
@@ -284,7 +314,7 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 	}
 	acked := written - int64(unacked)
 	t.acked = acked
-	if !t.peerReading(acked, win) && !peerClosed {
+	if !t.peerReading(acked, win) && !peerClosed || t.tlsAcceptPending(now) {
 		return t.settled, nil
 	}
 	i := 0

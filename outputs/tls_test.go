@@ -3,6 +3,8 @@ package outputs
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -289,5 +291,40 @@ func TestTLSDestinationStopsQuickly(t *testing.T) {
 	d.Close()
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("Close took %v with a stuck upstream", took)
+	}
+}
+
+// TestTLSDestinationSlowCertificateCheck: a TLS 1.3 server checks the
+// client's certificate after the client has finished its side of the
+// handshake and sent its first records, which the server's kernel
+// acknowledges. A server slow to refuse (here 300 ms, longer than
+// confirm_delay) must not make those records count as confirmed: they go
+// out again on the next connection, which the server accepts.
+func TestTLSDestinationSlowCertificateCheck(t *testing.T) {
+	t.Parallel()
+	ca := testpeer.NewTestCA(t, "up")
+	cfg := serverTLS(t, ca, 0)
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg.ClientCAs = ca.Pool()
+	cfg.SessionTicketsDisabled = true // nothing after the handshake speaks for the server
+	var checks atomic.Int32
+	cfg.VerifyPeerCertificate = func([][]byte, [][]*x509.Certificate) error {
+		if checks.Add(1) == 1 {
+			time.Sleep(300 * time.Millisecond)
+			return errors.New("first session refused")
+		}
+		return nil
+	}
+	recv := testpeer.NewTLSReceiver(t, "127.0.0.1:0", cfg)
+	d := tlsDest(recv.Addr(), &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost",
+		Certificates: []tls.Certificate{ca.Client("relay", "relay").KeyPair(t)}})
+	q := newTestQueue(t)
+	fill(t, q, "slow", 100)
+	runWorker(t, q, d)
+	if !testpeer.WaitFor(30*time.Second, func() bool { return testpeer.Check("slow", 100, recv.Messages()).Delivered() == 100 }) {
+		t.Fatalf("%v after %d certificate checks", testpeer.Check("slow", 100, recv.Messages()), checks.Load())
+	}
+	if n := checks.Load(); n < 2 {
+		t.Errorf("%d certificate checks: the first session was not refused", n)
 	}
 }
