@@ -271,3 +271,56 @@ outputs = ["f"]
 		}
 	}
 }
+
+// TestKafkaListenerWithoutCluster: a relay whose brokers do not answer
+// starts, serves its other listeners and stops.
+func TestKafkaListenerWithoutCluster(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	dead := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	r, out := kafkaFileRelay(t, listenersTOML()+kafkaListenerTOML("kafka", []string{dead}, kafkaTopic, "heads", ""))
+	if err := testpeer.SendTCP(r.addr("tcp"), "nk", 0, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, "nk", 10, out)
+	r.stop()
+}
+
+// TestKafkaListenerReload: a reload that changes the kafka listener
+// replaces the group member; records produced before and after all
+// arrive.
+func TestKafkaListenerReload(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := startKafka(t, kafkaTopic, 6)
+	brokers := c.ListenAddrs()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "messages.log")
+	text := func(session string) string {
+		return `data_dir = "` + dir + `/q"` + strings.Replace(kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""), `"3s"`, `"`+session+`"`, 1) + fmt.Sprintf(`
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["file"]
+`, out)
+	}
+	r := startRelay(t, dir, text("3s"))
+	const n = 1000
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("rl", 0, n))
+	waitAll(t, "rl", n, out)
+	cfg, err := ParseConfig("test.toml", []byte(text("4s")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("rl2", 0, n))
+	waitAll(t, "rl2", n, out)
+	if tally := testpeer.Check("rl", n, testpeer.ReadLines(out)); tally.Duplicates != 0 {
+		t.Errorf("the replaced member had committed what it stored, yet: %v", tally)
+	}
+}
