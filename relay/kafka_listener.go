@@ -39,6 +39,9 @@ const (
 	// kafkaPollRecords bounds one burst: its records are routed, the
 	// queues flushed once, and their offsets marked for commit.
 	kafkaPollRecords = 4096
+	// kafkaFetchMaxBytes bounds one fetch response (a broker still sends a
+	// first record larger than this whole).
+	kafkaFetchMaxBytes = 16 << 20
 	// kafkaErrorLogInterval paces the lines about a fetch or commit error
 	// that repeats.
 	kafkaErrorLogInterval = 10 * time.Second
@@ -149,6 +152,8 @@ func newKafkaListener(cfg ListenerConfig, in *ingest, m *kafkaMetrics, log *slog
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(l.revoked),
 		kgo.OnPartitionsLost(l.lost),
+		// The client buffers at most one fetch response per broker.
+		kgo.FetchMaxBytes(kafkaFetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(int32(max(int64(cfg.MaxMessageSize)*4, 1<<20))),
 		kgo.WithLogger(kgoLogger{l.log}),
 	)
@@ -184,11 +189,18 @@ func (l *kafkaListener) close() error {
 	return nil
 }
 
-// leave leaves the group, within kafkaCommitTimeout, and closes the client.
-// Leaving revokes the partitions, so revoked commits the marked offsets.
+// leave commits the marked offsets and leaves the group, each within
+// kafkaCommitTimeout, and closes the client. The members that take the
+// partitions go on from what this one stored.
 func (l *kafkaListener) leave() {
 	l.client.AllowRebalance()
 	ctx, cancel := context.WithTimeout(context.Background(), kafkaCommitTimeout)
+	err := l.client.CommitMarkedOffsets(ctx)
+	cancel()
+	if err != nil {
+		l.commitFailed(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), kafkaCommitTimeout)
 	defer cancel()
 	if err := l.client.LeaveGroupContext(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		l.log.Warn("leave consumer group", "group", l.cfg.Group, "err", err)

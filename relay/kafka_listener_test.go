@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
@@ -322,5 +325,51 @@ outputs = ["file"]
 	waitAll(t, "rl2", n, out)
 	if tally := testpeer.Check("rl", n, testpeer.ReadLines(out)); tally.Duplicates != 0 {
 		t.Errorf("the replaced member had committed what it stored, yet: %v", tally)
+	}
+}
+
+// TestKafkaListenerCommitErrors: while the cluster refuses offset commits,
+// records still arrive and the failures are counted; once it accepts them
+// again the group's offsets reach the end.
+func TestKafkaListenerCommitErrors(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := startKafka(t, kafkaTopic, 6)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	brokers := c.ListenAddrs()
+	r, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	const n = 1000
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("ce", 0, n))
+	waitAll(t, "ce", n, out)
+	if !testpeer.WaitFor(60*time.Second, func() bool { return r.metric("relay_kafka_commit_errors_total", "listener", "kafka") > 0 }) {
+		t.Fatal("refused commits were not counted")
+	}
+	if got := committedTotal(c, "heads", kafkaTopic); got != 0 {
+		t.Errorf("committed %d records while the cluster refused commits", got)
+	}
+	refuse.Store(false)
+	if !testpeer.WaitFor(60*time.Second, func() bool { return committedTotal(c, "heads", kafkaTopic) == n }) {
+		t.Errorf("group committed %d records, want %d", committedTotal(c, "heads", kafkaTopic), n)
 	}
 }
