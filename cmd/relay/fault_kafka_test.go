@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,27 +101,31 @@ session_timeout = "3s"
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	const half = total / 2
-	for from := 0; from < half; from += 5000 {
-		if err := produceSeq(producer, topic, "hk", from, from+5000); err != nil {
-			t.Fatalf("produce: %v", err)
+	// The producer streams in chunks while head a is killed.
+	produced := make(chan error, 1)
+	var sent atomic.Int64
+	go func() {
+		for from := 0; from < total; from += 1000 {
+			if err := produceSeq(producer, topic, "hk", from, from+1000); err != nil {
+				produced <- err
+				return
+			}
+			sent.Store(int64(from + 1000))
 		}
-	}
-	// Kill a while it consumes: once it has read some of its share, and
-	// before it can have read all of it.
+		produced <- nil
+	}()
+	// Kill a while it consumes: once it has read some of its share.
 	if !testpeer.WaitFor(time.Minute, func() bool {
 		n, ok := a.metric("relay_kafka_records_read_total")
-		return ok && n >= 2000
+		return ok && n >= 5000
 	}) {
 		t.Fatalf("head a read nothing:\n%s", a.logs.String())
 	}
 	readByA, _ := a.metric("relay_kafka_records_read_total")
 	a.kill9()
-	t.Logf("head a killed after reading %v records", readByA)
-	for from := half; from < total; from += 5000 {
-		if err := produceSeq(producer, topic, "hk", from, from+5000); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
+	t.Logf("head a killed after reading %v records, %d produced by then", readByA, sent.Load())
+	if err := <-produced; err != nil {
+		t.Fatalf("produce: %v", err)
 	}
 	waitGroup(t, c, group, "left to the survivor", func(g *kfake.GroupInfo) bool {
 		return len(g.Members) == 1 && g.Members[0].NumAssigned() == 6
