@@ -48,6 +48,13 @@ type ListenerConfig struct {
 	SocketMode     *FileMode        `toml:"socket_mode"`     // unix; default 0666
 	Window         int              `toml:"window"`          // relp: unacknowledged frames allowed per connection
 
+	// kafka: the cluster, the topics consumed and the consumer group whose
+	// members share their partitions.
+	Brokers        []string `toml:"brokers"`
+	Topics         []string `toml:"topics"`
+	Group          string   `toml:"group"`
+	SessionTimeout Duration `toml:"session_timeout"` // how long the group waits for a silent member
+
 	// How an output that converts formats completes this listener's messages.
 	Timezone     Timezone `toml:"timezone"`      // for RFC 3164 stamps; default the host's
 	FillHostname *bool    `toml:"fill_hostname"` // default true
@@ -158,6 +165,7 @@ const (
 	DefaultRELPWindow      = 128
 	DefaultProbeInterval   = 30 * time.Second
 	DefaultBlockTimeout    = 2 * time.Second
+	DefaultSessionTimeout  = 45 * time.Second
 )
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m30s").
@@ -332,6 +340,9 @@ func (c *Config) applyDefaults() {
 		}
 		if l.Window == 0 {
 			l.Window = DefaultRELPWindow
+		}
+		if l.SessionTimeout.Duration == 0 {
+			l.SessionTimeout.Duration = DefaultSessionTimeout
 		}
 		if l.FillHostname == nil {
 			l.FillHostname = ptr(true)

@@ -120,7 +120,7 @@ func TestConfigErrors(t *testing.T) {
 			// A missing key is placed at the header of its table.
 			[]string{`line 7: output[0].path: is required for protocol "file"`}},
 		{"output protocol on a listener", strings.Replace(validBase, `protocol = "udp"`, `protocol = "file"`, 1),
-			[]string{`line 5: listener[0].protocol: unknown protocol "file": use udp, tcp, tls, relp or unix`}},
+			[]string{`line 5: listener[0].protocol: unknown protocol "file": use udp, tcp, tls, relp, unix or kafka`}},
 		{"listener protocol on an output", strings.Replace(validBase, `protocol = "file"`, `protocol = "unix"`, 1),
 			[]string{`line 9: output[0].protocol: unknown protocol "unix": use tcp, tls, udp, relp or file`}},
 		{"bad format", withOutputKey(`format = "xml"`),

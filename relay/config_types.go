@@ -20,6 +20,9 @@ const (
 	ProtocolRELP = "relp"
 	ProtocolUnix = "unix"
 	ProtocolFile = "file"
+	// ProtocolKafka is a listener that consumes Kafka topics as a member
+	// of a consumer group.
+	ProtocolKafka = "kafka"
 )
 
 // ListenerProtocol is the protocol of a [[listener]], one of
@@ -36,6 +39,10 @@ type ProtocolList[P ~string] []P
 // ListenerProtocols are the protocols a listener receives with, and so the
 // ones relay send sends with.
 var ListenerProtocols = ProtocolList[ListenerProtocol]{ProtocolUDP, ProtocolTCP, ProtocolTLS, ProtocolRELP, ProtocolUnix}
+
+// configListenerProtocols are the protocols a [[listener]] may name: those
+// of ListenerProtocols and kafka, which relay send does not speak.
+var configListenerProtocols = append(ListenerProtocols[:len(ListenerProtocols):len(ListenerProtocols)], ProtocolKafka)
 
 // OutputProtocols are the protocols an output sends with.
 var OutputProtocols = ProtocolList[OutputProtocol]{ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP, ProtocolFile}
@@ -65,9 +72,9 @@ func (l ProtocolList[P]) String() string {
 	return b.String()
 }
 
-// UnmarshalText parses one of ListenerProtocols.
+// UnmarshalText parses one of configListenerProtocols.
 func (p *ListenerProtocol) UnmarshalText(b []byte) (err error) {
-	*p, err = ListenerProtocols.Parse(string(b))
+	*p, err = configListenerProtocols.Parse(string(b))
 	return err
 }
 

@@ -135,8 +135,10 @@ func (l *ListenerConfig) validate(problem problemFunc, names map[string]bool) {
 		if l.Address == "" {
 			problem("address", "is required: the path of the socket to create")
 		}
+	case ProtocolKafka:
+		l.validateKafka(problem)
 	case "":
-		problem("protocol", "is required: use %s", ListenerProtocols)
+		problem("protocol", "is required: use %s", configListenerProtocols)
 	}
 	if l.MaxMessageSize < 480 || l.MaxMessageSize > 16<<20 {
 		problem("max_message_size", "%d is out of range: use 480 bytes to 16MiB", l.MaxMessageSize)
@@ -149,6 +151,7 @@ func (l *ListenerConfig) validate(problem problemFunc, names map[string]bool) {
 	}
 	l.validateAccess(problem)
 	l.validateTLS(problem)
+	l.validateKafkaKeys(problem)
 }
 
 // validateAccess checks allowed_networks, rate_limit and rate_burst.

@@ -59,6 +59,22 @@ func (in *ingest) handle(data []byte, source string, now time.Time) (accepted bo
 	if in.dedup != nil && in.isDuplicate(data, now) {
 		return true // the first copy was accepted
 	}
+	return in.route(data, source, now)
+}
+
+// handleStamped is handle for a message whose stamp came beside it (in
+// Kafka record headers) rather than in its structured data.
+func (in *ingest) handleStamped(data []byte, source string, now time.Time, origin string, epoch, seq uint64) (accepted bool) {
+	in.received.Inc()
+	in.bytes.Add(float64(len(data)))
+	if in.dedup != nil && in.dedup.check(origin, epoch, seq, now) {
+		return true // the first copy was accepted
+	}
+	return in.route(data, source, now)
+}
+
+// route hands one message to the router and counts the outcome.
+func (in *ingest) route(data []byte, source string, now time.Time) (accepted bool) {
 	r := acquire(in.router)
 	routed, accepted := r.dispatch(queue.Entry{
 		Received: now,
@@ -106,6 +122,8 @@ func listenerReasons(lc ListenerConfig) []string {
 		if lc.TLS.CertFile != "" {
 			reasons = append(reasons, tlsHandshakeReasons...)
 		}
+	case "kafka":
+		reasons = []string{"truncated", "empty", "fetch_error", "store_failed"}
 	}
 	return reasons
 }

@@ -34,9 +34,11 @@ import (
 const drainGrace = 10 * time.Second
 
 // keepsSocket reports whether a listener configured as old can hand its
-// socket to one configured as next.
+// socket to one configured as next. A kafka listener has no socket: a
+// changed one is closed (committing what it stored) and a new one joins
+// the group.
 func keepsSocket(old, next ListenerConfig) bool {
-	return old.Protocol == next.Protocol && old.Address == next.Address
+	return old.Protocol != ProtocolKafka && old.Protocol == next.Protocol && old.Address == next.Address
 }
 
 // dupSocket duplicates the descriptor of prev's socket (nothing when prev

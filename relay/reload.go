@@ -355,6 +355,9 @@ func (s *Server) rebindListeners(cfg *Config) []error {
 		s.mu.Unlock()
 		if _, ok := want[ls.cfg.Name]; !ok {
 			s.metrics.RemoveListener(ls.cfg.Name)
+			if s.kafka != nil {
+				s.kafka.remove(ls.cfg.Name)
+			}
 		}
 	}
 	for _, lc := range pending {

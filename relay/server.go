@@ -59,6 +59,7 @@ type Server struct {
 	epoch  uint32
 	seq    atomic.Uint64 // numbers every message across router generations
 	dedup  *dedup        // shared by every listener with dedup, made on first use
+	kafka  *kafkaMetrics // shared by the kafka listeners, made on first use
 	router atomic.Pointer[router]
 
 	// The fields below belong to the goroutine running New, then Run (which
@@ -274,6 +275,13 @@ func (s *Server) newListener(lc ListenerConfig, prev listener) (_ listener, err 
 		l, err = newTCPListener(lc, in, gauge, s.log, ln)
 	case ProtocolRELP:
 		l, err = newRELPListener(lc, in, gauge, s.log, ln)
+	case ProtocolKafka:
+		if s.kafka == nil {
+			if s.kafka, err = newKafkaMetrics(s.reg); err != nil {
+				return nil, fmt.Errorf("register kafka metrics: %w", err)
+			}
+		}
+		l, err = newKafkaListener(lc, in, s.kafka, s.log)
 	default:
 		err = fmt.Errorf("unknown protocol %q", lc.Protocol)
 	}

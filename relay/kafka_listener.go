@@ -1,0 +1,457 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/relay-syslog/relay/internal/repeatlog"
+)
+
+// The record headers that carry another relay's stamp beside a message, as
+// a Kafka output with stamp_sequence writes them: the origin relay's id,
+// its epoch and the message's sequence number, in decimal.
+const (
+	KafkaHeaderOrigin = "relay-origin"
+	KafkaHeaderEpoch  = "relay-epoch"
+	KafkaHeaderSeq    = "relay-seq"
+)
+
+const (
+	// kafkaCommitInterval is how often the offsets of accepted records are
+	// committed while records arrive. What was accepted and not yet
+	// committed when a relay dies is read again by the partition's next
+	// owner: at most this long of duplicates per partition.
+	kafkaCommitInterval = time.Second
+	// kafkaCommitTimeout bounds the commit when partitions are revoked and
+	// the last one when the listener closes, so a stop does not wait on an
+	// unreachable cluster.
+	kafkaCommitTimeout = 5 * time.Second
+	// kafkaPollRecords bounds one burst: its records are routed, the
+	// queues flushed once, and their offsets marked for commit.
+	kafkaPollRecords = 4096
+	// kafkaFetchMaxBytes bounds one fetch response (a broker still sends a
+	// first record larger than this whole).
+	kafkaFetchMaxBytes = 16 << 20
+	// kafkaErrorLogInterval paces the lines about a fetch or commit error
+	// that repeats.
+	kafkaErrorLogInterval = 10 * time.Second
+)
+
+// kafkaMetrics are the collectors of the kafka listeners, registered on
+// the first one's creation and shared by all.
+type kafkaMetrics struct {
+	lag          *prometheus.GaugeVec
+	records      *prometheus.CounterVec
+	commitErrors *prometheus.CounterVec
+}
+
+func newKafkaMetrics(reg prometheus.Registerer) (*kafkaMetrics, error) {
+	m := &kafkaMetrics{
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relay_kafka_consumer_lag",
+			Help: "Records in the partition after the last one the kafka listener read (high watermark of its last fetch minus its position).",
+		}, []string{"listener", "topic", "partition"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_kafka_records_read_total",
+			Help: "Records the kafka listener read, per topic.",
+		}, []string{"listener", "topic"}),
+		commitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_kafka_commit_errors_total",
+			Help: "Offset commits of the kafka listener that failed; the records after the last commit that succeeded are read again by the partition's next owner.",
+		}, []string{"listener"}),
+	}
+	for _, c := range []prometheus.Collector{m.lag, m.records, m.commitErrors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// remove stops exporting the series of listener name.
+func (m *kafkaMetrics) remove(name string) {
+	labels := prometheus.Labels{"listener": name}
+	m.lag.DeletePartialMatch(labels)
+	m.records.DeletePartialMatch(labels)
+	m.commitErrors.DeletePartialMatch(labels)
+}
+
+// kafkaListener consumes topics as a member of a consumer group: the
+// group's members (relays with the same group) share the partitions, and
+// a partition moves to another member when its owner leaves or dies.
+//
+// Each record's value is one syslog message, routed as a message of any
+// listener is. An offset is marked for commit only after the records up
+// to it are accepted and the queues flushed (the same moment a RELP
+// listener acknowledges), and only marked offsets are committed. A relay
+// killed at any moment therefore leaves behind a committed offset at or
+// before what it stored; the partition's next owner reads the rest again
+// (duplicates, not losses).
+//
+// The client blocks rebalances while a polled burst is being stored
+// (BlockRebalanceOnPoll): a revoked partition's records are all accepted
+// and marked, and its offset committed, before another member may take it.
+type kafkaListener struct {
+	cfg    ListenerConfig
+	in     *ingest
+	log    *slog.Logger
+	client *kgo.Client
+
+	lag          *prometheus.GaugeVec   // topic, partition
+	records      *prometheus.CounterVec // topic
+	commitErrors prometheus.Counter
+	errLog       *repeatlog.Limiter
+
+	ctx    context.Context // ends polling; cancelled by close
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	serving bool // serve runs and closes the client when it returns
+	closed  bool
+}
+
+// newKafkaListener creates the consumer of cfg. It connects lazily: a
+// cluster that cannot be reached is logged and retried while it serves.
+func newKafkaListener(cfg ListenerConfig, in *ingest, m *kafkaMetrics, log *slog.Logger) (*kafkaListener, error) {
+	l := &kafkaListener{
+		cfg:          cfg,
+		in:           in,
+		log:          log.With("listener", cfg.Name),
+		lag:          m.lag.MustCurryWith(prometheus.Labels{"listener": cfg.Name}),
+		records:      m.records.MustCurryWith(prometheus.Labels{"listener": cfg.Name}),
+		commitErrors: m.commitErrors.WithLabelValues(cfg.Name),
+		errLog:       repeatlog.New(kafkaErrorLogInterval),
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	session := cfg.SessionTimeout.Duration
+	// Kafka's advice: heartbeats at most a third of the session timeout.
+	heartbeat := min(3*time.Second, session/5)
+	client, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ClientID("relay"),
+		kgo.SessionTimeout(session),
+		kgo.HeartbeatInterval(heartbeat),
+		// kgo refuses marks together with DisableAutoCommit. With
+		// AutoCommitMarks its autocommit commits only offsets the listener
+		// marked, never what was merely polled.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(kafkaCommitInterval),
+		kgo.AutoCommitCallback(l.committed),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(l.revoked),
+		kgo.OnPartitionsLost(l.lost),
+		// The client buffers at most one fetch response per broker.
+		kgo.FetchMaxBytes(kafkaFetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(int32(max(int64(cfg.MaxMessageSize)*4, 1<<20))),
+		kgo.WithLogger(kgoLogger{l.log}),
+	)
+	if err != nil {
+		l.cancel()
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	l.client = client
+	l.log.Info("consuming", "protocol", "kafka", "brokers", cfg.Brokers, "topics", cfg.Topics, "group", cfg.Group)
+	return l, nil
+}
+
+func (l *kafkaListener) name() string { return l.cfg.Name }
+
+// addr names the cluster; a kafka listener binds no socket.
+func (l *kafkaListener) addr() string { return "kafka:" + l.cfg.Group }
+
+// close stops polling. serve commits what was accepted, leaves the group
+// and returns.
+func (l *kafkaListener) close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	serving := l.serving
+	l.mu.Unlock()
+	l.cancel()
+	if !serving {
+		l.leave()
+	}
+	return nil
+}
+
+// leave commits the marked offsets and leaves the group, each within
+// kafkaCommitTimeout, and closes the client. The members that take the
+// partitions go on from what this one stored.
+func (l *kafkaListener) leave() {
+	l.client.AllowRebalance()
+	ctx, cancel := context.WithTimeout(context.Background(), kafkaCommitTimeout)
+	err := l.client.CommitMarkedOffsets(ctx)
+	cancel()
+	if err != nil {
+		l.commitFailed(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), kafkaCommitTimeout)
+	defer cancel()
+	if err := l.client.LeaveGroupContext(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		l.log.Warn("leave consumer group", "group", l.cfg.Group, "err", err)
+	}
+	l.client.Close()
+	l.errLog.Stop()
+}
+
+// serve polls bursts of records until close is called or ctx ends.
+func (l *kafkaListener) serve(ctx context.Context) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.serving = true
+	l.mu.Unlock()
+	defer l.leave()
+	stop := context.AfterFunc(ctx, l.cancel)
+	defer stop()
+	sources := map[kafkaPartition]string{}
+	var marks []*kgo.Record
+	for l.ctx.Err() == nil {
+		fetches := l.client.PollRecords(l.ctx, kafkaPollRecords)
+		if fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			l.in.countError("fetch_error")
+			l.errLog.Log("fetch\x00"+topic, 1, func(n int, summary bool) {
+				l.log.Warn("fetch from kafka", "topic", topic, "partition", partition, "err", err, "errors", n)
+			})
+		})
+		marks = l.store(fetches, sources, marks[:0])
+		if len(marks) > 0 {
+			l.client.MarkCommitRecords(marks...)
+		}
+		// Everything polled is stored and marked: a revoked partition
+		// may go now, and its revocation commits what was marked.
+		l.client.AllowRebalance()
+	}
+}
+
+type kafkaPartition struct {
+	topic     string
+	partition int32
+}
+
+// store routes the records of fetches, flushes the queues and returns
+// marks with the last record of each partition appended, to be marked for
+// commit. A flush that fails marks nothing: those records are not on
+// disk, and their offsets stay uncommitted until a later burst is.
+func (l *kafkaListener) store(fetches kgo.Fetches, sources map[kafkaPartition]string, marks []*kgo.Record) []*kgo.Record {
+	now := time.Now()
+	maxSize := int(l.cfg.MaxMessageSize)
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		key := kafkaPartition{p.Topic, p.Partition}
+		source, ok := sources[key]
+		if !ok {
+			// The topic and partition stand for the sender: the
+			// producer's address is not known here.
+			source = p.Topic + "/" + strconv.Itoa(int(p.Partition))
+			sources[key] = source
+		}
+		for _, r := range p.Records {
+			l.ingest(r, source, maxSize, now)
+		}
+		last := p.Records[len(p.Records)-1]
+		l.records.WithLabelValues(p.Topic).Add(float64(len(p.Records)))
+		l.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(0, p.HighWatermark-last.Offset-1)))
+		marks = append(marks, last)
+	})
+	if len(marks) == 0 {
+		return marks
+	}
+	if err := l.in.flush(); err != nil {
+		l.in.countError("store_failed")
+		l.errLog.Log("flush", 1, func(n int, summary bool) {
+			l.log.Error("store kafka records: their offsets are not committed", "err", err, "errors", n)
+		})
+		return marks[:0]
+	}
+	return marks
+}
+
+// ingest routes one record's value as a message.
+func (l *kafkaListener) ingest(r *kgo.Record, source string, maxSize int, now time.Time) {
+	data := r.Value
+	if len(data) == 0 {
+		l.in.countError("empty")
+		return
+	}
+	if len(data) > maxSize {
+		data = data[:maxSize]
+		l.in.countError("truncated")
+	}
+	if l.in.dedup != nil {
+		if origin, epoch, seq, ok := kafkaStamp(r.Headers); ok {
+			l.in.handleStamped(data, source, now, origin, epoch, seq)
+			return
+		}
+	}
+	l.in.handle(data, source, now)
+}
+
+// kafkaStamp reads a relay's stamp from record headers; ok is false when
+// one is missing or malformed.
+func kafkaStamp(headers []kgo.RecordHeader) (origin string, epoch, seq uint64, ok bool) {
+	var found int
+	var err1, err2 error
+	for _, h := range headers {
+		switch h.Key {
+		case KafkaHeaderOrigin:
+			origin = string(h.Value)
+			found |= 1
+		case KafkaHeaderEpoch:
+			epoch, err1 = strconv.ParseUint(string(h.Value), 10, 32)
+			found |= 2
+		case KafkaHeaderSeq:
+			seq, err2 = strconv.ParseUint(string(h.Value), 10, 64)
+			found |= 4
+		}
+	}
+	if found != 7 || err1 != nil || err2 != nil || seq == 0 || origin == "" {
+		return "", 0, 0, false
+	}
+	return origin, epoch, seq, true
+}
+
+// revoked commits the marked offsets before the partitions go to another
+// member. With BlockRebalanceOnPoll it runs between bursts, so every
+// record polled from them is stored and marked by then.
+func (l *kafkaListener) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	ctx, cancel := context.WithTimeout(ctx, kafkaCommitTimeout)
+	defer cancel()
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		l.commitFailed(err)
+	}
+	l.forget(revoked)
+	if len(revoked) > 0 {
+		l.log.Info("kafka partitions revoked", "partitions", fmt.Sprint(revoked))
+	}
+}
+
+// lost forgets partitions taken away without a chance to commit (the
+// session expired): their next owner reads again from the last commit.
+func (l *kafkaListener) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	l.forget(lost)
+	if len(lost) > 0 {
+		l.log.Warn("kafka partitions lost: what was stored since the last commit will be read again by their next owner", "partitions", fmt.Sprint(lost))
+	}
+}
+
+func (l *kafkaListener) forget(partitions map[string][]int32) {
+	for topic, ps := range partitions {
+		for _, p := range ps {
+			l.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
+		}
+	}
+}
+
+// committed counts the failures of an autocommit, which commits only
+// marked offsets.
+func (l *kafkaListener) committed(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	if err == nil && resp != nil {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
+					err = perr
+				}
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		l.commitFailed(err)
+	}
+}
+
+func (l *kafkaListener) commitFailed(err error) {
+	l.commitErrors.Inc()
+	l.errLog.Log("commit", 1, func(n int, summary bool) {
+		l.log.Warn("commit kafka offsets: the records since the last commit will be read again by the partition's next owner", "group", l.cfg.Group, "err", err, "errors", n)
+	})
+}
+
+// kgoLogger passes the client's warnings and errors to the relay's log.
+type kgoLogger struct{ log *slog.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		k.log.Error("kafka client: "+msg, keyvals...)
+	case kgo.LogLevelWarn:
+		k.log.Warn("kafka client: "+msg, keyvals...)
+	}
+}
+
+// validateKafka checks the keys of a kafka listener.
+func (l *ListenerConfig) validateKafka(problem problemFunc) {
+	if l.Address != "" {
+		problem("address", "is not used by protocol \"kafka\": use brokers")
+	}
+	if len(l.Brokers) == 0 {
+		problem("brokers", "is required for protocol \"kafka\": the cluster's bootstrap brokers as \"host:port\"")
+	}
+	for _, b := range l.Brokers {
+		if err := checkHostPort(b); err != nil {
+			problem("brokers", "%v", err)
+		}
+	}
+	if len(l.Topics) == 0 {
+		problem("topics", "is required for protocol \"kafka\": the topics to consume")
+	}
+	for _, t := range l.Topics {
+		if t == "" {
+			problem("topics", "must not contain an empty name")
+		}
+	}
+	if l.Group == "" {
+		problem("group", "is required for protocol \"kafka\": relays with the same group share the partitions")
+	}
+	if s := l.SessionTimeout.Duration; s < time.Second || s > 30*time.Minute {
+		problem("session_timeout", "%v is out of range: use 1s to 30m", s)
+	}
+	for key, set := range map[string]bool{"allowed_networks": len(l.AllowedNetworks) > 0, "rate_limit": l.RateLimit > 0, "rate_burst": l.RateBurst > 0} {
+		if set {
+			problem(key, "does not apply to kafka listeners (records have no sender address)")
+		}
+	}
+	if l.TLS.CertFile != "" || l.TLS.KeyFile != "" || l.TLS.ClientCAFile != "" {
+		problem("tls.cert_file", "TLS to Kafka brokers is not supported yet")
+	}
+}
+
+// validateKafkaKeys reports kafka keys set on a listener of another
+// protocol, where they would be ignored.
+func (l *ListenerConfig) validateKafkaKeys(problem problemFunc) {
+	if l.Protocol == ProtocolKafka {
+		return
+	}
+	for key, set := range map[string]bool{"brokers": len(l.Brokers) > 0, "topics": len(l.Topics) > 0, "group": l.Group != ""} {
+		if set {
+			problem(key, "is only used by protocol \"kafka\"")
+		}
+	}
+}

@@ -1,0 +1,375 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/relay-syslog/relay/internal/testpeer"
+)
+
+const kafkaTopic = "syslog"
+
+// kafkaFileRelay runs a relay whose listeners (TOML) all go to one file
+// output; it returns the relay and the file's path.
+func kafkaFileRelay(t *testing.T, listeners string) (*testRelay, string) {
+	t.Helper()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "messages.log")
+	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"`+listeners+fmt.Sprintf(`
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+
+[[route]]
+name = "all"
+outputs = ["file"]
+`, out))
+	return r, out
+}
+
+func seqMessages(run string, from, to int) []string {
+	msgs := make([]string, 0, to-from)
+	for i := from; i < to; i++ {
+		msgs = append(msgs, testpeer.SeqMessage(run, i))
+	}
+	return msgs
+}
+
+// waitAll waits until every message 0..n-1 of run is in the union of the
+// files and returns the tally.
+func waitAll(t *testing.T, run string, n int, files ...string) testpeer.Tally {
+	t.Helper()
+	read := func() []string {
+		var lines []string
+		for _, f := range files {
+			lines = append(lines, testpeer.ReadLines(f)...)
+		}
+		return lines
+	}
+	if !testpeer.WaitFor(90*time.Second, func() bool { return testpeer.Check(run, n, read()).Delivered() == n }) {
+		t.Fatalf("run %s: %v", run, testpeer.Check(run, n, read()))
+	}
+	return testpeer.Check(run, n, read())
+}
+
+// TestKafkaListenerConsumesAndCommits: records produced by a franz-go
+// client to a 6-partition topic on 3 brokers all arrive in the file, byte
+// for byte, and the group's committed offsets reach the end of every
+// partition; the lag gauge falls to 0.
+func TestKafkaListenerConsumesAndCommits(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := startKafka(t, kafkaTopic, 6)
+	brokers := c.ListenAddrs()
+	r, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	const n = 3000
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("kc", 0, n))
+	tally := waitAll(t, "kc", n, out)
+	if tally.Duplicates != 0 || tally.Foreign != 0 {
+		t.Errorf("one relay, no fault: %v", tally)
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool { return committedTotal(c, "heads", kafkaTopic) == n }) {
+		t.Errorf("group committed %d records, want %d", committedTotal(c, "heads", kafkaTopic), n)
+	}
+	if got := r.metric("relay_kafka_records_read_total", "listener", "kafka", "topic", kafkaTopic); got != n {
+		t.Errorf("relay_kafka_records_read_total = %v, want %d", got, n)
+	}
+	if got := r.metric("relay_messages_accepted_total", "listener", "kafka"); got != n {
+		t.Errorf("relay_messages_accepted_total = %v, want %d", got, n)
+	}
+	if got := r.metric("relay_kafka_consumer_lag", "listener", "kafka"); got != 0 {
+		t.Errorf("relay_kafka_consumer_lag summed = %v, want 0", got)
+	}
+	if got := r.metric("relay_kafka_commit_errors_total", "listener", "kafka"); got != 0 {
+		t.Errorf("relay_kafka_commit_errors_total = %v, want 0", got)
+	}
+}
+
+// TestKafkaListenerKcat: what kcat (librdkafka, a client the relay's code
+// shares nothing with) produces arrives.
+func TestKafkaListenerKcat(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := startKafka(t, kafkaTopic, 6)
+	brokers := c.ListenAddrs()
+	_, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	const n = 2000
+	kcatProduce(t, brokers, kafkaTopic, seqMessages("kcat", 0, n))
+	tally := waitAll(t, "kcat", n, out)
+	if tally.Duplicates != 0 || tally.Foreign != 0 {
+		t.Errorf("one relay, no fault: %v", tally)
+	}
+	want := testpeer.SeqMessage("kcat", 17)
+	if lines := testpeer.ReadLines(out); !strings.Contains("\n"+strings.Join(lines, "\n")+"\n", "\n"+want+"\n") {
+		t.Errorf("message not byte-exact in the file: want line %q", want)
+	}
+}
+
+// TestKafkaListenerGroupShares: two relays in one group share the six
+// partitions and together deliver everything; when one stops, the other
+// takes its partitions and goes on where it committed.
+func TestKafkaListenerGroupShares(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := startKafka(t, kafkaTopic, 6)
+	brokers := c.ListenAddrs()
+	a, outA := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	_, outB := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	g, err := c.WaitGroupInfo(ctx, "heads", func(g *kfake.GroupInfo) bool {
+		return g != nil && g.State == "Stable" && len(g.Members) == 2 && g.NumAssigned() == 6 &&
+			g.Members[0].NumAssigned() > 0 && g.Members[1].NumAssigned() > 0
+	})
+	if err != nil {
+		t.Fatalf("group did not share the partitions between two members: %+v", g)
+	}
+	const n = 3000
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("gs", 0, n))
+	tally := waitAll(t, "gs", n, outA, outB)
+	ta, tb := testpeer.Check("gs", n, testpeer.ReadLines(outA)), testpeer.Check("gs", n, testpeer.ReadLines(outB))
+	if ta.Delivered() == 0 || tb.Delivered() == 0 {
+		t.Errorf("one relay got nothing: a %d, b %d", ta.Delivered(), tb.Delivered())
+	}
+	t.Logf("shared: a %d, b %d, %v", ta.Delivered(), tb.Delivered(), tally)
+
+	// A clean stop commits what a stored and leaves the group: b takes
+	// every partition and reads only what came after.
+	a.stop()
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("gs2", 0, n))
+	tally = waitAll(t, "gs2", n, outA, outB)
+	if got := testpeer.Check("gs2", n, testpeer.ReadLines(outA)).Delivered(); got != 0 {
+		t.Errorf("stopped relay delivered %d of the second run", got)
+	}
+	if tally.Duplicates != 0 {
+		t.Errorf("after a clean stop: %v", tally)
+	}
+	if all := waitAll(t, "gs", n, outA, outB); all.Duplicates != 0 {
+		t.Errorf("a clean stop made b read again what a had stored: %v", all)
+	}
+}
+
+// TestKafkaListenerStampHeaders: records carrying a relay's stamp in their
+// headers feed dedup: the second copy is dropped and counted.
+func TestKafkaListenerStampHeaders(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := startKafka(t, kafkaTopic, 6)
+	brokers := c.ListenAddrs()
+	r, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", "dedup = true"))
+	stamp := []kgo.RecordHeader{
+		{Key: KafkaHeaderOrigin, Value: []byte("edge-1")},
+		{Key: KafkaHeaderEpoch, Value: []byte("4")},
+		{Key: KafkaHeaderSeq, Value: []byte("99")},
+	}
+	msg := testpeer.SeqMessage("st", 0)
+	kafkaProduce(t, brokers, kafkaTopic, []string{msg}, stamp...)
+	kafkaProduce(t, brokers, kafkaTopic, []string{msg}, stamp...)
+	// An unstamped record after both: once it is in the file, both
+	// stamped copies were read.
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("st2", 0, 1))
+	if !testpeer.WaitFor(90*time.Second, func() bool {
+		return r.metric("relay_listener_messages_received_total", "listener", "kafka") == 3 &&
+			testpeer.Check("st2", 1, testpeer.ReadLines(out)).Delivered() == 1
+	}) {
+		t.Fatalf("received %v, want 3", r.metric("relay_listener_messages_received_total", "listener", "kafka"))
+	}
+	if got := r.metric("relay_dedup_duplicates_total"); got != 1 {
+		t.Errorf("relay_dedup_duplicates_total = %v, want 1", got)
+	}
+	if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_output_messages_sent_total", "output", "file") == 2 }) {
+		t.Errorf("file output sent %v, want 2", r.metric("relay_output_messages_sent_total", "output", "file"))
+	}
+	if tally := testpeer.Check("st", 1, testpeer.ReadLines(out)); tally.Delivered() != 1 || tally.Duplicates != 0 {
+		t.Errorf("stamped message: %v", tally)
+	}
+}
+
+func TestKafkaStampHeaders(t *testing.T) {
+	h := func(kv ...string) []kgo.RecordHeader {
+		var hs []kgo.RecordHeader
+		for i := 0; i < len(kv); i += 2 {
+			hs = append(hs, kgo.RecordHeader{Key: kv[i], Value: []byte(kv[i+1])})
+		}
+		return hs
+	}
+	for _, tc := range []struct {
+		headers []kgo.RecordHeader
+		ok      bool
+	}{
+		{h("relay-origin", "e", "relay-epoch", "3", "relay-seq", "7"), true},
+		{h("relay-seq", "7", "relay-origin", "e", "x", "y", "relay-epoch", "3"), true},
+		{h("relay-origin", "e", "relay-epoch", "3"), false},
+		{h("relay-origin", "", "relay-epoch", "3", "relay-seq", "7"), false},
+		{h("relay-origin", "e", "relay-epoch", "4294967296", "relay-seq", "7"), false},
+		{h("relay-origin", "e", "relay-epoch", "3", "relay-seq", "0"), false},
+		{h("relay-origin", "e", "relay-epoch", "3", "relay-seq", "-1"), false},
+		{nil, false},
+	} {
+		origin, epoch, seq, ok := kafkaStamp(tc.headers)
+		if ok != tc.ok || ok && (origin != "e" || epoch != 3 || seq != 7) {
+			t.Errorf("kafkaStamp(%v) = %q %d %d %v, want ok %v", tc.headers, origin, epoch, seq, ok, tc.ok)
+		}
+	}
+}
+
+func TestKafkaListenerConfigProblems(t *testing.T) {
+	for _, tc := range []struct {
+		listener string
+		want     []string
+	}{
+		{`protocol = "kafka"`, []string{
+			"listener[0].brokers: is required",
+			"listener[0].topics: is required",
+			"listener[0].group: is required",
+		}},
+		{`protocol = "kafka"
+brokers = ["nohost"]
+topics = ["t"]
+group = "g"
+address = "127.0.0.1:514"
+session_timeout = "100ms"
+allowed_networks = ["10.0.0.0/8"]`, []string{
+			`line 5: listener[0].brokers: invalid address "nohost"`,
+			`line 8: listener[0].address: is not used by protocol "kafka"`,
+			"line 9: listener[0].session_timeout: 100ms is out of range",
+			"line 10: listener[0].allowed_networks: does not apply to kafka listeners",
+		}},
+		{`protocol = "tcp"
+address = "127.0.0.1:0"
+group = "g"`, []string{`line 6: listener[0].group: is only used by protocol "kafka"`}},
+	} {
+		text := `data_dir = "d"
+[[listener]]
+name = "k"
+` + tc.listener + `
+[[output]]
+name = "f"
+protocol = "file"
+path = "f.log"
+[[route]]
+name = "all"
+outputs = ["f"]
+`
+		_, err := ParseConfig("test.toml", []byte(text))
+		if err == nil {
+			t.Errorf("%s: accepted", tc.listener)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s:\nerror %v\nwant it to contain %q", tc.listener, err, w)
+			}
+		}
+	}
+}
+
+// TestKafkaListenerWithoutCluster: a relay whose brokers do not answer
+// starts, serves its other listeners and stops.
+func TestKafkaListenerWithoutCluster(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	dead := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	r, out := kafkaFileRelay(t, listenersTOML()+kafkaListenerTOML("kafka", []string{dead}, kafkaTopic, "heads", ""))
+	if err := testpeer.SendTCP(r.addr("tcp"), "nk", 0, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, "nk", 10, out)
+	r.stop()
+}
+
+// TestKafkaListenerReload: a reload that changes the kafka listener
+// replaces the group member; records produced before and after all
+// arrive.
+func TestKafkaListenerReload(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := startKafka(t, kafkaTopic, 6)
+	brokers := c.ListenAddrs()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "messages.log")
+	text := func(session string) string {
+		return `data_dir = "` + dir + `/q"` + strings.Replace(kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""), `"3s"`, `"`+session+`"`, 1) + fmt.Sprintf(`
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["file"]
+`, out)
+	}
+	r := startRelay(t, dir, text("3s"))
+	const n = 1000
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("rl", 0, n))
+	waitAll(t, "rl", n, out)
+	cfg, err := ParseConfig("test.toml", []byte(text("4s")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("rl2", 0, n))
+	waitAll(t, "rl2", n, out)
+	if tally := testpeer.Check("rl", n, testpeer.ReadLines(out)); tally.Duplicates != 0 {
+		t.Errorf("the replaced member had committed what it stored, yet: %v", tally)
+	}
+}
+
+// TestKafkaListenerCommitErrors: while the cluster refuses offset commits,
+// records still arrive and the failures are counted; once it accepts them
+// again the group's offsets reach the end.
+func TestKafkaListenerCommitErrors(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := startKafka(t, kafkaTopic, 6)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	brokers := c.ListenAddrs()
+	r, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	const n = 1000
+	kafkaProduce(t, brokers, kafkaTopic, seqMessages("ce", 0, n))
+	waitAll(t, "ce", n, out)
+	if !testpeer.WaitFor(60*time.Second, func() bool { return r.metric("relay_kafka_commit_errors_total", "listener", "kafka") > 0 }) {
+		t.Fatal("refused commits were not counted")
+	}
+	if got := committedTotal(c, "heads", kafkaTopic); got != 0 {
+		t.Errorf("committed %d records while the cluster refused commits", got)
+	}
+	refuse.Store(false)
+	if !testpeer.WaitFor(60*time.Second, func() bool { return committedTotal(c, "heads", kafkaTopic) == n }) {
+		t.Errorf("group committed %d records, want %d", committedTotal(c, "heads", kafkaTopic), n)
+	}
+}
