@@ -14,12 +14,13 @@ import (
 // untyped so that both a ListenerProtocol and an OutputProtocol compare
 // with them.
 const (
-	ProtocolUDP  = "udp"
-	ProtocolTCP  = "tcp"
-	ProtocolTLS  = "tls"
-	ProtocolRELP = "relp"
-	ProtocolUnix = "unix"
-	ProtocolFile = "file"
+	ProtocolUDP   = "udp"
+	ProtocolTCP   = "tcp"
+	ProtocolTLS   = "tls"
+	ProtocolRELP  = "relp"
+	ProtocolUnix  = "unix"
+	ProtocolFile  = "file"
+	ProtocolKafka = "kafka"
 )
 
 // ListenerProtocol is the protocol of a [[listener]], one of
@@ -38,7 +39,7 @@ type ProtocolList[P ~string] []P
 var ListenerProtocols = ProtocolList[ListenerProtocol]{ProtocolUDP, ProtocolTCP, ProtocolTLS, ProtocolRELP, ProtocolUnix}
 
 // OutputProtocols are the protocols an output sends with.
-var OutputProtocols = ProtocolList[OutputProtocol]{ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP, ProtocolFile}
+var OutputProtocols = ProtocolList[OutputProtocol]{ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP, ProtocolFile, ProtocolKafka}
 
 // Parse returns the protocol named s, in any letter case, or an error that
 // lists the protocols of l.
