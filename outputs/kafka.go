@@ -326,6 +326,7 @@ func (k *Kafka) Write(ctx context.Context, entries []queue.Entry) (int64, error)
 	k.batches = append(k.batches, b)
 	k.mu.Unlock()
 	limit := int(k.limit.Load())
+	promise := func(r *kgo.Record, err error) { k.complete(gen, b, r, err, limit) }
 	for _, e := range entries {
 		start := len(arena)
 		arena = append(arena, e.Data...)
@@ -339,7 +340,7 @@ func (k *Kafka) Write(ctx context.Context, entries []queue.Entry) (int64, error)
 			}
 		}
 		k.bytes += int64(len(e.Data))
-		k.client.Produce(ctx, r, func(r *kgo.Record, err error) { k.complete(gen, b, r, err, limit) })
+		k.client.Produce(ctx, r, promise)
 	}
 	k.written = b.end
 	return k.written, nil
