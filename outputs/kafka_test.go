@@ -2,9 +2,12 @@ package outputs
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -283,5 +286,47 @@ func testOversize(t *testing.T, c *kafkatest.Cluster) {
 	tally := testpeer.Check("ov", n, values)
 	if len(tally.Missing) > 0 || tally.Foreign > 0 {
 		t.Fatalf("around the oversize message: %v", tally)
+	}
+}
+
+// TestKafkaTLSAndSASL: the output authenticates with each SASL mechanism
+// over TLS, the password read from a file with a trailing line feed; a
+// wrong password keeps the output down and delivers nothing.
+func TestKafkaTLSAndSASL(t *testing.T) {
+	ca := testpeer.NewTestCA(t, "kafka-ca")
+	server := &tls.Config{Certificates: []tls.Certificate{ca.Server("broker", "broker.test").KeyPair(t)}}
+	client := func() (*tls.Config, error) { return &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}, nil }
+	for _, mech := range KafkaSASLMechanisms {
+		for _, pass := range []string{"s3cret", "wrong"} {
+			t.Run(mech+"/"+pass, func(t *testing.T) {
+				const n = 200
+				c := kafkatest.Start(t, 1, "logs", 3, kfake.TLS(server), kfake.EnableSASL(), kfake.Superuser(mech, "relay", "s3cret"))
+				pwFile := filepath.Join(t.TempDir(), "password")
+				if err := os.WriteFile(pwFile, []byte(pass+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				q := &kafkaDoneQueue{Queue: newTestQueue(t)}
+				fill(t, q.Queue, "sa", n)
+				m, logs := kafkaWorker(t, WorkerOptions{}, KafkaOptions{Brokers: c.Addrs, Topic: "logs", Key: KeyHostname,
+					TLS: client, SASLMechanism: mech, SASLUsername: "relay", SASLPasswordFile: pwFile}, q)
+				if pass == "wrong" {
+					if !testpeer.WaitFor(30*time.Second, func() bool { return strings.Contains(logs.String(), "stopped delivering") }) {
+						t.Fatalf("a wrong password was not reported\n%s", logs.String())
+					}
+					if v := testfixture.CollectorSum(t, m.OutputUp); v != 0 || q.done.Load() != 0 {
+						t.Fatalf("with a wrong password: up %v, %d messages confirmed", v, q.done.Load())
+					}
+					return
+				}
+				waitDone(t, q, n, logs)
+				var hw int64
+				for _, p := range c.PartitionInfos("logs") {
+					hw += p.HighWatermark
+				}
+				if hw != n {
+					t.Fatalf("%d records in the topic, want %d", hw, n)
+				}
+			})
+		}
 	}
 }
