@@ -168,7 +168,11 @@ func TestKafkaProduceErrorsLoseNothing(t *testing.T) {
 		return nil, nil, false
 	})
 	q := &kafkaDoneQueue{Queue: newTestQueue(t)}
-	m, logs := kafkaWorker(t, WorkerOptions{}, KafkaOptions{Brokers: c.Addrs, Topic: "logs", Key: KeyHostname,
+	// Records the brokers keep refusing fail after the delivery timeout
+	// and are counted by code; the stall timeout, far longer, ends the
+	// unanswered requests, which the client cannot fail on its own while
+	// it does not know whether they were written.
+	m, logs := kafkaWorker(t, WorkerOptions{StallTimeout: 10 * time.Second}, KafkaOptions{Brokers: c.Addrs, Topic: "logs", Key: KeyHostname,
 		DeliveryTimeout: time.Second}, q)
 
 	phases := []func() func(){
