@@ -55,6 +55,10 @@ type Metrics struct {
 	TargetSent   *prometheus.CounterVec
 	TargetErrors *prometheus.CounterVec
 
+	// KafkaProduceErrors counts records a Kafka output's client failed,
+	// by Kafka error code.
+	KafkaProduceErrors *prometheus.CounterVec
+
 	queues *queueCollector
 }
 
@@ -158,6 +162,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: namespace, Name: "target_errors_total",
 			Help: "Failed connections and sends, per target of an output with several targets.",
 		}, []string{"output", "target"}),
+		KafkaProduceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_kafka_produce_errors_total",
+			Help: "Records a kafka output's client failed (after its own retries, or at once for errors it does not retry), per output and Kafka error code.",
+		}, []string{"output", "code"}),
 		queues: &queueCollector{stats: map[string]QueueStats{}},
 	}
 	cs := []prometheus.Collector{
@@ -168,6 +176,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.ParseProblems,
 		m.ConfigReloads, m.ConfigLastReloadOK, m.ConfigLastReloadTime,
 		m.TargetUp, m.TargetSent, m.TargetErrors,
+		m.KafkaProduceErrors,
 		m.queues,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -233,6 +242,7 @@ func (m *Metrics) RemoveOutput(name string) {
 	m.TargetUp.DeletePartialMatch(byOutput)
 	m.TargetSent.DeletePartialMatch(byOutput)
 	m.TargetErrors.DeletePartialMatch(byOutput)
+	m.KafkaProduceErrors.DeletePartialMatch(byOutput)
 }
 
 // RemoveTarget stops exporting the series of one target of output.

@@ -112,6 +112,18 @@ type OutputConfig struct {
 	RetryInitial   Duration         `toml:"retry_initial"`
 	RetryMax       Duration         `toml:"retry_max"`
 	Queue          QueueConfig      `toml:"queue"`
+	Brokers        []string         `toml:"brokers"`     // kafka: seed brokers, host:port
+	Topic          string           `toml:"topic"`       // kafka
+	Key            outputs.KafkaKey `toml:"key"`         // kafka: hostname, relay_id or none
+	Compression    string           `toml:"compression"` // kafka: none, gzip, snappy, lz4 or zstd
+	SASL           OutputSASLConfig `toml:"sasl"`        // kafka
+}
+
+// OutputSASLConfig is the sasl table inside a kafka [[output]].
+type OutputSASLConfig struct {
+	Mechanism    string `toml:"mechanism"` // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"` // read at each new client
 }
 
 // QueueConfig is the queue table inside an [[output]].
@@ -376,6 +388,14 @@ func (c *Config) applyDefaults() {
 		}
 		if o.ProbeInterval.Duration == 0 {
 			o.ProbeInterval.Duration = DefaultProbeInterval
+		}
+		if o.Protocol == ProtocolKafka {
+			if o.Key == "" {
+				o.Key = outputs.KeyHostname
+			}
+			if o.Compression == "" {
+				o.Compression = outputs.DefaultKafkaCompression
+			}
 		}
 	}
 }

@@ -18,16 +18,20 @@ var (
 		"socket_mode":     {ProtocolUnix},
 		"window":          {ProtocolRELP},
 		"tls.":            {ProtocolTLS, ProtocolRELP},
+		"brokers":         {ProtocolKafka},
+		"topics":          {ProtocolKafka},
+		"group":           {ProtocolKafka},
+		"session_timeout": {ProtocolKafka},
 	}
 	outputKeyProtocols = map[string][]OutputProtocol{
 		"framing":         {ProtocolTCP, ProtocolTLS},
 		"confirm_delay":   {ProtocolTCP, ProtocolTLS},
 		"window":          {ProtocolRELP},
-		"connect_timeout": {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
+		"connect_timeout": {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP, ProtocolKafka},
 		"targets":         {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
 		"mode":            {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
 		"probe_interval":  {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
-		"tls.":            {ProtocolTLS, ProtocolRELP},
+		"tls.":            {ProtocolTLS, ProtocolRELP, ProtocolKafka},
 	}
 )
 

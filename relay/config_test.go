@@ -47,7 +47,7 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 // with their table, others by their last part.
 func displayKey(key string) string {
 	parts := strings.Split(key, ".")
-	if len(parts) >= 2 && (parts[len(parts)-2] == "queue" || parts[len(parts)-2] == "tls") {
+	if len(parts) >= 2 && (parts[len(parts)-2] == "queue" || parts[len(parts)-2] == "tls" || parts[len(parts)-2] == "sasl") {
 		return parts[len(parts)-2] + "." + parts[len(parts)-1]
 	}
 	return parts[len(parts)-1]
@@ -122,7 +122,7 @@ func TestConfigErrors(t *testing.T) {
 		{"output protocol on a listener", strings.Replace(validBase, `protocol = "udp"`, `protocol = "file"`, 1),
 			[]string{`line 5: listener[0].protocol: unknown protocol "file": use udp, tcp, tls, relp, unix or kafka`}},
 		{"listener protocol on an output", strings.Replace(validBase, `protocol = "file"`, `protocol = "unix"`, 1),
-			[]string{`line 9: output[0].protocol: unknown protocol "unix": use tcp, tls, udp, relp or file`}},
+			[]string{`line 9: output[0].protocol: unknown protocol "unix": use tcp, tls, udp, relp, file or kafka`}},
 		{"bad format", withOutputKey(`format = "xml"`),
 			[]string{`line 11: output[0].format: unknown format "xml": use "raw", "rfc5424" or "rfc3164"`}},
 		{"bad framing", withOutputKey(`framing = "cr"`),
@@ -254,7 +254,7 @@ outputs = ["head", "file"]
 		`line 9: listener[0].timezone: unknown time zone "Mars/Olympus_Mons"`,
 		`line 10: listener[1].address: is required: the path of the socket to create`,
 		`line 13: listener[1].socket_mode: invalid mode "0999"`,
-		`line 16: output[0].protocol: unknown protocol "smtp": use tcp, tls, udp, relp or file`,
+		`line 16: output[0].protocol: unknown protocol "smtp": use tcp, tls, udp, relp, file or kafka`,
 		`line 18: output[0].queue.full_policy: unknown policy "drop_everything"`,
 		`line 23: output[1].format: unknown format "xml"`,
 		`line 24: output[1].window: must be an integer, not a string ("wide")`,
@@ -367,7 +367,7 @@ func TestProtocolLists(t *testing.T) {
 	if got := ListenerProtocols.String(); got != "udp, tcp, tls, relp or unix" {
 		t.Errorf("ListenerProtocols = %q", got)
 	}
-	if got := OutputProtocols.String(); got != "tcp, tls, udp, relp or file" {
+	if got := OutputProtocols.String(); got != "tcp, tls, udp, relp, file or kafka" {
 		t.Errorf("OutputProtocols = %q", got)
 	}
 	if p, err := ListenerProtocols.Parse("RELP"); err != nil || p != ProtocolRELP {

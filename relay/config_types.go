@@ -20,8 +20,8 @@ const (
 	ProtocolRELP = "relp"
 	ProtocolUnix = "unix"
 	ProtocolFile = "file"
-	// ProtocolKafka is a listener that consumes Kafka topics as a member
-	// of a consumer group.
+	// ProtocolKafka is an output that produces to a Kafka topic, and a
+	// listener that consumes Kafka topics as a member of a consumer group.
 	ProtocolKafka = "kafka"
 )
 
@@ -45,7 +45,7 @@ var ListenerProtocols = ProtocolList[ListenerProtocol]{ProtocolUDP, ProtocolTCP,
 var configListenerProtocols = append(ListenerProtocols[:len(ListenerProtocols):len(ListenerProtocols)], ProtocolKafka)
 
 // OutputProtocols are the protocols an output sends with.
-var OutputProtocols = ProtocolList[OutputProtocol]{ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP, ProtocolFile}
+var OutputProtocols = ProtocolList[OutputProtocol]{ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP, ProtocolFile, ProtocolKafka}
 
 // Parse returns the protocol named s, in any letter case, or an error that
 // lists the protocols of l.

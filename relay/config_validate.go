@@ -91,7 +91,7 @@ func (c *Config) validate(p *problems) {
 	listeners := map[string]bool{}
 	for i, l := range c.Listeners {
 		l.validate(p.in("listener", i), listeners)
-		checkKeysApply(p, "listener", i, l.Protocol, listenerKeyProtocols, ListenerProtocols)
+		checkKeysApply(p, "listener", i, l.Protocol, listenerKeyProtocols, configListenerProtocols)
 	}
 	outputNames := map[string]bool{}
 	for i, o := range c.Outputs {
@@ -151,7 +151,6 @@ func (l *ListenerConfig) validate(problem problemFunc, names map[string]bool) {
 	}
 	l.validateAccess(problem)
 	l.validateTLS(problem)
-	l.validateKafkaKeys(problem)
 }
 
 // validateAccess checks allowed_networks, rate_limit and rate_burst.
@@ -230,8 +229,13 @@ func (o *OutputConfig) validate(problem problemFunc, names map[string]bool) {
 		if o.Address != "" || len(o.Targets) > 0 {
 			problem("address", "is not used by protocol \"file\": use path")
 		}
+	case ProtocolKafka:
+		o.validateKafka(problem)
 	case "":
 		problem("protocol", "is required: use %s", OutputProtocols)
+	}
+	if o.Protocol != ProtocolKafka {
+		o.refuseKafkaKeys(problem)
 	}
 	if o.StampSequence && o.Format != outputs.RFC5424 {
 		problem("stamp_sequence", "needs format = \"rfc5424\": the stamp is structured data")
@@ -268,6 +272,84 @@ func (o *OutputConfig) validateUpstream(problem problemFunc) {
 	if o.Path != "" {
 		problem("path", "is only for protocol \"file\"")
 	}
+}
+
+// validateKafka checks a kafka output.
+func (o *OutputConfig) validateKafka(problem problemFunc) {
+	if len(o.Brokers) == 0 {
+		problem("brokers", "is required for protocol \"kafka\": a list of host:port")
+	}
+	for _, b := range o.Brokers {
+		if err := checkHostPort(b); err != nil {
+			problem("brokers", "%v", err)
+		}
+	}
+	if err := checkKafkaTopic(o.Topic); err != nil {
+		problem("topic", "%v", err)
+	}
+	if !slices.Contains(outputs.KafkaKeys, o.Key) {
+		problem("key", "unknown key %q: use hostname, relay_id or none", o.Key)
+	}
+	if !slices.Contains(outputs.KafkaCompressions, o.Compression) {
+		problem("compression", "unknown compression %q: use %s", o.Compression, strings.Join(outputs.KafkaCompressions, ", "))
+	}
+	if o.Address != "" {
+		problem("address", "is not used by protocol \"kafka\": use brokers")
+	}
+	if len(o.Targets) > 0 {
+		problem("targets", "is not used by protocol \"kafka\": use brokers")
+	}
+	if o.Path != "" {
+		problem("path", "is only for protocol \"file\"")
+	}
+	s := o.SASL
+	switch {
+	case s.Mechanism == "":
+		if s.Username != "" || s.PasswordFile != "" {
+			problem("sasl.mechanism", "is required with sasl.username and sasl.password_file: use %s",
+				strings.Join(outputs.KafkaSASLMechanisms, ", "))
+		}
+	case !slices.Contains(outputs.KafkaSASLMechanisms, s.Mechanism):
+		problem("sasl.mechanism", "unknown mechanism %q: use %s", s.Mechanism, strings.Join(outputs.KafkaSASLMechanisms, ", "))
+	default:
+		if s.Username == "" {
+			problem("sasl.username", "is required with sasl.mechanism")
+		}
+		if s.PasswordFile == "" {
+			problem("sasl.password_file", "is required with sasl.mechanism: a file holding the password")
+		}
+	}
+}
+
+// refuseKafkaKeys reports the kafka keys set on an output of another
+// protocol.
+func (o *OutputConfig) refuseKafkaKeys(problem problemFunc) {
+	set := map[string]bool{
+		"brokers": len(o.Brokers) > 0, "topic": o.Topic != "", "key": o.Key != "", "compression": o.Compression != "",
+		"sasl.mechanism": o.SASL.Mechanism != "", "sasl.username": o.SASL.Username != "", "sasl.password_file": o.SASL.PasswordFile != "",
+	}
+	for _, k := range []string{"brokers", "topic", "key", "compression", "sasl.mechanism", "sasl.username", "sasl.password_file"} {
+		if set[k] {
+			problem(k, "is only for protocol \"kafka\"")
+		}
+	}
+}
+
+// checkKafkaTopic checks a topic name as Kafka does: 1 to 249 of
+// [a-zA-Z0-9._-], and neither "." nor "..".
+func checkKafkaTopic(t string) error {
+	switch {
+	case t == "":
+		return errors.New("is required for protocol \"kafka\"")
+	case len(t) > 249 || t == "." || t == "..":
+		return fmt.Errorf("invalid topic %q: Kafka takes 1 to 249 characters, not \".\" or \"..\"", t)
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("invalid topic %q: Kafka topic names use only letters, digits, '.', '_' and '-'", t)
+		}
+	}
+	return nil
 }
 
 // validate checks an output's queue table.

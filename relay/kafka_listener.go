@@ -15,15 +15,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/relay-syslog/relay/internal/repeatlog"
+	"github.com/relay-syslog/relay/outputs"
 )
 
-// The record headers that carry another relay's stamp beside a message, as
-// a Kafka output with stamp_sequence writes them: the origin relay's id,
-// its epoch and the message's sequence number, in decimal.
+// The record headers that carry another relay's stamp beside a message
+// are those a Kafka output with stamp_sequence writes: the origin relay's
+// id, its epoch and the message's sequence number, in decimal.
 const (
-	KafkaHeaderOrigin = "relay-origin"
-	KafkaHeaderEpoch  = "relay-epoch"
-	KafkaHeaderSeq    = "relay-seq"
+	KafkaHeaderOrigin = outputs.KafkaHeaderOrigin
+	KafkaHeaderEpoch  = outputs.KafkaHeaderEpoch
+	KafkaHeaderSeq    = outputs.KafkaHeaderSeq
 )
 
 const (
@@ -436,22 +437,6 @@ func (l *ListenerConfig) validateKafka(problem problemFunc) {
 	for key, set := range map[string]bool{"allowed_networks": len(l.AllowedNetworks) > 0, "rate_limit": l.RateLimit > 0, "rate_burst": l.RateBurst > 0} {
 		if set {
 			problem(key, "does not apply to kafka listeners (records have no sender address)")
-		}
-	}
-	if l.TLS.CertFile != "" || l.TLS.KeyFile != "" || l.TLS.ClientCAFile != "" {
-		problem("tls.cert_file", "TLS to Kafka brokers is not supported yet")
-	}
-}
-
-// validateKafkaKeys reports kafka keys set on a listener of another
-// protocol, where they would be ignored.
-func (l *ListenerConfig) validateKafkaKeys(problem problemFunc) {
-	if l.Protocol == ProtocolKafka {
-		return
-	}
-	for key, set := range map[string]bool{"brokers": len(l.Brokers) > 0, "topics": len(l.Topics) > 0, "group": l.Group != ""} {
-		if set {
-			problem(key, "is only used by protocol \"kafka\"")
 		}
 	}
 }

@@ -208,13 +208,13 @@ func TestKafkaStampHeaders(t *testing.T) {
 		headers []kgo.RecordHeader
 		ok      bool
 	}{
-		{h("relay-origin", "e", "relay-epoch", "3", "relay-seq", "7"), true},
-		{h("relay-seq", "7", "relay-origin", "e", "x", "y", "relay-epoch", "3"), true},
-		{h("relay-origin", "e", "relay-epoch", "3"), false},
-		{h("relay-origin", "", "relay-epoch", "3", "relay-seq", "7"), false},
-		{h("relay-origin", "e", "relay-epoch", "4294967296", "relay-seq", "7"), false},
-		{h("relay-origin", "e", "relay-epoch", "3", "relay-seq", "0"), false},
-		{h("relay-origin", "e", "relay-epoch", "3", "relay-seq", "-1"), false},
+		{h("relay.origin", "e", "relay.epoch", "3", "relay.seq", "7"), true},
+		{h("relay.seq", "7", "relay.origin", "e", "x", "y", "relay.epoch", "3"), true},
+		{h("relay.origin", "e", "relay.epoch", "3"), false},
+		{h("relay.origin", "", "relay.epoch", "3", "relay.seq", "7"), false},
+		{h("relay.origin", "e", "relay.epoch", "4294967296", "relay.seq", "7"), false},
+		{h("relay.origin", "e", "relay.epoch", "3", "relay.seq", "0"), false},
+		{h("relay.origin", "e", "relay.epoch", "3", "relay.seq", "-1"), false},
 		{nil, false},
 	} {
 		origin, epoch, seq, ok := kafkaStamp(tc.headers)
@@ -248,7 +248,7 @@ allowed_networks = ["10.0.0.0/8"]`, []string{
 		}},
 		{`protocol = "tcp"
 address = "127.0.0.1:0"
-group = "g"`, []string{`line 6: listener[0].group: is only used by protocol "kafka"`}},
+group = "g"`, []string{`line 6: listener[0].group: does not apply to protocol "tcp" (only to "kafka")`}},
 	} {
 		text := `data_dir = "d"
 [[listener]]

@@ -9,6 +9,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -188,7 +189,13 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 
 // newWorker makes the worker of output oc, reading q.
 func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outputs.Worker, error) {
-	dest, err := newDestination(oc, s.metrics, s.log)
+	var dest outputs.Destination
+	var err error
+	if oc.Protocol == ProtocolKafka {
+		dest, err = newKafkaDestination(oc, cfg.RelayID, s.metrics, s.log)
+	} else {
+		dest, err = newDestination(oc, s.metrics, s.log)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", oc.Name, err)
 	}
@@ -208,7 +215,7 @@ func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outpu
 // nothing confirmed: write_timeout, where the protocol has one.
 func stallTimeout(oc OutputConfig) time.Duration {
 	switch oc.Protocol {
-	case ProtocolTCP, ProtocolTLS, ProtocolRELP:
+	case ProtocolTCP, ProtocolTLS, ProtocolRELP, ProtocolKafka:
 		return oc.WriteTimeout.Duration
 	}
 	return 0
@@ -470,6 +477,46 @@ func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, l
 		return outputs.NewFile(oc.Path), nil
 	}
 	return nil, fmt.Errorf("unknown protocol %q", oc.Protocol)
+}
+
+// newKafkaDestination makes the destination of a kafka output. Records
+// that wait write_timeout in the client fail, and their queue record goes
+// out again on a new client.
+func newKafkaDestination(oc OutputConfig, relayID string, m *metrics.Metrics, log *slog.Logger) (outputs.Destination, error) {
+	opts := outputs.KafkaOptions{
+		Brokers:          oc.Brokers,
+		Topic:            oc.Topic,
+		Key:              oc.Key,
+		RelayID:          relayID,
+		StampOrigin:      stampOrigin(oc, relayID),
+		Compression:      oc.Compression,
+		SASLMechanism:    oc.SASL.Mechanism,
+		SASLUsername:     oc.SASL.Username,
+		SASLPasswordFile: oc.SASL.PasswordFile,
+		ConnectTimeout:   oc.ConnectTimeout.Duration,
+		DeliveryTimeout:  oc.WriteTimeout.Duration,
+		OnTooLarge:       m.OutputDropped.WithLabelValues(oc.Name, "too_large").Inc,
+		OnProduceError:   func(code string) { m.KafkaProduceErrors.WithLabelValues(oc.Name, code).Inc() },
+		Log:              log.With("output", oc.Name),
+	}
+	if oc.TLS.Enable {
+		build, err := newOutputTLS(oc, oc.Brokers[0], log)
+		if err != nil {
+			return nil, err
+		}
+		// Each broker's certificate must carry that broker's name, which
+		// the client fills in when ServerName is empty.
+		opts.TLS = func() (*tls.Config, error) {
+			c, err := build()
+			if err != nil || oc.TLS.ServerName != "" {
+				return c, err
+			}
+			c = c.Clone()
+			c.ServerName = ""
+			return c, nil
+		}
+	}
+	return outputs.NewKafka(opts)
 }
 
 // ListenerAddr returns the bound address of the named listener, which tells
