@@ -297,6 +297,21 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 	return t.settled, nil
 }
 
+// NextConfirm returns when the oldest unconfirmed batch will have waited
+// ConfirmDelay, or zero when no batch waits or it already has (then what
+// holds it back is the peer's acknowledgement or its reading, which the
+// Worker checks at its regular tick).
+func (t *TCP) NextConfirm() time.Time {
+	if len(t.marks) == 0 {
+		return time.Time{}
+	}
+	at := t.marks[0].at.Add(t.opts.ConfirmDelay)
+	if !at.After(time.Now()) {
+		return time.Time{}
+	}
+	return at
+}
+
 var errPeerClosed = errors.New("upstream closed the connection")
 
 // peerReading tells, from its receive window, whether the peer's process
