@@ -779,7 +779,8 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 		// comes first, before even decoding, to keep the window in which a
 		// crash could lose it as short as possible (see journal.go).
 		q.inflight.Add(1)
-		je, err := q.j.append(rec)
+		body := bodySum(rec)
+		je, err := q.j.appendSum(rec, journalSum(rec, body))
 		q.queued.Add(-int64(len(rec) + 4))
 		select {
 		case q.room <- struct{}{}:
@@ -789,7 +790,7 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 			je = nil
 			q.journalFailed(err)
 		}
-		if b := q.batch(rec, je); b != nil {
+		if b := q.batchSum(rec, body, je); b != nil {
 			if je == nil {
 				q.ds.inMemory[b] = false
 			}
@@ -801,7 +802,12 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 // batch decodes rec, whose journal entry is je (or nil). A corrupt record is
 // counted, logged and taken out of the journal, and batch returns nil.
 func (q *Queue) batch(rec []byte, je *jentry) *Batch {
-	entries, err := DecodeRecord(rec)
+	return q.batchSum(rec, bodySum(rec), je)
+}
+
+// batchSum is batch with bodySum(rec) already computed.
+func (q *Queue) batchSum(rec []byte, body uint32, je *jentry) *Batch {
+	entries, err := decodeRecord(rec, body)
 	if err == nil {
 		return &Batch{Entries: entries, q: q, je: je}
 	}
