@@ -297,19 +297,13 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 	return t.settled, nil
 }
 
-// NextConfirm returns when the oldest unconfirmed batch will have waited
-// ConfirmDelay, or zero when no batch waits or it already has (then what
-// holds it back is the peer's acknowledgement or its reading, which the
-// Worker checks at its regular tick).
+// NextConfirm returns when the oldest unconfirmed batch has waited, or
+// will have waited, ConfirmDelay; zero when no batch waits.
 func (t *TCP) NextConfirm() time.Time {
 	if len(t.marks) == 0 {
 		return time.Time{}
 	}
-	at := t.marks[0].at.Add(t.opts.ConfirmDelay)
-	if !at.After(time.Now()) {
-		return time.Time{}
-	}
-	return at
+	return t.marks[0].at.Add(t.opts.ConfirmDelay)
 }
 
 var errPeerClosed = errors.New("upstream closed the connection")

@@ -311,7 +311,7 @@ func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
 type confirmTimer interface {
 	// NextConfirm returns when the oldest batch written and not yet
 	// confirmed may be confirmed, if the peer has acknowledged it by
-	// then; zero when none waits or that time has passed.
+	// then; zero when none waits.
 	NextConfirm() time.Time
 }
 
@@ -322,15 +322,22 @@ const minSettleWait = time.Millisecond
 // settleWait is how long a worker whose unconfirmed window is full waits
 // before it checks for confirmations again: until its oldest batch may be
 // confirmed, so that the window reopens as soon as the confirmation rule
-// allows, or SettleTick if that is sooner or unknown. Waiting a whole
-// SettleTick past that time held the window shut for up to 40% of each
-// round (20 ms of 50), which capped one connection's output below its
-// input.
+// allows, and never longer than SettleTick. Waiting a whole SettleTick
+// past that time held the window shut for up to 40% of each round (20 ms
+// of 50), which capped one connection's output below its input. Once that
+// time has passed, what holds the batch is the peer's acknowledgement (a
+// long round trip, a busy or stalled peer): the wait grows with the time
+// past it, so a late acknowledgement is seen about as late again, and a
+// stalled peer is checked once per SettleTick, not once per millisecond.
 func (w *Worker) settleWait() time.Duration {
 	d := w.opts.SettleTick
 	if ct, ok := w.dest.(confirmTimer); ok {
 		if at := ct.NextConfirm(); !at.IsZero() {
-			d = min(d, max(time.Until(at), minSettleWait))
+			wait := time.Until(at)
+			if wait <= 0 {
+				wait = -wait // how long the batch has been due
+			}
+			d = min(d, max(wait, minSettleWait))
 		}
 	}
 	return d

@@ -145,7 +145,13 @@ func (l *tcpListener) handle(c net.Conn, addr netip.Addr, slot *connSlot) {
 
 // read is the frame loop of one connection.
 func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr netip.Addr, slot *connSlot) {
-	fr := syslog.NewFrameReader(&pacedReader{r: rd}, int(l.cfg.MaxMessageSize))
+	if _, isTLS := rd.(*tls.Conn); !isTLS {
+		// A TLS read returns one TLS record at most, so a short read
+		// does not tell that the socket is drained: pacing it would cap
+		// a busy TLS connection at one record per readPause.
+		rd = &pacedReader{r: rd}
+	}
+	fr := syslog.NewFrameReader(rd, int(l.cfg.MaxMessageSize))
 	idle := l.cfg.IdleTimeout.Duration
 	// The read deadline is idle_timeout after the last complete message
 	// (give or take an eighth of it). Moving it costs a timer update, so it
@@ -230,7 +236,7 @@ func (l *tcpListener) read(conn net.Conn, rd io.Reader, source string, addr neti
 // often waits before its next read (see pacedReader).
 const readPause = 2 * time.Millisecond
 
-// pacedReader reads a busy stream less often. A sender at a moderate rate
+// pacedReader reads a busy plain TCP stream less often. A sender at a moderate rate
 // writes every millisecond or more often (every message, for many), and
 // each write would cost the relay a wakeup, a read(2) that takes a few
 // hundred bytes and one more that finds the socket empty: at 50k msg/s
