@@ -332,6 +332,15 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 	return t.settled, nil
 }
 
+// NextConfirm returns when the oldest unconfirmed batch has waited, or
+// will have waited, ConfirmDelay; zero when no batch waits.
+func (t *TCP) NextConfirm() time.Time {
+	if len(t.marks) == 0 {
+		return time.Time{}
+	}
+	return t.marks[0].at.Add(t.opts.ConfirmDelay)
+}
+
 var errPeerClosed = errors.New("upstream closed the connection")
 
 // UnreadFrom tells, for a connection that ended with err, from which offset

@@ -304,7 +304,7 @@ func (w *Worker) Resume(batches []*queue.Batch) {
 // confirmations.
 func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
 	if len(w.unsettled) > 0 && w.unsettledBytes >= w.window {
-		w.sleep(ctx, w.opts.SettleTick)
+		w.sleep(ctx, w.settleWait())
 		return nil, nil
 	}
 	if len(w.resend) > 0 {
@@ -326,6 +326,43 @@ func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
 		return nil, nil
 	}
 	return b, err
+}
+
+// confirmTimer is a Destination that can tell when its oldest written
+// batch will be old enough to confirm (TCP's confirm_delay).
+type confirmTimer interface {
+	// NextConfirm returns when the oldest batch written and not yet
+	// confirmed may be confirmed, if the peer has acknowledged it by
+	// then; zero when none waits.
+	NextConfirm() time.Time
+}
+
+// minSettleWait keeps a worker whose window is full from checking its
+// connection more than once a millisecond.
+const minSettleWait = time.Millisecond
+
+// settleWait is how long a worker whose unconfirmed window is full waits
+// before it checks for confirmations again: until its oldest batch may be
+// confirmed, so that the window reopens as soon as the confirmation rule
+// allows, and never longer than SettleTick. Waiting a whole SettleTick
+// past that time held the window shut for up to 40% of each round (20 ms
+// of 50), which capped one connection's output below its input. Once that
+// time has passed, what holds the batch is the peer's acknowledgement (a
+// long round trip, a busy or stalled peer): the wait grows with the time
+// past it, so a late acknowledgement is seen about as late again, and a
+// stalled peer is checked once per SettleTick, not once per millisecond.
+func (w *Worker) settleWait() time.Duration {
+	d := w.opts.SettleTick
+	if ct, ok := w.dest.(confirmTimer); ok {
+		if at := ct.NextConfirm(); !at.IsZero() {
+			wait := time.Until(at)
+			if wait <= 0 {
+				wait = -wait // how long the batch has been due
+			}
+			d = min(d, max(wait, minSettleWait))
+		}
+	}
+	return d
 }
 
 // connected notes a new connection.

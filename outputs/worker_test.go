@@ -272,3 +272,25 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestWorkerFullWindowWaitsOnlyForConfirmDelay: a worker whose unconfirmed
+// window is full checks again when its oldest batch has waited
+// confirm_delay, not only at its SettleTick, so one connection's output is
+// not held back a tick per window. With a window of one batch and a tick of
+// an hour, every batch after the first needs that.
+func TestWorkerFullWindowWaitsOnlyForConfirmDelay(t *testing.T) {
+	t.Parallel()
+	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
+	q := newTestQueue(t)
+	const n = 1000 // 10 batches of 100
+	fill(t, q, "w", n)
+	d := tcpDest(recv.Addr())
+	d.opts.ConfirmDelay = 10 * time.Millisecond
+	startWorker(t, WorkerOptions{SettleTick: time.Hour, MaxUnsettledBytes: 1}, q, d, &lockedBuffer{})
+	if !testpeer.WaitFor(30*time.Second, func() bool { return recv.Count() >= n }) {
+		t.Fatalf("received %d of %d: a full window waited for the settle tick", recv.Count(), n)
+	}
+	if tally := testpeer.Check("w", n, recv.Messages()); len(tally.Missing) > 0 || tally.Duplicates > 0 {
+		t.Errorf("%v", tally)
+	}
+}

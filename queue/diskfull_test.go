@@ -136,9 +136,9 @@ func TestFailedSyncLeavesNoTempFile(t *testing.T) {
 // looks drained never deletes records still unread.
 func TestStaleDepthDoesNotEmptyUnreadFiles(t *testing.T) {
 	dir := t.TempDir()
-	batch := func(o *Options) { o.BatchMessages = 100; o.Linger = time.Hour }
+	batch := func(o *Options) { o.BatchMessages = 100; o.Linger = time.Hour; o.reclaimBytes = 1 << 20 }
 	q, _ := openQueue(t, dir, batch)
-	const n = 40000 // more than reclaimThreshold
+	const n = 40000 // more than reclaimBytes
 	appendRange(t, q, 0, n)
 	if err := q.Close(); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,13 @@ import (
 //
 // Each journal entry is
 //
-//	[u32 length | doneFlag][u32 crc32c of the record][record bytes]
+//	[u32 length | doneFlag][u32 checksum][record bytes]
+//
+// The checksum is the CRC32C of the record's bytes from the sixth on,
+// continued over its first five (journalSum): the record's own checksum
+// covers the same bytes from the sixth on, so the consumer computes the CRC
+// of a record once for both. Entries whose checksum is the CRC32C of the
+// record in order, as earlier releases wrote them, are read as well.
 //
 // written with one pwrite(2) and no fsync: a kill -9 leaves the page cache,
 // and so the entry, intact, while an fsync per record would cost more than
@@ -219,7 +225,7 @@ func (j *journal) openSegment(seq uint64) (*segment, []journalRecord, int64, err
 			break
 		}
 		rec := rest[journalHeaderLen : journalHeaderLen+size]
-		if crc32.Checksum(rec, castagnoli) != binary.BigEndian.Uint32(rest[4:]) {
+		if sum := binary.BigEndian.Uint32(rest[4:]); sum != journalSum(rec, bodySum(rec)) && sum != crc32.Checksum(rec, castagnoli) {
 			break
 		}
 		if word&doneFlag == 0 {
@@ -243,8 +249,24 @@ func (j *journal) openSegment(seq uint64) (*segment, []journalRecord, int64, err
 	return s, recovered, torn, nil
 }
 
+// journalSum is the checksum of a journal entry holding rec, given
+// bodySum(rec): that CRC continued over the first five bytes, so that every
+// byte of rec is covered.
+func journalSum(rec []byte, body uint32) uint32 {
+	if len(rec) < 1+4 {
+		return crc32.Checksum(rec, castagnoli)
+	}
+	return crc32.Update(body, castagnoli, rec[:5])
+}
+
 // append writes rec as a live entry and returns its handle.
 func (j *journal) append(rec []byte) (*jentry, error) {
+	return j.appendSum(rec, journalSum(rec, bodySum(rec)))
+}
+
+// appendSum is append with the entry's checksum, journalSum(rec, ...),
+// already computed.
+func (j *journal) appendSum(rec []byte, sum uint32) (*jentry, error) {
 	s := j.segs[len(j.segs)-1]
 	if s.end >= j.segmentMax && s.live > 0 {
 		// A segment that cannot be created is not fatal: the current one
@@ -259,7 +281,7 @@ func (j *journal) append(rec []byte) (*jentry, error) {
 	}
 	buf := j.buf[:n]
 	binary.BigEndian.PutUint32(buf, uint32(len(rec)))
-	binary.BigEndian.PutUint32(buf[4:], crc32.Checksum(rec, castagnoli))
+	binary.BigEndian.PutUint32(buf[4:], sum)
 	copy(buf[journalHeaderLen:], rec)
 	// WriteAt (pwrite) at our own end offset replaces "seek to 0" after a
 	// truncation: the file offset is never used.

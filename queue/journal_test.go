@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -396,5 +398,53 @@ func TestJournalSegmentFailure(t *testing.T) {
 	_, recovered, _ := mustOpenJournal(t, dir)
 	if len(recovered) != 22 || string(recovered[0].rec) != "pinned" || string(recovered[21].rec) != "after" {
 		t.Errorf("recovered %s, want pinned, 20 records, after", recs(recovered))
+	}
+}
+
+// TestJournalChecksums: an entry's checksum covers every byte of its record,
+// the first five too, and entries a journal wrote with the CRC32C of the
+// record in order are recovered as well.
+func TestJournalChecksums(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, _, _ := mustOpenJournal(t, dir)
+	for _, s := range []string{"first record", "second record"} {
+		if _, err := j.append([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.close()
+	path := filepath.Join(dir, journalName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A third entry as an earlier release wrote it.
+	old := []byte("third record")
+	entry := binary.BigEndian.AppendUint32(nil, uint32(len(old)))
+	entry = binary.BigEndian.AppendUint32(entry, crc32.Checksum(old, castagnoli))
+	if err := os.WriteFile(path, append(append(data, entry...), old...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, recovered, torn := mustOpenJournal(t, dir)
+	if got, want := recs(recovered), "[first record second record third record]"; got != want || torn != 0 {
+		t.Fatalf("recovered %s with %d torn bytes, want %s and none", got, torn, want)
+	}
+	j.close()
+
+	// A byte of the second record's first five changed: it and what
+	// follows are a torn tail.
+	data, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[journalHeaderLen+len("first record")+journalHeaderLen+2] ^= 1
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, recovered, torn = mustOpenJournal(t, dir)
+	defer j.close()
+	if got, want := recs(recovered), "[first record]"; got != want || torn == 0 {
+		t.Fatalf("recovered %s with %d torn bytes, want %s and the rest torn", got, torn, want)
 	}
 }

@@ -169,13 +169,32 @@ func DecodeRecord(rec []byte) ([]Entry, error) {
 	if len(rec) < 1+4 {
 		return nil, corruptf("%d bytes is too short", len(rec))
 	}
+	return decodeRecord(rec, crc32.Checksum(rec[5:], castagnoli))
+}
+
+// bodySum returns the CRC32C of what a record's checksum covers (all after
+// its version and checksum), or 0 for a record too short to have one.
+func bodySum(rec []byte) uint32 {
+	if len(rec) < 1+4 {
+		return 0
+	}
+	return crc32.Checksum(rec[5:], castagnoli)
+}
+
+// decodeRecord is DecodeRecord with the checksum of rec[5:] already
+// computed (bodySum), so that the queue's consumer, which checksums a
+// record for the journal too, reads each record's bytes once for both.
+func decodeRecord(rec []byte, sum uint32) ([]Entry, error) {
+	if len(rec) < 1+4 {
+		return nil, corruptf("%d bytes is too short", len(rec))
+	}
 	version := rec[0]
 	if version != 1 && version != RecordVersion {
 		return nil, corruptf("unknown version %d", rec[0])
 	}
 	want := binary.BigEndian.Uint32(rec[1:5])
 	body := rec[5:]
-	if got := crc32.Checksum(body, castagnoli); got != want {
+	if got := sum; got != want {
 		return nil, corruptf("checksum %08x, want %08x", got, want)
 	}
 	count, n := binary.Uvarint(body)

@@ -35,6 +35,7 @@ func depthOptions(dir string) Options {
 		// Only a file roll, or an Empty that deletes the metadata, makes
 		// go-diskqueue's state on disk change before the kill.
 		SyncEvery: 1 << 40, SyncInterval: time.Hour,
+		reclaimBytes: 1 << 20,
 	}
 }
 
@@ -95,7 +96,7 @@ func depthChild(mode, dir string) {
 	case "emptied":
 		// Everything put is read: the next put empties the files first.
 		take(depthFirst)
-		if q.sinceEmpty < reclaimThreshold {
+		if q.sinceEmpty < q.reclaimAt {
 			fail(fmt.Errorf("only %d bytes put, the files would not be emptied", q.sinceEmpty))
 		}
 	default:

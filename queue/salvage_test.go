@@ -141,9 +141,10 @@ func TestCrashAfterEmptyingDrainedFiles(t *testing.T) {
 		o.SyncEvery = 1 << 30
 		o.SyncInterval = time.Hour
 		o.BatchMessages = 100
+		o.reclaimBytes = 1 << 20
 	}
 	q, _ := openQueue(t, dir, slow)
-	// Put and drain more than reclaimThreshold, so the next Put empties
+	// Put and drain more than reclaimBytes, so the next Put empties
 	// the files first.
 	const n = 40000 // ~50 bytes each with record overhead: > 1 MiB
 	appendRange(t, q, 0, n)
