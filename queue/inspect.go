@@ -191,7 +191,7 @@ func (in *inspector) journal(des []fs.DirEntry) error {
 				break
 			}
 			rec := rest[journalHeaderLen : journalHeaderLen+size]
-			if crc32.Checksum(rec, castagnoli) != binary.BigEndian.Uint32(rest[4:]) {
+			if !journalSumMatches(rec, binary.BigEndian.Uint32(rest[4:])) {
 				break
 			}
 			if word&doneFlag == 0 {

@@ -225,7 +225,7 @@ func (j *journal) openSegment(seq uint64) (*segment, []journalRecord, int64, err
 			break
 		}
 		rec := rest[journalHeaderLen : journalHeaderLen+size]
-		if sum := binary.BigEndian.Uint32(rest[4:]); sum != journalSum(rec, bodySum(rec)) && sum != crc32.Checksum(rec, castagnoli) {
+		if !journalSumMatches(rec, binary.BigEndian.Uint32(rest[4:])) {
 			break
 		}
 		if word&doneFlag == 0 {
@@ -247,6 +247,13 @@ func (j *journal) openSegment(seq uint64) (*segment, []journalRecord, int64, err
 	}
 	s.end = off
 	return s, recovered, torn, nil
+}
+
+// journalSumMatches reports whether sum is the checksum of a journal entry
+// holding rec, in today's form or in the earlier one (the CRC32C of rec),
+// which journals written by an older relay carry.
+func journalSumMatches(rec []byte, sum uint32) bool {
+	return sum == journalSum(rec, bodySum(rec)) || sum == crc32.Checksum(rec, castagnoli)
 }
 
 // journalSum is the checksum of a journal entry holding rec, given
