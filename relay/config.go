@@ -96,6 +96,7 @@ type OutputConfig struct {
 	Path           string           `toml:"path"`    // file
 	Framing        outputs.Framing  `toml:"framing"` // tcp, tls
 	Format         outputs.Format   `toml:"format"`
+	Template       string           `toml:"template"` // line layout instead of format
 	StampSequence  bool             `toml:"stamp_sequence"`
 	ConnectTimeout Duration         `toml:"connect_timeout"`
 	WriteTimeout   Duration         `toml:"write_timeout"`
@@ -105,6 +106,12 @@ type OutputConfig struct {
 	RetryInitial   Duration         `toml:"retry_initial"`
 	RetryMax       Duration         `toml:"retry_max"`
 	Queue          QueueConfig      `toml:"queue"`
+
+	// file
+	FileMode     *FileMode           `toml:"file_mode"` // default 0640
+	DirMode      *FileMode           `toml:"dir_mode"`  // default 0750
+	MaxOpenFiles int                 `toml:"max_open_files"`
+	Fsync        outputs.FsyncPolicy `toml:"fsync"`
 }
 
 // QueueConfig is the queue table inside an [[output]].
