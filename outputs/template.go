@@ -229,6 +229,11 @@ func (v *fieldValues) appendField(dst []byte, f field) []byte {
 			dst = append(dst, m.ProcID...)
 			dst = append(dst, ']')
 		}
+		// As rsyslog's %syslogtag%: an RFC 5424 message has no TAG, and
+		// the one made of its fields has no colon.
+		if m.Format == syslog.FormatRFC5424 {
+			return dst
+		}
 		return append(dst, ':')
 	case fieldPRI:
 		return strconv.AppendInt(dst, int64(m.PRI), 10)

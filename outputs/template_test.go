@@ -49,7 +49,7 @@ func TestTemplateLayouts(t *testing.T) {
 		{"{timestamp_bsd} {hostname} {tag} {message}", bsd, "Dec  6 23:29:58 web01 nginx[812]: GET / 200"},
 		// rsyslog's RSYSLOG_FileFormat
 		{"{timestamp} {hostname} {tag} {message}", bsd, "2026-12-06T23:29:58Z web01 nginx[812]: GET / 200"},
-		{"{timestamp} {hostname} {tag} {message}", r5424, "2026-12-06T23:29:58.123+01:00 db01 postgres[77]: slow query"},
+		{"{timestamp} {hostname} {tag} {message}", r5424, "2026-12-06T23:29:58.123+01:00 db01 postgres[77] slow query"},
 		// RSYSLOG_SyslogProtocol23Format's fields
 		{"<{pri}>1 {timestamp} {hostname} {app_name} {procid} {msgid} {structured_data} {message}", r5424,
 			`<165>1 2026-12-06T23:29:58.123+01:00 db01 postgres 77 Q1 [x@1 k="v"] slow query`},
