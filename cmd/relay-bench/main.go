@@ -54,13 +54,15 @@ type options struct {
 	outageMax   time.Duration
 	dualRate    float64
 
+	perhostCount uint64
+
 	drainIdle    time.Duration
 	drainTimeout time.Duration
 	quietWait    time.Duration
 	quietCores   float64
 }
 
-var allScenarios = []string{"tcp", "udp", "latency", "outage", "dual"}
+var allScenarios = []string{"tcp", "udp", "latency", "outage", "dual", "perhost"}
 var allTargets = []string{"direct", "relay", "rsyslog-disk", "rsyslog-da"}
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -106,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.outageLead, "outage-lead", 2*time.Second, "outage scenario: sending time before the sink goes down")
 	fs.DurationVar(&o.outageMax, "outage-max-drain", 60*time.Second, "outage scenario: give up waiting for the backlog to drain after this long")
 	fs.Float64Var(&o.dualRate, "dual-rate", 100_000, "dual scenario: messages per second over tcp, to one and then two destinations")
+	fs.Uint64Var(&o.perhostCount, "perhost-count", 200_000, "perhost scenario: messages from 50 hosts over tcp, written to a file per host (relay and rsyslog only)")
 	fs.DurationVar(&o.drainIdle, "drain-idle", 3*time.Second, "after sending, stop waiting for deliveries when none arrive for this long")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after sending, wait at most this long for deliveries")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 0, "before each measurement, wait up to this long for the machine to be quiet (for shared machines; 0: do not wait)")
@@ -149,6 +152,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.quietWait < 0 || o.quietCores <= 0 {
 		return nil, fmt.Errorf("-quiet-wait must not be negative and -quiet-cores must be positive")
+	}
+	if o.perhostCount == 0 || o.perhostCount > 1e7 {
+		return nil, fmt.Errorf("-perhost-count %d: use 1 to 1e7", o.perhostCount)
 	}
 	if o.tcpCount == 0 || o.tcpCount > 1e9 {
 		return nil, fmt.Errorf("-tcp-count %d: use 1 to 1e9", o.tcpCount)

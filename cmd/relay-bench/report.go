@@ -150,7 +150,7 @@ func ratios(results []result) []ratio {
 		if rel == nil {
 			continue
 		}
-		for _, other := range []string{"rsyslog-disk", "rsyslog-da", "direct"} {
+		for _, other := range []string{"rsyslog-disk", "rsyslog-da", "rsyslog", "direct"} {
 			o := find(results, sc, other)
 			if o == nil {
 				continue

@@ -29,6 +29,10 @@ func (h *harness) applies(sc string, t target) bool {
 	if _, ok := t.(*directTarget); ok {
 		return sc == "tcp"
 	}
+	if sc == "perhost" {
+		_, ok := h.perhostTargetFor(t)
+		return ok
+	}
 	return true
 }
 
@@ -52,6 +56,8 @@ func (h *harness) runScenario(ctx context.Context, sc string, t target) []result
 		return []result{h.steady(ctx, "latency", t, spec, 1)}
 	case "outage":
 		return []result{h.outage(ctx, t)}
+	case "perhost":
+		return []result{h.perhost(ctx, t)}
 	case "dual":
 		spec := tcp
 		spec.Rate = o.dualRate
