@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
@@ -249,5 +251,65 @@ outputs = ["hosts"]
 		if !slices.ContainsFunc(lines, func(l string) bool { return l == w || strings.HasSuffix(l, " "+w) }) {
 			t.Errorf("no line ends in %q: %q", w, lines)
 		}
+	}
+}
+
+// TestFileOutputJSON: format = "json" on a file output writes one valid
+// JSON object per line, UTF-8 whatever the sender wrote, with the relay's
+// stamp when stamp_sequence is set.
+func TestFileOutputJSON(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "all.json")
+	r := startRelay(t, t.TempDir(), `data_dir = "{{DATA}}"
+relay_id = "head1"
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:0"
+
+[[output]]
+name = "json"
+protocol = "file"
+path = "`+out+`"
+format = "json"
+stamp_sequence = true
+
+[[route]]
+name = "all"
+outputs = ["json"]
+`)
+	msgs := []string{
+		`<165>1 2026-12-06T08:09:10.5+01:00 db01 postgres 77 Q1 [x@1 k="v"] slow query`,
+		"<13>Dec  6 12:00:00 web01 nginx[1]: bad \xff\xfe bytes \x01",
+		"no pri \"quoted\"",
+	}
+	if err := sendLines(r.addr("tcp"), msgs, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool { return len(testpeer.ReadLines(out)) >= len(msgs) }) {
+		t.Fatalf("%d lines, want %d", len(testpeer.ReadLines(out)), len(msgs))
+	}
+	lines := testpeer.ReadLines(out)
+	if len(lines) != len(msgs) {
+		t.Fatalf("%d lines, want %d: %q", len(lines), len(msgs), lines)
+	}
+	for i, l := range lines {
+		var v struct {
+			Hostname string `json:"hostname"`
+			Message  string `json:"message"`
+			Listener string `json:"listener"`
+			Relay    struct {
+				Origin string `json:"origin"`
+				Seq    uint64 `json:"seq"`
+			} `json:"relay"`
+		}
+		if !utf8.ValidString(l) || json.Unmarshal([]byte(l), &v) != nil {
+			t.Fatalf("line %d is not valid JSON in UTF-8: %q", i, l)
+		}
+		if v.Listener != "tcp" || v.Relay.Origin != "head1" || v.Relay.Seq == 0 {
+			t.Errorf("line %d: %+v", i, v)
+		}
+	}
+	if !strings.Contains(lines[0], `"structured_data":{"x@1":{"k":"v"}}`) || !strings.Contains(lines[1], `"message":"bad `+"\ufffd\ufffd"+` bytes \u0001"`) {
+		t.Errorf("lines:\n%s", strings.Join(lines, "\n"))
 	}
 }
