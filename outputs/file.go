@@ -96,6 +96,9 @@ func NewFileWith(opts FileOptions) (*File, error) {
 	}
 	if t.HasFields() {
 		f.tmpl = t
+	} else {
+		// "{{" and "}}" in a path without fields still mean one brace.
+		f.opts.Path = t.literal()
 	}
 	f.setDefaults()
 	return f, nil

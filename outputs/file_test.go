@@ -180,3 +180,27 @@ func TestFileWriteErrorNotDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFileFixedPathBraces: a path without fields is one file, with "{{"
+// and "}}" written as single braces, as in a template.
+func TestFileFixedPathBraces(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f, err := NewFileWith(FileOptions{Path: dir + "/a{{b}}.log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.PathTemplate() != nil {
+		t.Fatal("a path without fields has a template")
+	}
+	if err := f.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(context.Background(), []queue.Entry{{Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if lines := testpeer.ReadLines(dir + "/a{b}.log"); len(lines) != 1 || lines[0] != "x" {
+		t.Errorf("a{b}.log holds %q", lines)
+	}
+}

@@ -178,6 +178,15 @@ func (t *Template) HasFields() bool {
 	return false
 }
 
+// literal returns the text of a template without fields.
+func (t *Template) literal() string {
+	var b strings.Builder
+	for _, s := range t.segs {
+		b.WriteString(s.lit)
+	}
+	return b.String()
+}
+
 // fieldValues is what a template is rendered from: one parsed message and
 // its queue entry.
 type fieldValues struct {
