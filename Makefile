@@ -47,7 +47,8 @@ FUZZ_TARGETS := \
 	internal/syslog:FuzzFormat \
 	internal/syslog:FuzzParse5424Oracle \
 	queue:FuzzDecodeRecord \
-	internal/relp:FuzzFrame
+	internal/relp:FuzzFrame \
+	outputs:FuzzJSON
 fuzz:
 	@$(call fuzz_all,$(FUZZTIME))
 

@@ -231,3 +231,47 @@ func BenchmarkWorkerTCP(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFilePerHost measures a batch of 256 RFC 3164 messages from 50
+// hosts through the formatter (parse, template, path) and a file output
+// with a path per host: what a head server does per batch.
+func BenchmarkFilePerHost(b *testing.B) {
+	dir := b.TempDir()
+	f, err := NewFileWith(FileOptions{Path: dir + "/{hostname}.log"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := f.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fm := &formatter{template: mustTemplate(b, "{timestamp_bsd} {hostname} {tag} {message}"), path: f.PathTemplate(),
+		normalize: map[string]Normalize{"in": {Location: time.UTC}}}
+	entries := make([]queue.Entry, benchBatchLen)
+	var n int64
+	for i := range entries {
+		msg := fmt.Sprintf("<134>Dec  6 12:34:56 host%02d nginx[812]: GET /index.html 200 %d bytes in 3 ms", i%50, i)
+		entries[i] = queue.Entry{Received: time.Now(), Listener: "in", Data: []byte(msg)}
+		n += int64(len(msg))
+	}
+	b.SetBytes(n)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if i%1000 == 999 {
+			b.StopTimer()
+			files, _ := filepath.Glob(dir + "/*.log")
+			for _, p := range files {
+				if err := os.Truncate(p, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+		}
+		out := fm.apply(entries)
+		if _, err := f.WritePaths(ctx, out, fm.paths); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportPerMessage(b)
+}

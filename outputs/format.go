@@ -24,6 +24,8 @@ const (
 	// RFC3164 rewrites every message as a BSD syslog line, for legacy
 	// receivers.
 	RFC3164
+	// JSON writes one JSON object per message with its parsed fields.
+	JSON
 )
 
 // ParseFormat maps the config words to a Format (see UnmarshalText).
@@ -83,6 +85,16 @@ type formatter struct {
 	// epoch and sequence number under this origin id.
 	stampOrigin string
 
+	// template, when set, lays out every message (the format is Raw then).
+	template *Template
+	// path, when set, is the file output's path template: apply renders
+	// each message's path into paths.
+	path  *Template
+	json  jsonWriter
+	paths [][]byte
+	pbuf  []byte
+	pends []int
+
 	msg     syslog.Message
 	buf     []byte
 	sd      []byte
@@ -92,14 +104,17 @@ type formatter struct {
 	lastIP  netip.Addr
 }
 
-// apply returns entries converted to the output's format. The result is
-// valid until the next call.
+// apply returns entries converted to the output's format or template,
+// and renders their paths when the output has a path template. The result
+// is valid until the next call.
 func (f *formatter) apply(entries []queue.Entry) []queue.Entry {
-	if f.format == Raw {
+	if f.format == Raw && f.template == nil && f.path == nil {
 		return entries
 	}
 	f.buf, f.out, f.ends = f.buf[:0], f.out[:0], f.ends[:0]
-	for _, e := range entries {
+	f.pbuf, f.pends = f.pbuf[:0], f.pends[:0]
+	for i := range entries {
+		e := &entries[i]
 		n, ok := f.normalize[e.Listener]
 		if !ok {
 			n = DefaultNormalize
@@ -109,35 +124,68 @@ func (f *formatter) apply(entries []queue.Entry) []queue.Entry {
 			f.problems.WithLabelValues(e.Listener, p.String()).Inc()
 		}
 		ip := f.sourceIP(e.Source)
-		opts := syslog.FormatOptions{Location: n.Location}
+		v := fieldValues{msg: &f.msg, entry: e, ip: ip, loc: n.Location}
+		if v.loc == nil {
+			v.loc = time.Local
+		}
 		if n.FillHostname && ip.IsValid() {
-			opts.Hostname = ip.String()
+			v.hostname = ip.String()
 		}
-		f.sd = f.sd[:0]
-		if n.AddOrigin && ip.IsValid() {
-			f.sd = syslog.AppendOriginSD(f.sd, ip)
-		}
-		if f.stampOrigin != "" && f.format == RFC5424 && e.Seq != 0 {
-			f.sd = appendStamp(f.sd, f.stampOrigin, e.Epoch, e.Seq)
-		}
-		opts.ExtraSD = f.sd
-		switch f.format {
-		case RFC5424:
-			f.buf = syslog.AppendRFC5424(f.buf, &f.msg, opts)
-		case RFC3164:
-			f.buf = syslog.AppendRFC3164(f.buf, &f.msg, opts)
+		switch {
+		case f.template != nil:
+			f.buf = f.template.appendLine(f.buf, &v)
+		case f.format == JSON:
+			var st *jsonStamp
+			if f.stampOrigin != "" && e.Seq != 0 {
+				st = &jsonStamp{origin: f.stampOrigin, epoch: e.Epoch, seq: e.Seq}
+			}
+			f.buf = f.json.appendJSON(f.buf, &v, st)
+		case f.format == RFC5424 || f.format == RFC3164:
+			f.buf = f.appendSyslog(f.buf, e, n, ip)
+		default:
+			f.buf = append(f.buf, e.Data...)
 		}
 		f.ends = append(f.ends, len(f.buf))
-		f.out = append(f.out, e)
+		f.out = append(f.out, *e)
+		if f.path != nil {
+			f.pbuf = f.path.appendPath(f.pbuf, &v)
+			f.pends = append(f.pends, len(f.pbuf))
+		}
 	}
-	// The buffer may have moved while it grew, so the slices are taken
+	// The buffers may have moved while they grew, so the slices are taken
 	// only now.
 	start := 0
 	for i, end := range f.ends {
 		f.out[i].Data = f.buf[start:end:end]
 		start = end
 	}
+	f.paths = f.paths[:0]
+	start = 0
+	for _, end := range f.pends {
+		f.paths = append(f.paths, f.pbuf[start:end:end])
+		start = end
+	}
 	return f.out
+}
+
+// appendSyslog appends the parsed message as RFC 5424 or RFC 3164.
+func (f *formatter) appendSyslog(dst []byte, e *queue.Entry, n Normalize, ip netip.Addr) []byte {
+	opts := syslog.FormatOptions{Location: n.Location}
+	if n.FillHostname && ip.IsValid() {
+		opts.Hostname = ip.String()
+	}
+	f.sd = f.sd[:0]
+	if n.AddOrigin && ip.IsValid() {
+		f.sd = syslog.AppendOriginSD(f.sd, ip)
+	}
+	if f.stampOrigin != "" && f.format == RFC5424 && e.Seq != 0 {
+		f.sd = appendStamp(f.sd, f.stampOrigin, e.Epoch, e.Seq)
+	}
+	opts.ExtraSD = f.sd
+	if f.format == RFC3164 {
+		return syslog.AppendRFC3164(dst, &f.msg, opts)
+	}
+	return syslog.AppendRFC5424(dst, &f.msg, opts)
 }
 
 // sourceIP parses a sender address ("192.0.2.1:514"), remembering the last

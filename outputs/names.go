@@ -9,9 +9,10 @@ import (
 // The configuration's words for Format, Framing and PoolMode, indexed by
 // value. The empty word is each type's zero value, its default.
 var (
-	formatNames   = []string{Raw: "raw", RFC5424: "rfc5424", RFC3164: "rfc3164"}
+	formatNames   = []string{Raw: "raw", RFC5424: "rfc5424", RFC3164: "rfc3164", JSON: "json"}
 	framingNames  = []string{OctetCounting: "octet-counting", LF: "lf"}
 	poolModeNames = []string{Failover: "failover", LoadBalance: "loadbalance"}
+	fsyncNames    = []string{FsyncNever: "never", FsyncBatch: "batch"}
 )
 
 // String returns the configuration's word for f.
@@ -20,7 +21,7 @@ func (f Format) String() string { return nameOf(formatNames, "Format", int(f)) }
 // MarshalText returns the configuration's word for f.
 func (f Format) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
 
-// UnmarshalText parses "raw", "rfc5424" or "rfc3164".
+// UnmarshalText parses "raw", "rfc5424", "rfc3164" or "json".
 func (f *Format) UnmarshalText(b []byte) error { return parseName(formatNames, "format", string(b), f) }
 
 // String returns the configuration's word for f.
@@ -43,6 +44,17 @@ func (m PoolMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil
 // UnmarshalText parses "failover" or "loadbalance".
 func (m *PoolMode) UnmarshalText(b []byte) error {
 	return parseName(poolModeNames, "mode", string(b), m)
+}
+
+// String returns the configuration's word for p.
+func (p FsyncPolicy) String() string { return nameOf(fsyncNames, "FsyncPolicy", int(p)) }
+
+// MarshalText returns the configuration's word for p.
+func (p FsyncPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText parses "never" or "batch".
+func (p *FsyncPolicy) UnmarshalText(b []byte) error {
+	return parseName(fsyncNames, "fsync", string(b), p)
 }
 
 func nameOf(names []string, typ string, v int) string {

@@ -23,7 +23,12 @@ func TestNamesRoundTrip(t *testing.T) {
 			t.Errorf("MarshalText = %q, String = %q", b, v.String())
 		}
 	}
-	for _, f := range []Format{Raw, RFC5424, RFC3164} {
+	for _, p := range []FsyncPolicy{FsyncNever, FsyncBatch} {
+		var got FsyncPolicy
+		err := got.UnmarshalText([]byte(p.String()))
+		check(p, got, err)
+	}
+	for _, f := range []Format{Raw, RFC5424, RFC3164, JSON} {
 		var got Format
 		err := got.UnmarshalText([]byte(f.String()))
 		check(f, got, err)
@@ -48,8 +53,12 @@ func TestNamesRoundTrip(t *testing.T) {
 
 func TestNamesRefuseUnknownWords(t *testing.T) {
 	var f Format
-	if err := f.UnmarshalText([]byte("json")); err == nil || err.Error() != `unknown format "json": use "raw", "rfc5424" or "rfc3164"` {
-		t.Errorf("format json: %v", err)
+	if err := f.UnmarshalText([]byte("xml")); err == nil || err.Error() != `unknown format "xml": use "raw", "rfc5424", "rfc3164" or "json"` {
+		t.Errorf("format xml: %v", err)
+	}
+	var p FsyncPolicy
+	if err := p.UnmarshalText([]byte("always")); err == nil || err.Error() != `unknown fsync "always": use "never" or "batch"` {
+		t.Errorf("fsync always: %v", err)
 	}
 	var fr Framing
 	if err := fr.UnmarshalText([]byte("LF")); err == nil || !strings.Contains(err.Error(), `use "octet-counting" or "lf"`) {

@@ -44,9 +44,11 @@ type WorkerOptions struct {
 	// name, how its messages are completed when they are converted.
 	Format    Format
 	Normalize map[string]Normalize
-	// StampOrigin, when set (with Format RFC5424), stamps every message with
-	// the relay's sequence number under this origin id.
+	// StampOrigin, when set (with Format RFC5424 or JSON), stamps every
+	// message with the relay's sequence number under this origin id.
 	StampOrigin string
+	// Template, when set, lays out every message instead of Format.
+	Template *Template
 	// SummaryEvery is how often, at most, an output that keeps failing
 	// logs that it still is (DefaultSummaryEvery when 0). The outage's
 	// start and end are logged once each; single attempts only at debug
@@ -168,11 +170,23 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 			format:      opts.Format,
 			normalize:   opts.Normalize,
 			stampOrigin: opts.StampOrigin,
+			template:    opts.Template,
 			problems:    m.ParseProblems.MustCurryWith(prometheus.Labels{"output": opts.Name}),
 		},
 	}
+	if pw, ok := dest.(pathWriter); ok {
+		w.format.path = pw.PathTemplate()
+	}
 	w.handover, w.requestHandover = context.WithCancel(context.Background())
 	return w
+}
+
+// pathWriter is a destination that writes each message to a path rendered
+// from its fields (a file output with a path template): the worker's
+// formatter renders the paths, since it parses the messages anyway.
+type pathWriter interface {
+	PathTemplate() *Template
+	WritePaths(ctx context.Context, entries []queue.Entry, paths [][]byte) (int64, error)
 }
 
 // exportZeros creates every series of the output at 0, so that the first
@@ -417,7 +431,14 @@ func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
 		w.movedAt = time.Now()
 	}
 	before := w.dest.BytesWritten()
-	end, err := w.dest.Write(ctx, w.format.apply(b.Entries))
+	var end int64
+	var err error
+	if pw, ok := w.dest.(pathWriter); ok && w.format.path != nil {
+		entries := w.format.apply(b.Entries)
+		end, err = pw.WritePaths(ctx, entries, w.format.paths)
+	} else {
+		end, err = w.dest.Write(ctx, w.format.apply(b.Entries))
+	}
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}

@@ -103,6 +103,7 @@ type OutputConfig struct {
 	Path           string           `toml:"path"`    // file
 	Framing        outputs.Framing  `toml:"framing"` // tcp, tls
 	Format         outputs.Format   `toml:"format"`
+	Template       string           `toml:"template"` // line layout instead of format
 	StampSequence  bool             `toml:"stamp_sequence"`
 	ConnectTimeout Duration         `toml:"connect_timeout"`
 	WriteTimeout   Duration         `toml:"write_timeout"`
@@ -117,6 +118,12 @@ type OutputConfig struct {
 	Key            outputs.KafkaKey `toml:"key"`         // kafka: hostname, relay_id or none
 	Compression    string           `toml:"compression"` // kafka: none, gzip, snappy, lz4 or zstd
 	SASL           OutputSASLConfig `toml:"sasl"`        // kafka
+
+	// file
+	FileMode     *FileMode           `toml:"file_mode"` // default 0640
+	DirMode      *FileMode           `toml:"dir_mode"`  // default 0750
+	MaxOpenFiles int                 `toml:"max_open_files"`
+	Fsync        outputs.FsyncPolicy `toml:"fsync"`
 }
 
 // OutputSASLConfig is the sasl table inside a kafka [[output]].

@@ -32,6 +32,10 @@ var (
 		"mode":            {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
 		"probe_interval":  {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
 		"tls.":            {ProtocolTLS, ProtocolRELP, ProtocolKafka},
+		"file_mode":       {ProtocolFile},
+		"dir_mode":        {ProtocolFile},
+		"max_open_files":  {ProtocolFile},
+		"fsync":           {ProtocolFile},
 	}
 )
 

@@ -229,6 +229,14 @@ func (o *OutputConfig) validate(problem problemFunc, names map[string]bool) {
 		if o.Address != "" || len(o.Targets) > 0 {
 			problem("address", "is not used by protocol \"file\": use path")
 		}
+		if o.Path != "" {
+			if _, err := outputs.ParsePathTemplate(o.Path); err != nil {
+				problem("path", "%v", err)
+			}
+		}
+		if o.MaxOpenFiles < 0 || o.MaxOpenFiles > 65536 {
+			problem("max_open_files", "%d is out of range: use 1 to 65536", o.MaxOpenFiles)
+		}
 	case ProtocolKafka:
 		o.validateKafka(problem)
 	case "":
@@ -237,8 +245,19 @@ func (o *OutputConfig) validate(problem problemFunc, names map[string]bool) {
 	if o.Protocol != ProtocolKafka {
 		o.refuseKafkaKeys(problem)
 	}
-	if o.StampSequence && o.Format != outputs.RFC5424 {
-		problem("stamp_sequence", "needs format = \"rfc5424\": the stamp is structured data")
+	if o.StampSequence && o.Format != outputs.RFC5424 && o.Format != outputs.JSON {
+		problem("stamp_sequence", "needs format = \"rfc5424\" or \"json\": other formats have no place for the stamp")
+	}
+	if o.Template != "" {
+		if _, err := outputs.ParseTemplate(o.Template); err != nil {
+			problem("template", "%v", err)
+		}
+		if o.Format != outputs.Raw {
+			problem("template", "replaces format: set one of them")
+		}
+		if o.StampSequence {
+			problem("stamp_sequence", "has no place in a template")
+		}
 	}
 	if o.RetryMax.Duration < o.RetryInitial.Duration {
 		problem("retry_max", "%s is shorter than retry_initial %s", o.RetryMax.Duration, o.RetryInitial.Duration)
@@ -271,6 +290,16 @@ func (o *OutputConfig) validateUpstream(problem problemFunc) {
 	}
 	if o.Path != "" {
 		problem("path", "is only for protocol \"file\"")
+	}
+	fileOnly := []struct {
+		key string
+		set bool
+	}{{"file_mode", o.FileMode != nil}, {"dir_mode", o.DirMode != nil},
+		{"max_open_files", o.MaxOpenFiles != 0}, {"fsync", o.Fsync != outputs.FsyncNever}}
+	for _, k := range fileOnly {
+		if k.set {
+			problem(k.key, "is only for protocol \"file\"")
+		}
 	}
 }
 

@@ -199,6 +199,12 @@ func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outpu
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", oc.Name, err)
 	}
+	var tmpl *outputs.Template
+	if oc.Template != "" {
+		if tmpl, err = outputs.ParseTemplate(oc.Template); err != nil {
+			return nil, fmt.Errorf("output %q: template: %w", oc.Name, err)
+		}
+	}
 	return outputs.NewWorker(outputs.WorkerOptions{
 		Name:              oc.Name,
 		RetryInitial:      oc.RetryInitial.Duration,
@@ -208,6 +214,7 @@ func (s *Server) newWorker(cfg *Config, oc OutputConfig, q *queue.Queue) (*outpu
 		Format:            oc.Format,
 		Normalize:         normalizeSettings(cfg.Listeners),
 		StampOrigin:       stampOrigin(oc, cfg.RelayID),
+		Template:          tmpl,
 	}, q, dest, s.metrics, s.log), nil
 }
 
@@ -474,7 +481,14 @@ func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, l
 		}
 		return outputs.NewRELP(opts), nil
 	case ProtocolFile:
-		return outputs.NewFile(oc.Path), nil
+		opts := outputs.FileOptions{Path: oc.Path, MaxOpenFiles: oc.MaxOpenFiles, Fsync: oc.Fsync}
+		if oc.FileMode != nil {
+			opts.FileMode = os.FileMode(*oc.FileMode)
+		}
+		if oc.DirMode != nil {
+			opts.DirMode = os.FileMode(*oc.DirMode)
+		}
+		return outputs.NewFileWith(opts)
 	}
 	return nil, fmt.Errorf("unknown protocol %q", oc.Protocol)
 }

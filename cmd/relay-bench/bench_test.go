@@ -358,7 +358,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if o.duration != 5*time.Second || o.udpRate != 200_000 || o.latencyRate != 100_000 || o.outageRate != 50_000 || len(o.scenarios) != 7 {
+	if o.duration != 5*time.Second || o.udpRate != 200_000 || o.latencyRate != 100_000 || o.outageRate != 50_000 || len(o.scenarios) != 8 {
 		t.Errorf("defaults = %+v", o)
 	}
 	for _, bad := range [][]string{
@@ -582,6 +582,45 @@ func TestBenchLoggen(t *testing.T) {
 	for _, r := range rep.Results {
 		if r.Error != "" || r.Sent == 0 || r.Lost != 0 || r.Delivered != r.Sent || r.CPUSeconds <= 0 {
 			t.Errorf("%s: %+v", r.Scenario, r)
+		}
+	}
+}
+
+// TestBenchPerhost runs a short perhost scenario through a relay built
+// from this tree and through rsyslog: both must write every byte into one
+// file per host.
+func TestBenchPerhost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay")
+	}
+	targets := "relay,rsyslog-da"
+	if findRsyslogd() == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("rsyslogd not found: CI must install the Debian package rsyslog")
+		}
+		targets = "relay"
+	}
+	path := filepath.Join(t.TempDir(), "out.json")
+	var out bytes.Buffer
+	o, err := parseFlags([]string{"-targets", targets, "-scenarios", "perhost", "-perhost-count", "20000",
+		"-conns", "2", "-drain-timeout", "60s", "-json", path}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bench(context.Background(), o, &out, io.Discard); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	var rep report
+	b, _ := os.ReadFile(path)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != strings.Count(targets, ",")+1 {
+		t.Fatalf("results:\n%s", out.String())
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" || r.Delivered != 20000 || r.Throughput <= 0 || r.CPUSeconds <= 0 {
+			t.Errorf("%s: %+v", r.Target, r)
 		}
 	}
 }

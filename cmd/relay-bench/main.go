@@ -61,13 +61,15 @@ type options struct {
 	loggenUDPRate    float64
 	loggenUDPSenders int
 
+	perhostCount uint64
+
 	drainIdle    time.Duration
 	drainTimeout time.Duration
 	quietWait    time.Duration
 	quietCores   float64
 }
 
-var allScenarios = []string{"tcp", "udp", "latency", "outage", "dual", "loggen-tcp", "loggen-udp"}
+var allScenarios = []string{"tcp", "udp", "latency", "outage", "dual", "loggen-tcp", "loggen-udp", "perhost"}
 var allTargets = []string{"direct", "relay", "rsyslog-disk", "rsyslog-da", "syslog-ng-reliable", "syslog-ng-mem"}
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -118,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	loggenRates := fs.String("loggen-tcp-rates", "50000,150000", "loggen-tcp scenario: the fixed rates, messages per second, comma-separated; one loggen, one connection, each for -duration")
 	fs.Float64Var(&o.loggenUDPRate, "loggen-udp-rate", 100_000, "loggen-udp scenario: datagrams per second of each loggen, for -duration")
 	fs.IntVar(&o.loggenUDPSenders, "loggen-udp-senders", 2, "loggen-udp scenario: loggen processes sending at once (one cannot offer 200k datagrams/s on 2 cores)")
+	fs.Uint64Var(&o.perhostCount, "perhost-count", 200_000, "perhost scenario: messages from 50 hosts over tcp, written to a file per host (relay and rsyslog only)")
 	fs.DurationVar(&o.drainIdle, "drain-idle", 3*time.Second, "after sending, stop waiting for deliveries when none arrive for this long")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after sending, wait at most this long for deliveries")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 0, "before each measurement, wait up to this long for the machine to be quiet (for shared machines; 0: do not wait)")
@@ -177,6 +180,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.quietWait < 0 || o.quietCores <= 0 {
 		return nil, fmt.Errorf("-quiet-wait must not be negative and -quiet-cores must be positive")
+	}
+	if o.perhostCount == 0 || o.perhostCount > 1e7 {
+		return nil, fmt.Errorf("-perhost-count %d: use 1 to 1e7", o.perhostCount)
 	}
 	if o.tcpCount == 0 || o.tcpCount > 1e9 {
 		return nil, fmt.Errorf("-tcp-count %d: use 1 to 1e9", o.tcpCount)

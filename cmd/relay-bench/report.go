@@ -151,7 +151,7 @@ func ratios(results []result) []ratio {
 		if rel == nil {
 			continue
 		}
-		for _, other := range []string{"rsyslog-disk", "rsyslog-da", "syslog-ng-reliable", "syslog-ng-mem", "direct"} {
+		for _, other := range []string{"rsyslog-disk", "rsyslog-da", "syslog-ng-reliable", "syslog-ng-mem", "rsyslog", "direct"} {
 			o := find(results, sc, other)
 			if o == nil {
 				continue

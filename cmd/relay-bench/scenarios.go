@@ -40,6 +40,10 @@ func (h *harness) applies(sc string, t target) bool {
 	if slices.Contains(loggenScenarios, sc) {
 		return t.Name() != "rsyslog-disk"
 	}
+	if sc == "perhost" {
+		_, ok := h.perhostTargetFor(t)
+		return ok
+	}
 	return true
 }
 
@@ -65,6 +69,8 @@ func (h *harness) runScenario(ctx context.Context, sc string, t target) []result
 		return []result{h.outage(ctx, t)}
 	case "loggen-tcp", "loggen-udp":
 		return h.loggenScenario(ctx, sc, t)
+	case "perhost":
+		return []result{h.perhost(ctx, t)}
 	case "dual":
 		spec := tcp
 		spec.Rate = o.dualRate
