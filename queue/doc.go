@@ -47,10 +47,14 @@
 // # At least once
 //
 // Delivery is at least once, not exactly once. go-diskqueue persists its read
-// position only when it syncs, so after a crash every record read since the
-// last sync is read again, including records already marked Done. Such
-// duplicates are expected after kill -9 or a power loss, never after a clean
-// Close.
+// position only when it syncs, so after a crash it offers again every record
+// read since the last sync. Every record carries a sequence number and the
+// journal keeps the highest one taken (journal.go), so Next skips those
+// records: after kill -9 only the records in flight (taken and not Done) are
+// delivered again, from the journal. A record is delivered twice only if the
+// crash falls between its journal write and the return of Next, or, after a
+// power loss, when the marker of what was taken had not reached the disk.
+// Never after a clean Close.
 //
 // # Corruption
 //

@@ -266,6 +266,15 @@ type Queue struct {
 	recovered []journalRecord
 	jclosed   bool
 
+	// recSeq is the sequence number of the last record put (or tried);
+	// q.mu guards it. skipTo is the highest one taken before the queue was
+	// opened: Next skips records up to it that go-diskqueue reads again
+	// after a crash (see journal.go). skipped counts those; q.cmu guards
+	// both.
+	recSeq  uint64
+	skipTo  uint64
+	skipped int
+
 	recoveredAtOpen int           // records found in flight in the journal at Open
 	inflight        atomic.Int64  // records returned (or to be returned) by Next and not Done
 	corrupt         atomic.Uint64 // records skipped as corrupt
@@ -285,7 +294,8 @@ func Open(opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
 	}
-	if err := countRecords(opts.Dir, opts.Name); err != nil {
+	maxSeq, err := countRecords(opts.Dir, opts.Name)
+	if err != nil {
 		return nil, fmt.Errorf("queue %q: count records: %w", opts.Name, err)
 	}
 	j, recovered, torn, err := openJournal(opts.Dir)
@@ -311,6 +321,10 @@ func Open(opts Options) (*Queue, error) {
 		room:         make(chan struct{}, 1),
 		j:            j,
 		recovered:    recovered,
+		// New records are numbered above every record go-diskqueue may
+		// still offer and every record taken, so the marker keeps rising.
+		recSeq: max(maxSeq, j.taken),
+		skipTo: j.taken,
 	}
 	q.inflight.Store(int64(len(recovered)))
 	q.recoveredAtOpen = len(recovered)
@@ -622,6 +636,10 @@ func (q *Queue) flushLocked() error {
 	q.gen++
 	q.reclaimIfDrained(false)
 	// Put copies the record before it returns, so the buffer can be reused.
+	// A record put again after a failure gets a new number, so the numbers
+	// rise in the order records enter go-diskqueue, salvaged ones included.
+	q.recSeq++
+	q.rb.SetSeq(q.recSeq)
 	rec := q.rb.Bytes()
 	err := q.diskq().Put(rec)
 	if err != nil && (q.reclaimIfDrained(true) || q.recreateDir(err)) {
@@ -763,6 +781,23 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 			}
 		}
 
+		if seq := RecordSeq(rec); seq != 0 && seq <= q.skipTo {
+			// Taken before a crash: delivered, or recovered from the
+			// journal (see journal.go).
+			q.queued.Add(-int64(len(rec) + 4))
+			q.skipped++
+			if q.skipped == 1 {
+				// Logged once, at the first: the count only grows until
+				// the reader passes the old read position.
+				q.debugf("queue %q: skipping records go-diskqueue offers again after a crash that were taken before it", q.name)
+			}
+			select {
+			case q.room <- struct{}{}:
+			default:
+			}
+			continue
+		}
+
 		// From here go-diskqueue has forgotten rec, so the journal write
 		// comes first, before even decoding, to keep the window in which a
 		// crash could lose it as short as possible (see journal.go).
@@ -776,6 +811,11 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 		if err != nil {
 			je = nil
 			q.journalFailed(err)
+		} else if err := q.j.markTaken(RecordSeq(rec)); err != nil {
+			// Only costs duplicates after a crash: the journal entry counts.
+			q.logRepeat("taken", 1, func(_ int, summary bool) {
+				q.logf("queue %q: %v%s", q.name, err, q.repeatSuffix(summary))
+			})
 		}
 		if b := q.batch(rec, je); b != nil {
 			if je == nil {
