@@ -333,7 +333,11 @@ func Open(opts Options) (*Queue, error) {
 		q.logf("queue %q: ignored %d bytes of torn or corrupt in-flight journal", q.name, torn)
 	}
 	if len(recovered) > 0 {
-		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again", q.name, len(recovered))
+		msgs := 0
+		for _, r := range recovered {
+			msgs += recordCount(r.rec)
+		}
+		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again (%d messages)", q.name, len(recovered), msgs)
 	}
 	if added > 0 {
 		q.debugf("queue %q: %d records on disk that go-diskqueue's metadata did not count (the relay did not stop cleanly) are counted now", q.name, added)
