@@ -32,7 +32,10 @@ const (
 func crashOptions(mode, dir string) Options {
 	// Linger is long so records are cut by count alone, however slow the machine.
 	opts := Options{Name: "out", Dir: dir, BatchMessages: crashPerRecord, Linger: time.Hour}
-	if mode == "unsynced" || mode == "unsynced-all-done" {
+	if mode == "always" {
+		opts.Fsync = FsyncAlways
+	}
+	if mode == "unsynced" || mode == "unsynced-all-done" || mode == "always" {
 		// go-diskqueue never syncs before the kill: its read position and its
 		// write position on disk stay those of the empty queue.
 		opts.SyncEvery = 1 << 40
@@ -114,6 +117,7 @@ func TestCrashRecovery(t *testing.T) {
 		{"synced", 0, true},
 		{"unsynced", 0, true},
 		{"unsynced-all-done", 0, false},
+		{"always", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {

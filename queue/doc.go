@@ -18,7 +18,8 @@
 // A record is durable against kill -9 once Put has returned: its bytes are in
 // the page cache. Against power loss it is durable after the next sync,
 // which go-diskqueue does every Options.SyncEvery records or
-// Options.SyncInterval.
+// Options.SyncInterval; under FsyncAlways, before the Append or Flush that
+// put it returns, and its journal entry before Next returns it (fsync.go).
 //
 // go-diskqueue cannot take a record back: its read position moves past a
 // record as soon as the record is received from ReadChan. Queue keeps its own

@@ -24,7 +24,8 @@ import (
 //
 //	[u32 length | doneFlag][u32 crc32c of the record][record bytes]
 //
-// written with one pwrite(2) and no fsync: a kill -9 leaves the page cache,
+// written with one pwrite(2) and, unless FsyncAlways asks for an fdatasync
+// after it (fsync.go), no fsync: a kill -9 leaves the page cache,
 // and so the entry, intact, while an fsync per record would cost more than
 // everything else the queue does. The journal therefore protects against the
 // death of the process, not against power loss: a power loss can lose the
@@ -136,6 +137,9 @@ type journal struct {
 	// marker is written only when it rises.
 	takenF *os.File
 	taken  uint64
+
+	// syncDirs makes a new segment's directory entry durable (FsyncAlways).
+	syncDirs bool
 
 	// segmentMax is segmentBytes except in tests.
 	segmentMax int64
@@ -351,6 +355,13 @@ func (j *journal) startSegment(seq uint64) (*segment, error) {
 	f, err := os.OpenFile(filepath.Join(j.dir, segmentName(seq)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("start journal segment: %w", err)
+	}
+	if j.syncDirs {
+		if err := syncDir(j.dir); err != nil {
+			f.Close()
+			_ = os.Remove(filepath.Join(j.dir, segmentName(seq)))
+			return nil, fmt.Errorf("start journal segment: %w", err)
+		}
 	}
 	s := &segment{seq: seq, f: f}
 	j.segs = append(j.segs, s)

@@ -37,6 +37,7 @@ type Options struct {
 	BatchMessages   int           // put a record when it holds this many entries; default 1024
 	BatchBytes      int           // put a record when it holds this many encoded bytes; default 128 KiB, at most 16 MiB
 	Linger          time.Duration // put a partial record this long after its first entry; default 2ms
+	Fsync           FsyncMode     // when to fsync beyond go-diskqueue's own sync; default FsyncInterval
 
 	// Logf receives warnings and errors; it may be nil.
 	Logf func(format string, args ...any)
@@ -146,6 +147,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBytes < 0 || o.BlockTimeout < 0 {
 		return o, fmt.Errorf("queue %q: negative size or duration", o.Name)
 	}
+	if o.Fsync < FsyncInterval || o.Fsync > FsyncAlways {
+		return o, fmt.Errorf("queue %q: unknown fsync mode %d", o.Name, o.Fsync)
+	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
@@ -233,6 +237,8 @@ type Queue struct {
 	maxBytes int
 	linger   time.Duration
 	keepBuf  int // the packing buffer is dropped when it grows beyond this
+	fsync    FsyncMode
+	dsync    dataSync // FsyncAlways: the data file to sync (fsync.go)
 
 	// dq is go-diskqueue; a relocation (dirgone.go) replaces it, holding
 	// both locks, so it is read through diskq. openDQ opens a new one.
@@ -312,6 +318,7 @@ func Open(opts Options) (*Queue, error) {
 		maxMsgs:  opts.BatchMessages,
 		maxBytes: opts.BatchBytes,
 		linger:   opts.Linger,
+		fsync:    opts.Fsync,
 		keepBuf:  4*(opts.BatchBytes+headerRoom) + keepBufLen,
 		closing:  make(chan struct{}),
 
@@ -328,6 +335,14 @@ func Open(opts Options) (*Queue, error) {
 	}
 	q.inflight.Store(int64(len(recovered)))
 	q.recoveredAtOpen = len(recovered)
+	if q.fsync == FsyncAlways {
+		// The journal's files may have just been created.
+		j.syncDirs = true
+		if err := syncDir(opts.Dir); err != nil {
+			_ = j.close()
+			return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
+		}
+	}
 	if torn > 0 {
 		q.corrupt.Add(1)
 		q.logf("queue %q: ignored %d bytes of torn or corrupt in-flight journal", q.name, torn)
@@ -631,6 +646,9 @@ func (q *Queue) lingerFlush(gen uint64) {
 func (q *Queue) flushLocked() error {
 	n := q.rb.Len()
 	if n == 0 {
+		if q.dsync.dirty {
+			return q.syncPut()
+		}
 		return nil
 	}
 	if q.timer != nil {
@@ -669,7 +687,7 @@ func (q *Queue) flushLocked() error {
 	q.queued.Add(size)
 	q.sinceEmpty += size
 	q.diskWorks()
-	return nil
+	return q.syncPut()
 }
 
 // dropError describes count messages lost to the write error err.
@@ -815,6 +833,10 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 		if err != nil {
 			je = nil
 			q.journalFailed(err)
+		} else if err := q.syncEntry(je); err != nil {
+			q.logRepeat("fsync-journal", 1, func(_ int, summary bool) {
+				q.logf("queue %q: %v; the record is delivered, and a power loss may lose it%s", q.name, err, q.repeatSuffix(summary))
+			})
 		} else if err := q.j.markTaken(RecordSeq(rec)); err != nil {
 			// Only costs duplicates after a crash: the journal entry counts.
 			q.logRepeat("taken", 1, func(_ int, summary bool) {
@@ -984,6 +1006,12 @@ func (q *Queue) Close() error {
 	if err := q.diskq().Close(); err != nil {
 		errs = append(errs, fmt.Errorf("queue %q: close diskqueue: %w", q.name, err))
 	}
+	q.mu.Lock()
+	if q.dsync.f != nil {
+		q.dsync.f.Close()
+		q.dsync.f = nil
+	}
+	q.mu.Unlock()
 	q.removeMetaTmps()
 	q.jclosed = true
 	if err := q.j.close(); err != nil {

@@ -254,6 +254,13 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 		q.debugf("queue %q: removed %s, read to its end when go-diskqueue moved to the next file (nothing lost)",
 			q.name, filepath.Base(job.file))
 	}
+	if recovered > 0 && q.fsync == FsyncAlways {
+		// The records put back must be on disk before the file that
+		// held them is gone.
+		if err := q.syncData(); err != nil {
+			return err
+		}
+	}
 	if err := os.Remove(bad); err != nil {
 		return err
 	}
