@@ -274,9 +274,10 @@ type Queue struct {
 
 	// recSeq is the sequence number of the last record put (or tried);
 	// q.mu guards it. skipTo is the highest one taken before the queue was
-	// opened: Next skips records up to it that go-diskqueue reads again
-	// after a crash (see journal.go). skipped counts those; q.cmu guards
-	// both.
+	// opened, set by Open and only read after: Next skips records up to it
+	// that go-diskqueue reads again after a crash (see journal.go), and
+	// evictOldest does not count them as dropped. skipped counts the
+	// records Next skipped; q.cmu guards it.
 	recSeq  uint64
 	skipTo  uint64
 	skipped int
@@ -599,6 +600,9 @@ func (q *Queue) evictOldest() bool {
 	select {
 	case rec := <-q.diskq().ReadChan():
 		q.queued.Add(-int64(len(rec) + 4))
+		if seq := RecordSeq(rec); seq != 0 && seq <= q.skipTo {
+			return true // delivered before a crash: nothing is lost
+		}
 		n := recordCount(rec)
 		if q.onDrop != nil {
 			q.onDrop(n, ReasonEvicted, fmt.Errorf("queue %q: %w: oldest record evicted", q.name, ErrFull))
