@@ -82,7 +82,10 @@ import (
 // write follows the receive within microseconds in the same goroutine. The
 // window is real only if that goroutine is descheduled for longer than the
 // two fsyncs take, between two statements; we know of no way to close it
-// without changing go-diskqueue, and consider it theoretical.
+// without changing go-diskqueue, and consider it theoretical. Against a
+// power loss under FsyncAlways the window lasts until the entry's
+// fdatasync returns: a power loss right after go-diskqueue persisted its
+// read position and before that loses the record.
 
 const (
 	journalName = "inflight.journal" // the first segment; later ones add ".N"
