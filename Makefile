@@ -5,7 +5,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 CONFIG  ?= config.toml.example
 
-.PHONY: build run test test-short fuzz bench vet cross fmt clean install uninstall
+.PHONY: build run test test-short fuzz bench syslog-ng vet cross fmt clean install uninstall
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/relay ./cmd/relay
@@ -63,14 +63,22 @@ fuzz_all = ( status=0; \
 
 # Go micro-benchmarks (allocations included), then the end-to-end harness:
 # the relay against rsyslog (Disk and disk-assisted queues, when rsyslogd is
-# installed) in every scenario, a table on stdout and JSON under
-# bench-results/. Short by default; longer runs and single scenarios:
-# go run ./cmd/relay-bench -h, and docs/benchmarks.md.
+# installed) and syslog-ng (reliable disk buffer and memory queue, when
+# found in SYSLOG_NG: make syslog-ng) in every scenario, with loggen's
+# fixed-rate loads, a table on stdout and JSON under bench-results/. Short
+# by default; longer runs and single scenarios: go run ./cmd/relay-bench
+# -h, and docs/benchmarks.md.
 BENCHTIME ?= 1s
 BENCHFLAGS ?=
+SYSLOG_NG ?= $(or $(RELAY_BENCH_SYSLOG_NG),$(CURDIR)/.cache/syslog-ng)
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
-	$(GO) run ./cmd/relay-bench -relay bin/relay $(BENCHFLAGS)
+	$(GO) run ./cmd/relay-bench -relay bin/relay $(if $(wildcard $(SYSLOG_NG)/usr/bin/loggen),-syslog-ng $(SYSLOG_NG)) $(BENCHFLAGS)
+
+# syslog-ng and loggen unpacked into SYSLOG_NG, not installed: Debian's
+# syslog-ng package conflicts with rsyslog, which the tests need.
+syslog-ng:
+	tools/get-syslog-ng.sh $(SYSLOG_NG)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

@@ -9,6 +9,7 @@ package metrics
 import (
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -32,8 +33,12 @@ type Metrics struct {
 	OutputErrors  *prometheus.CounterVec
 	OutputRetries *prometheus.CounterVec
 	OutputResent  *prometheus.CounterVec
-	OutputDropped *prometheus.CounterVec
-	OutputUp      *prometheus.GaugeVec
+	// OutputPossiblyLost counts messages confirmed on a TCP or TLS
+	// connection that the upstream then reset while they may still have
+	// sat unread in its socket buffer.
+	OutputPossiblyLost *prometheus.CounterVec
+	OutputDropped      *prometheus.CounterVec
+	OutputUp           *prometheus.GaugeVec
 	// OutputLastDelivery is when the output last had a batch confirmed.
 	OutputLastDelivery *prometheus.GaugeVec
 	// OutputWindow is the most the output currently holds written and
@@ -105,6 +110,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: namespace, Name: "output_messages_resent_total",
 			Help: "Messages sent again because a connection broke before the upstream confirmed them; the upstream may see them twice.",
 		}, []string{"output"}),
+		OutputPossiblyLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "output_messages_possibly_lost_total",
+			Help: "Messages confirmed over TCP or TLS shortly before the upstream reset the connection: its process may not have read them. An upper bound; RELP has none.",
+		}, []string{"output"}),
 		OutputDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "output_messages_dropped_total",
 			Help: "Messages an output gave up on, per output and reason.",
@@ -155,7 +164,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		m.ListenerMessages, m.ListenerBytes, m.ListenerErrors, m.ListenerConnections,
 		m.Accepted, m.Unrouted, m.RouteMatched,
 		m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent,
-		m.OutputDropped, m.OutputUp, m.OutputLastDelivery, m.OutputWindow,
+		m.OutputPossiblyLost, m.OutputDropped, m.OutputUp, m.OutputLastDelivery, m.OutputWindow,
 		m.ParseProblems,
 		m.ConfigReloads, m.ConfigLastReloadOK, m.ConfigLastReloadTime,
 		m.TargetUp, m.TargetSent, m.TargetErrors,
@@ -187,6 +196,9 @@ type QueueStats interface {
 	Full() bool
 	LostRecords() uint64
 	LostBytes() uint64
+	// OldestWaiting is the receive time of the oldest message not yet
+	// delivered, zero when there is none.
+	OldestWaiting() time.Time
 }
 
 // AddQueue exports the queue of output name until RemoveQueue is called.
@@ -209,7 +221,7 @@ func (m *Metrics) RemoveQueue(name string) {
 // closed): an update through WithLabelValues would export the series again.
 func (m *Metrics) RemoveOutput(name string) {
 	m.RemoveQueue(name)
-	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent} {
+	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent, m.OutputPossiblyLost} {
 		v.DeleteLabelValues(name)
 	}
 	m.OutputUp.DeleteLabelValues(name)
@@ -238,6 +250,7 @@ func (m *Metrics) RemoveListener(name string) {
 	}
 	m.ListenerErrors.DeletePartialMatch(prometheus.Labels{"listener": name})
 	m.ListenerConnections.DeleteLabelValues(name)
+	m.ParseProblems.DeletePartialMatch(prometheus.Labels{"listener": name})
 }
 
 // RemoveRoute stops exporting the series of route name.
@@ -270,6 +283,9 @@ var (
 	queueLostBytesDesc = prometheus.NewDesc(namespace+"_queue_lost_bytes_total",
 		"Bytes of queue data found damaged or missing: skipped damaged regions, corrupt records, and data files cut short.",
 		[]string{"output"}, nil)
+	queueOldestAgeDesc = prometheus.NewDesc(namespace+"_queue_oldest_message_age_seconds",
+		"Seconds since the oldest message waiting for the output (taken from its queue and not yet confirmed) was received; 0 when nothing waits.",
+		[]string{"output"}, nil)
 )
 
 // queueCollector reads queue statistics on scrape.
@@ -287,6 +303,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueFullDesc
 	ch <- queueLostRecordsDesc
 	ch <- queueLostBytesDesc
+	ch <- queueOldestAgeDesc
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -316,5 +333,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueFullDesc, prometheus.GaugeValue, full, name)
 		ch <- prometheus.MustNewConstMetric(queueLostRecordsDesc, prometheus.CounterValue, float64(q.LostRecords()), name)
 		ch <- prometheus.MustNewConstMetric(queueLostBytesDesc, prometheus.CounterValue, float64(q.LostBytes()), name)
+		age := 0.0
+		if t := q.OldestWaiting(); !t.IsZero() {
+			age = max(time.Since(t).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(queueOldestAgeDesc, prometheus.GaugeValue, age, name)
 	}
 }

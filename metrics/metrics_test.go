@@ -7,11 +7,15 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-type fakeQueue struct{ depth, bytes int64 }
+type fakeQueue struct {
+	depth, bytes int64
+	oldest       time.Time
+}
 
 func (q fakeQueue) Depth() int64        { return q.depth }
 func (q fakeQueue) DiskBytes() int64    { return q.bytes }
@@ -21,6 +25,9 @@ func (q fakeQueue) Recovered() int      { return 0 }
 func (q fakeQueue) LostRecords() uint64 { return 0 }
 func (q fakeQueue) LostBytes() uint64   { return 0 }
 func (q fakeQueue) Full() bool          { return false }
+func (q fakeQueue) OldestWaiting() time.Time {
+	return q.oldest
+}
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
 	t.Helper()
@@ -51,6 +58,7 @@ func TestHandlerServesMetricsAndHealth(t *testing.T) {
 		`relay_listener_messages_received_total{listener="udp"} 3`,
 		`relay_queue_depth_records{output="head"} 7`,
 		`relay_queue_disk_bytes{output="head"} 4096`,
+		`relay_queue_oldest_message_age_seconds{output="head"} 0`,
 		`go_goroutines`,
 		`process_resident_memory_bytes`,
 	} {

@@ -67,16 +67,6 @@ func connState(c *net.TCPConn) (unacked int, win peerWindow, peerClosed bool, er
 	return unacked, win, peerClosed, nil
 }
 
-// peerWindow is the receive window the peer advertises.
-type peerWindow struct {
-	size int64 // tcpi_snd_wnd; 0 when the kernel does not report it
-	// closed is set when it keeps us from sending: the peer advertises no
-	// room, or, with data waiting to go out, less than one segment's room
-	// beyond what is in flight (the sender then waits for the peer to
-	// read, sending only window probes).
-	closed bool
-}
-
 // readPeerWindow reads the peer's receive window; outq is SIOCOUTQ. The
 // window is tcpi_snd_wnd (Linux 5.4 and later); an older kernel returns a
 // shorter tcp_info without it, and the window then counts as open.

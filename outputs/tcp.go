@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/relay-syslog/relay/queue"
@@ -91,7 +92,10 @@ type TCP struct {
 	// largest window it advertised on this connection. See peerReading.
 	closedAt  int64
 	maxWindow int64
-	numBuf    []byte
+	// acked is the offset the peer's kernel had acknowledged at the last
+	// check; see UnreadFrom.
+	acked  int64
+	numBuf []byte
 }
 
 type offsetMark struct {
@@ -148,7 +152,7 @@ func (t *TCP) Connect(ctx context.Context) error {
 		t.written = t.wire.n.Load()
 		t.settled = t.written
 	}
-	t.closedAt, t.maxWindow = -1, 0
+	t.closedAt, t.maxWindow, t.acked = -1, 0, t.settled
 	t.marks = t.marks[:0]
 	return nil
 }
@@ -279,6 +283,7 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 		return t.settled, err
 	}
 	acked := written - int64(unacked)
+	t.acked = acked
 	if !t.peerReading(acked, win) && !peerClosed {
 		return t.settled, nil
 	}
@@ -298,6 +303,24 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 }
 
 var errPeerClosed = errors.New("upstream closed the connection")
+
+// UnreadFrom tells, for a connection that ended with err, from which offset
+// on the bytes the peer's kernel acknowledged may never have been read by
+// the peer's process; -1 when they all were.
+//
+// Only a reset says so: a peer process that closes its socket with data
+// unread makes its kernel send a reset (a crash does too), while after a
+// FIN everything acknowledged was read. What it held unread fits in its
+// socket buffer, which is less than twice the largest window it advertised
+// (see peerReading), behind the last offset seen acknowledged. Bytes
+// confirmed in that span may be lost; plain TCP cannot tell which, so the
+// caller counts them as possibly lost. Call it before Close.
+func (t *TCP) UnreadFrom(err error) int64 {
+	if !errors.Is(err, syscall.ECONNRESET) {
+		return -1
+	}
+	return max(t.acked-2*t.maxWindow, 0)
+}
 
 // peerReading tells, from its receive window, whether the peer's process
 // reads what its kernel acknowledges. An open window says so. A closed one

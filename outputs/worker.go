@@ -96,6 +96,9 @@ type Worker struct {
 	// connection broke with messages unconfirmed.
 	onConn, confirmedOnConn, lossyBreak bool
 	everConnected                       bool
+	// confirmed lists the batches confirmed on the current connection,
+	// oldest first, at most maxConfirmedSpans of them.
+	confirmed []confirmedSpan
 	// movedAt is when the oldest unconfirmed message was written or,
 	// when later, when a batch was last confirmed: the start of a stall.
 	movedAt time.Time
@@ -121,6 +124,25 @@ type sentBatch struct {
 	end   int64
 	bytes int
 }
+
+// unreadReporter is a destination whose confirmation rests on the peer's
+// kernel, not its process: TCP and TLS. See TCP.UnreadFrom.
+type unreadReporter interface {
+	UnreadFrom(err error) int64
+}
+
+// confirmedSpan is a batch confirmed on the current connection: where it
+// ended and how many messages it held.
+type confirmedSpan struct {
+	end      int64
+	messages int
+}
+
+// maxConfirmedSpans bounds what a worker remembers of the batches confirmed
+// on its connection, for counting possibly lost messages at a reset. A
+// peer's socket buffer is a few MiB; at one message per batch (a slow
+// trickle) this still covers several MiB of 200-byte messages.
+const maxConfirmedSpans = 1 << 16
 
 // NewWorker returns a Worker for dest fed by q.
 func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics, log *slog.Logger) *Worker {
@@ -157,7 +179,7 @@ func NewWorker(opts WorkerOptions, q Queue, dest Destination, m *metrics.Metrics
 // scrape shows them and increase() sees the first event of each.
 func exportZeros(opts WorkerOptions, m *metrics.Metrics) {
 	name := opts.Name
-	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent} {
+	for _, v := range []*prometheus.CounterVec{m.OutputSent, m.OutputBytes, m.OutputErrors, m.OutputRetries, m.OutputResent, m.OutputPossiblyLost} {
 		v.WithLabelValues(name)
 	}
 	m.OutputUp.WithLabelValues(name)
@@ -309,6 +331,35 @@ func (w *Worker) nextBatch(ctx context.Context) (*queue.Batch, error) {
 // connected notes a new connection.
 func (w *Worker) connected() {
 	w.onConn, w.confirmedOnConn, w.everConnected = true, false, true
+	w.confirmed = w.confirmed[:0]
+}
+
+// countPossiblyLost counts the messages confirmed on a connection that
+// ended with err which its upstream's process may never have read, and
+// says so once per connection. Plain TCP cannot tell which they were;
+// RELP can, and never gets here.
+func (w *Worker) countPossiblyLost(err error) {
+	r, ok := w.dest.(unreadReporter)
+	if !ok || !w.onConn || len(w.confirmed) == 0 {
+		return
+	}
+	from := r.UnreadFrom(err)
+	if from < 0 {
+		return
+	}
+	n := 0
+	for _, c := range w.confirmed {
+		if c.end > from {
+			n += c.messages
+		}
+	}
+	w.confirmed = w.confirmed[:0]
+	if n == 0 {
+		return
+	}
+	w.metrics.OutputPossiblyLost.WithLabelValues(w.opts.Name).Add(float64(n))
+	w.log.Warn("the upstream reset the connection; messages it had acknowledged shortly before may not have been read by it (use RELP to know)",
+		"possibly_lost_messages", n)
 }
 
 func (w *Worker) send(ctx context.Context, b *queue.Batch) error {
@@ -378,6 +429,10 @@ func (w *Worker) settle() error {
 		s := w.unsettled[i]
 		w.unsettledBytes -= s.bytes
 		confirmed += s.bytes
+		if len(w.confirmed) == maxConfirmedSpans {
+			w.confirmed = append(w.confirmed[:0], w.confirmed[maxConfirmedSpans/2:]...)
+		}
+		w.confirmed = append(w.confirmed, confirmedSpan{end: s.end, messages: len(s.batch.Entries)})
 		if err := w.q.Done(s.batch); err != nil {
 			// The journal could not record delivery: the batch will be
 			// sent again after a restart, which is a duplicate, not a loss.
@@ -442,6 +497,7 @@ func (w *Worker) setWindow(n int) {
 // confirmed goes out again, in order, after a backoff. current is the batch
 // whose write failed, if any.
 func (w *Worker) fail(ctx context.Context, err error, current *queue.Batch) {
+	w.countPossiblyLost(err)
 	_ = w.dest.Close()
 	w.metrics.OutputUp.WithLabelValues(w.opts.Name).Set(0)
 	w.metrics.OutputErrors.WithLabelValues(w.opts.Name).Inc()

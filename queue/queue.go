@@ -249,6 +249,7 @@ type Queue struct {
 	ds   diskState          // a disk that refuses writes (diskfull.go)
 	loss lossState          // damaged and missing files (lost.go)
 	dw   dirWatch           // a removed directory (dirgone.go)
+	age  ageState           // the oldest record in flight (age.go)
 
 	// mu guards the producer side. It is held while a record is encoded and
 	// while it is Put; go-diskqueue serialises Puts anyway.
@@ -861,7 +862,9 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 func (q *Queue) batch(rec []byte, je *jentry) *Batch {
 	entries, err := DecodeRecord(rec)
 	if err == nil {
-		return &Batch{Entries: entries, q: q, je: je}
+		b := &Batch{Entries: entries, q: q, je: je}
+		q.ageTaken(b)
+		return b
 	}
 	q.corrupt.Add(1)
 	q.noteCorruptRecord(len(rec))
@@ -894,6 +897,7 @@ func (q *Queue) Done(b *Batch) error {
 	}
 	b.done = true
 	q.inflight.Add(-1)
+	q.ageDone()
 	if b.je == nil {
 		q.doneInMemory(b)
 		return nil

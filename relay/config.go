@@ -134,8 +134,14 @@ type RouteConfig struct {
 	Listeners     []string       `toml:"listeners"`
 	Hostnames     []string       `toml:"hostnames"` // globs, case-insensitive
 	AppNames      []string       `toml:"app_names"` // globs
-	Final         bool           `toml:"final"`     // stop evaluating routes after this one matched
-	Fallback      bool           `toml:"fallback"`  // only for messages no other route matched
+	// Conditions on the MSG part: any of these substrings (case matters),
+	// none of them, any of these RE2 patterns, none of them.
+	MessageContains    []string `toml:"message_contains"`
+	MessageNotContains []string `toml:"message_not_contains"`
+	MessageRegex       []string `toml:"message_regex"`
+	MessageNotRegex    []string `toml:"message_not_regex"`
+	Final              bool     `toml:"final"`    // stop evaluating routes after this one matched
+	Fallback           bool     `toml:"fallback"` // only for messages no other route matched
 }
 
 // Defaults applied by LoadConfig where a key is absent.
@@ -263,7 +269,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		return nil, &ConfigError{File: name, Problems: []string{err.Error()}}
 	}
 	var cfg Config
-	p := &problems{lines: indexKeyLines(data), badValues: map[string]bool{}}
+	p := &problems{lines: indexKeyLines(data), badValues: map[string]bool{}, set: map[string]bool{}}
 	decodeConfig(&md, top, &cfg, p)
 	cfg.applyDefaults()
 	cfg.validate(p)

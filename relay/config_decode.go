@@ -95,6 +95,7 @@ func (d *configDecoder) table(m map[string]toml.Primitive, rv reflect.Value, at 
 				d.table(elem, field.Index(j), keyAt{table: name, index: j})
 			}
 		default:
+			d.p.set[keyPath(at.table, at.index, at.key(name))] = true
 			if err := d.md.PrimitiveDecode(prim, field.Addr().Interface()); err != nil {
 				d.p.badValue(at.table, at.index, at.key(name), decodeMessage(err, raw, field.Type()))
 			}

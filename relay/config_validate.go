@@ -24,6 +24,8 @@ type problems struct {
 	// badValues holds the keys whose value did not decode. Such a key keeps
 	// its zero value, and validation must not report that as well.
 	badValues map[string]bool
+	// set holds every key the file sets ("output[0].tls.ca_file").
+	set map[string]bool
 }
 
 type problem struct {
@@ -89,10 +91,12 @@ func (c *Config) validate(p *problems) {
 	listeners := map[string]bool{}
 	for i, l := range c.Listeners {
 		l.validate(p.in("listener", i), listeners)
+		checkKeysApply(p, "listener", i, l.Protocol, listenerKeyProtocols, ListenerProtocols)
 	}
 	outputNames := map[string]bool{}
 	for i, o := range c.Outputs {
 		o.validate(p.in("output", i), outputNames)
+		checkKeysApply(p, "output", i, o.Protocol, outputKeyProtocols, OutputProtocols)
 	}
 	routes := map[string]bool{}
 	for i, r := range c.Routes {

@@ -103,12 +103,21 @@ outputs = ["head"]
 		t.Errorf("accepted %v during the outage, want %d", got, n)
 	}
 	rs.Start(testpeer.TCPReady(upstream))
-	if !testpeer.WaitFor(60*time.Second, func() bool { return testpeer.Check("out", n, testpeer.ReadLines(out)).Delivered() == n }) {
-		t.Fatalf("after the outage: %v", testpeer.Check("out", n, testpeer.ReadLines(out)))
+	// rsyslog stops reading at SIGTERM and keeps its connections open
+	// while it shuts down; what it acknowledged and never read is lost
+	// when it closes them. Plain TCP cannot tell which messages those
+	// were: the relay counts every one that may have been (an upper bound).
+	// Everything else must arrive.
+	possiblyLost := func() float64 { return r.metric("relay_output_messages_possibly_lost_total") }
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		missing := n - testpeer.Check("out", n, testpeer.ReadLines(out)).Delivered()
+		return missing == 0 || r.metric("relay_queue_depth_records") == 0 && float64(missing) <= possiblyLost()
+	}) {
+		t.Fatalf("after the outage: %v; possibly lost %v", testpeer.Check("out", n, testpeer.ReadLines(out)), possiblyLost())
 	}
 	tally := testpeer.Check("out", n, testpeer.ReadLines(out))
-	t.Logf("outage: %d lines before the stop; %v; relay resent %v, retries %v", before, tally,
-		r.metric("relay_output_messages_resent_total"), r.metric("relay_output_retries_total"))
+	t.Logf("outage: %d lines before the stop; %v; relay resent %v, retries %v, possibly lost %v", before, tally,
+		r.metric("relay_output_messages_resent_total"), r.metric("relay_output_retries_total"), possiblyLost())
 }
 
 // TestRsyslogSender points a real rsyslog omfwd at the relay, over UDP and

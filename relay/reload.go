@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"slices"
 	"time"
+
+	"github.com/relay-syslog/relay/outputs"
 )
 
 // reloadRequest carries a new configuration to Run, which applies it.
@@ -58,6 +60,11 @@ func (s *Server) recordReload(err error) {
 	if err != nil {
 		s.metrics.ConfigReloads.WithLabelValues("failure").Inc()
 		s.metrics.ConfigLastReloadOK.Set(0)
+		var partial partlyApplied
+		if errors.As(err, &partial) {
+			s.log.Error("configuration reloaded in part: the new configuration is in force except for what failed", "err", partial.err)
+			return
+		}
 		s.log.Error("configuration reload failed; the running configuration stays in force", "err", err)
 		return
 	}
@@ -66,6 +73,13 @@ func (s *Server) recordReload(err error) {
 	s.metrics.ConfigLastReloadTime.SetToCurrentTime()
 	s.log.Info("configuration reloaded")
 }
+
+// partlyApplied is a reload that took effect except for what err names
+// (a listener that could not bind its new address, a queue limit).
+type partlyApplied struct{ err error }
+
+func (p partlyApplied) Error() string { return "applied in part: " + p.err.Error() }
+func (p partlyApplied) Unwrap() error { return p.err }
 
 // apply changes the running relay to cfg. It runs on Run's goroutine.
 // Everything that can fail before anything changes (opening new queues,
@@ -99,18 +113,22 @@ func (s *Server) apply(cfg *Config) (err error) {
 	}
 	s.log.Info("applied configuration", "listeners", len(s.listeners), "outputs", len(s.outputs),
 		"outputs_added", len(p.added), "outputs_changed", len(p.replaced))
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return partlyApplied{err}
+	}
+	return nil
 }
 
 // restartOnly refuses changes that need a restart.
 func restartOnly(old, cfg *Config) error {
+	var errs []error
 	if filepath.Clean(cfg.DataDir) != filepath.Clean(old.DataDir) {
-		return fmt.Errorf("data_dir cannot change on reload (%s → %s): restart the relay", old.DataDir, cfg.DataDir)
+		errs = append(errs, fmt.Errorf("data_dir cannot change on reload (%s → %s): restart the relay", old.DataDir, cfg.DataDir))
 	}
 	if cfg.Metrics.Address != old.Metrics.Address {
-		return fmt.Errorf("metrics.address cannot change on reload (%q → %q): restart the relay", old.Metrics.Address, cfg.Metrics.Address)
+		errs = append(errs, fmt.Errorf("metrics.address cannot change on reload (%q → %q): restart the relay", old.Metrics.Address, cfg.Metrics.Address))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // reloadPlan is what prepare made ready for a reload, before anything
@@ -124,8 +142,11 @@ type reloadPlan struct {
 // prepare opens the queues of new outputs and builds every worker that must
 // change. On error it closes what it opened, and nothing running changed.
 func (s *Server) prepare(old, cfg *Config) (_ *reloadPlan, err error) {
-	workersChange := cfg.RelayID != old.RelayID ||
-		!reflect.DeepEqual(normalizeSettings(cfg.Listeners), normalizeSettings(old.Listeners))
+	// A worker reads the relay ID only to stamp, and the listeners'
+	// settings only to convert what it sends; an output that does neither
+	// keeps its worker (and its connection) when they change.
+	idChanged := cfg.RelayID != old.RelayID
+	normalizeChanged := !reflect.DeepEqual(normalizeSettings(cfg.Listeners), normalizeSettings(old.Listeners))
 	p := &reloadPlan{added: map[string]*outputState{}, replaced: map[string]*outputState{}, limits: map[string]QueueConfig{}}
 	defer func() {
 		if err != nil {
@@ -160,7 +181,8 @@ func (s *Server) prepare(old, cfg *Config) (_ *reloadPlan, err error) {
 		}
 		same := cur.cfg
 		same.Queue = oc.Queue
-		if !workersChange && reflect.DeepEqual(same, oc) {
+		workerChanges := idChanged && oc.StampSequence || normalizeChanged && oc.Format != outputs.Raw
+		if !workerChanges && reflect.DeepEqual(same, oc) {
 			continue // at most the limits change, in place
 		}
 		w, err := s.newWorker(cfg, oc, cur.queue)

@@ -63,6 +63,9 @@ type router struct {
 	active  atomic.Int64
 	retired atomic.Bool   // set by drain: the last call out signals idle
 	idle    chan struct{} // buffered 1; a token means active may be zero
+
+	// parsesHeader is set when a route needs more than the PRI.
+	parsesHeader bool
 }
 
 func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, log *slog.Logger) *router {
@@ -90,6 +93,7 @@ func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, 
 		for _, name := range rc.Outputs {
 			rt.outputs = append(rt.outputs, index[name])
 		}
+		r.parsesHeader = r.parsesHeader || rt.cond.needsHeader()
 		if rc.Fallback {
 			r.fallbacks = append(r.fallbacks, rt)
 		} else {
@@ -156,28 +160,34 @@ func (r *router) dispatch(e queue.Entry) (routed, accepted bool) {
 	accepted = true
 	e.Epoch, e.Seq = r.epoch, r.seq.Add(1)
 	// The header is parsed only for routes with hostname or app-name
-	// globs, at most once per message.
-	var h *header
-	routed = r.apply(r.routes, e, pri, &h, &seen, &accepted)
-	if !routed {
-		routed = r.apply(r.fallbacks, e, pri, &h, &seen, &accepted)
+	// globs or conditions on the message text, at most once per message;
+	// without such routes not even its buffer is set up.
+	if r.parsesHeader {
+		h := header{data: e.Data}
+		routed = r.match(e, pri, &h, &seen, &accepted)
+	} else {
+		routed = r.match(e, pri, nil, &seen, &accepted)
 	}
 	return routed, routed && accepted
 }
 
-func (r *router) apply(routes []route, e queue.Entry, pri int, h **header, seen *outputSet, accepted *bool) (matched bool) {
+// match applies the routes, then, if none matched, the fallbacks. h is nil
+// when no route needs the header.
+func (r *router) match(e queue.Entry, pri int, h *header, seen *outputSet, accepted *bool) bool {
+	if r.apply(r.routes, e, pri, h, seen, accepted) {
+		return true
+	}
+	return r.apply(r.fallbacks, e, pri, h, seen, accepted)
+}
+
+func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, seen *outputSet, accepted *bool) (matched bool) {
 	for i := range routes {
 		rt := &routes[i]
 		if !rt.cond.matchPRI(pri, e.Listener) {
 			continue
 		}
-		if rt.cond.needsHeader() {
-			if *h == nil {
-				*h = &header{data: e.Data}
-			}
-			if !rt.cond.matchHeader(*h) {
-				continue
-			}
+		if rt.cond.needsHeader() && !rt.cond.matchHeader(h) {
+			continue
 		}
 		matched = true
 		rt.matched.Inc()

@@ -225,3 +225,51 @@ outputs = ["b", "a"]
 		})
 	}
 }
+
+// BenchmarkRouteMessage measures what conditions on the message text add
+// to matching one route (as BenchmarkRouteMatch, without storing): the
+// header parse past the PRI, then the substring search or the regexp over
+// the MSG part of testfixture.BenchMessage (a 200-byte RFC 3164 line). The
+// "none" case is the baseline; "hostname-glob" is the parse with a glob,
+// for comparison. The MSG is the text after "%LINK-3-UPDOWN:", which the
+// parser takes as the tag; patterns that do not match scan all of it.
+func BenchmarkRouteMessage(b *testing.B) {
+	outputs := "[[output]]\nname = \"a\"\nprotocol = \"file\"\npath = \"{{DATA}}/a.log\"\n\n"
+	cases := []struct {
+		name string
+		keys string
+	}{
+		{"none", ""},
+		{"hostname-glob", `hostnames = ["edge-*"]`},
+		{"contains-match", `message_contains = ["changed state"]`},
+		{"contains-nomatch", `message_contains = ["nothing like it"]`},
+		{"contains-3-nomatch", `message_contains = ["panic", "segfault", "out of memory"]`},
+		{"not-contains", `message_not_contains = ["nothing like it"]`},
+		{"regex-match", `message_regex = ['state to (up|down)']`},
+		{"regex-nomatch", `message_regex = ['state to (admin|err)']`},
+		{"regex-anchored-nomatch", `message_regex = ['^Link \d+ down']`},
+		{"regex-caseless-nomatch", `message_regex = ['(?i)panic']`},
+		{"regex-noprefix-nomatch", `message_regex = ['[Pp]anic']`},
+		{"regex-3-nomatch", `message_regex = ['kernel panic', 'segfault at [0-9a-f]+', 'out of (memory|space)']`},
+		{"not-regex", `message_not_regex = ['state to (admin|err)']`},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			// A fallback takes what the route under test does not, so
+			// every message is routed either way.
+			r := benchRouter(b, outputs+"[[route]]\nname = \"r\"\noutputs = [\"a\"]\n"+c.keys+
+				"\n[[route]]\nname = \"rest\"\nfallback = true\noutputs = [\"a\"]\n")
+			for i := range r.outputs {
+				r.outputs[i].queue = discardAppender{}
+			}
+			e := testfixture.BenchEntry()
+			b.SetBytes(int64(len(e.Data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if routed, _ := r.dispatch(e); !routed {
+					b.Fatal("not routed")
+				}
+			}
+		})
+	}
+}

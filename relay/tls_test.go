@@ -484,7 +484,7 @@ outputs = ["up"]
 
 	// Changed files, no signal.
 	ca.Server("relay", "relay-v3")
-	if !testpeer.WaitFor(5*time.Second, func() bool {
+	if !testpeer.WaitFor(30*time.Second, func() bool {
 		name, err := peerName(r.addr("tls"), client)
 		return err == nil && name == "relay-v3"
 	}) {
@@ -508,14 +508,14 @@ outputs = ["up"]
 
 	// Everything so far is queued: the upstream refuses the rogue client
 	// certificate. Renew it on disk; the next connection presents it.
-	if !testpeer.WaitFor(5*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "up") >= 2 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "up") >= 2 }) {
 		t.Fatal("the upstream did not refuse the rogue client certificate")
 	}
 	if n := upstream.Count(); n != 0 {
 		t.Fatalf("upstream accepted %d messages from an untrusted client", n)
 	}
 	clients.Issue(strings.TrimSuffix(outCert.CertFile, ".pem"), testpeer.CertOptions{CommonName: "relay-out", DNSNames: []string{"relay-out"}})
-	if !testpeer.WaitFor(10*time.Second, func() bool { return testpeer.Check("reload", 1500, upstream.Messages()).Delivered() == 1500 }) {
+	if !testpeer.WaitFor(60*time.Second, func() bool { return testpeer.Check("reload", 1500, upstream.Messages()).Delivered() == 1500 }) {
 		t.Fatalf("after renewal: %v", testpeer.Check("reload", 1500, upstream.Messages()))
 	}
 	tally := testpeer.Check("reload", 1500, upstream.Messages())
@@ -589,33 +589,27 @@ input(type="imtcp" port=%q address="127.0.0.1")
 	}
 }
 
-// TestTLSRsyslogUpstream: the relay's TLS output forwards to rsyslog's
-// imtcp with each TLS driver. The relay verifies rsyslog's certificate
-// against tls.ca_file and the address's host (an IP SAN); rsyslog verifies
-// the relay's client certificate by name (x509/name, PermittedPeer).
-func TestTLSRsyslogUpstream(t *testing.T) {
-	needLong(t)
-	for _, d := range rsyslogTLSDrivers {
-		t.Run(d.driver, func(t *testing.T) {
-			testpeer.Need(t, "rsyslogd", "rsyslog")
-			testpeer.NeedRsyslogModule(t, d.module, d.pkg)
-			ca := testpeer.NewTestCA(t, "site")
-			up := ca.Server("upstream", "upstream.test")
-			cli := ca.Client("relay-client", "relay-client")
-			upAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-			_, upPort, _ := strings.Cut(upAddr, ":")
-			rs := testpeer.StartRsyslog(t, fmt.Sprintf(`global(DefaultNetstreamDriverCAFile=%q
+// rsyslogTLSUpstream starts rsyslog with imtcp over TLS (driver, a
+// certificate of ca) that permits only the client name permitted and
+// writes what it gets to out.log, and a relay that forwards to it over TLS
+// with the client certificate "relay-client".
+func rsyslogTLSUpstream(t *testing.T, driver, permitted string) (*testpeer.Rsyslog, *testRelay, *logBuffer) {
+	t.Helper()
+	ca := testpeer.NewTestCA(t, "site")
+	up := ca.Server("upstream", "upstream.test")
+	cli := ca.Client("relay-client", "relay-client")
+	upAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	_, upPort, _ := strings.Cut(upAddr, ":")
+	rs := testpeer.StartRsyslog(t, fmt.Sprintf(`global(DefaultNetstreamDriverCAFile=%q
        DefaultNetstreamDriverCertFile=%q
        DefaultNetstreamDriverKeyFile=%q)
 module(load="imtcp" StreamDriver.Name=%q StreamDriver.Mode="1" StreamDriver.AuthMode="x509/name"
-       PermittedPeer=["relay-client"])
+       PermittedPeer=[%q])
 input(type="imtcp" port=%q address="127.0.0.1")
 template(name="raw" type="string" string="%%rawmsg%%\n")
 *.* action(type="omfile" file="{{DIR}}/out.log" template="raw")
-`, ca.CAFile, up.CertFile, up.KeyFile, d.driver, upPort), testpeer.TCPReady(upAddr))
-			out := filepath.Join(rs.Dir, "out.log")
-			dir := t.TempDir()
-			r, logs := startRelayLogged(t, dir, fmt.Sprintf(`data_dir = "{{DATA}}/q"
+`, ca.CAFile, up.CertFile, up.KeyFile, driver, permitted, upPort), testpeer.TCPReady(upAddr))
+	r, logs := startRelayLogged(t, t.TempDir(), fmt.Sprintf(`data_dir = "{{DATA}}/q"
 [[listener]]
 name = "tcp"
 protocol = "tcp"
@@ -635,6 +629,21 @@ retry_max = "500ms"
 name = "all"
 outputs = ["head"]
 `, upAddr, ca.CAFile, cli.CertFile, cli.KeyFile))
+	return rs, r, logs
+}
+
+// TestTLSRsyslogUpstream: the relay's TLS output forwards to rsyslog's
+// imtcp with each TLS driver. The relay verifies rsyslog's certificate
+// against tls.ca_file and the address's host (an IP SAN); rsyslog verifies
+// the relay's client certificate by name (x509/name, PermittedPeer).
+func TestTLSRsyslogUpstream(t *testing.T) {
+	needLong(t)
+	for _, d := range rsyslogTLSDrivers {
+		t.Run(d.driver, func(t *testing.T) {
+			testpeer.Need(t, "rsyslogd", "rsyslog")
+			testpeer.NeedRsyslogModule(t, d.module, d.pkg)
+			rs, r, logs := rsyslogTLSUpstream(t, d.driver, "relay-client")
+			out := filepath.Join(rs.Dir, "out.log")
 			const n = 20000
 			if err := testpeer.SendTCP(r.addr("tcp"), d.driver, 0, n, true); err != nil {
 				t.Fatal(err)
@@ -661,45 +670,11 @@ func TestTLSRsyslogUpstreamRefusesRelay(t *testing.T) {
 	needLong(t)
 	testpeer.Need(t, "rsyslogd", "rsyslog")
 	testpeer.NeedRsyslogModule(t, "lmnsd_gtls", "rsyslog-gnutls")
-	ca := testpeer.NewTestCA(t, "site")
-	up := ca.Server("upstream", "upstream.test")
-	cli := ca.Client("relay-client", "relay-client")
-	upAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	_, upPort, _ := strings.Cut(upAddr, ":")
-	rs := testpeer.StartRsyslog(t, fmt.Sprintf(`global(DefaultNetstreamDriverCAFile=%q
-       DefaultNetstreamDriverCertFile=%q
-       DefaultNetstreamDriverKeyFile=%q)
-module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/name"
-       PermittedPeer=["someone-else"])
-input(type="imtcp" port=%q address="127.0.0.1")
-template(name="raw" type="string" string="%%rawmsg%%\n")
-*.* action(type="omfile" file="{{DIR}}/out.log" template="raw")
-`, ca.CAFile, up.CertFile, up.KeyFile, upPort), testpeer.TCPReady(upAddr))
-	dir := t.TempDir()
-	r, logs := startRelayLogged(t, dir, fmt.Sprintf(`data_dir = "{{DATA}}/q"
-[[listener]]
-name = "tcp"
-protocol = "tcp"
-address = "127.0.0.1:0"
-
-[[output]]
-name = "head"
-protocol = "tls"
-address = %q
-tls.ca_file = %q
-tls.cert_file = %q
-tls.key_file = %q
-retry_initial = "50ms"
-retry_max = "500ms"
-
-[[route]]
-name = "all"
-outputs = ["head"]
-`, upAddr, ca.CAFile, cli.CertFile, cli.KeyFile))
+	rs, r, logs := rsyslogTLSUpstream(t, "gtls", "someone-else")
 	if err := testpeer.SendTCP(r.addr("tcp"), "refused", 0, 100, true); err != nil {
 		t.Fatal(err)
 	}
-	if !testpeer.WaitFor(10*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "head") >= 3 }) {
+	if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_output_send_errors_total", "output", "head") >= 3 }) {
 		t.Fatalf("send errors %v, want >= 3", r.metric("relay_output_send_errors_total", "output", "head"))
 	}
 	if lines := testpeer.ReadLines(filepath.Join(rs.Dir, "out.log")); len(lines) > 0 {

@@ -91,49 +91,57 @@ func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger, conn 
 func (l *datagramListener) name() string { return l.cfg.Name }
 func (l *datagramListener) addr() string { return l.conn.LocalAddr().String() }
 
-// serve reads datagrams until the socket is closed. One extra byte of buffer
-// tells a datagram that filled max_message_size from one that was longer:
-// the longer one is truncated to max_message_size and counted.
+// serve reads datagrams until the socket is closed, and returns once
+// everything read is handled (see udp_batch.go).
 func (l *datagramListener) serve(context.Context) {
-	max := int(l.cfg.MaxMessageSize)
-	buf := make([]byte, max+1)
-	udp, _ := l.conn.(*net.UDPConn)
-	var lastAddr netip.AddrPort
-	var lastSource string
-	lastAllowed := true
-	var limiter *rateLimiter
-	if l.acl != nil {
-		limiter = l.acl.limiter
+	r, slots, err := newDatagramReader(l.conn, int(l.cfg.MaxMessageSize))
+	if err != nil {
+		// Only a socket that is not one has no descriptor.
+		l.log.Error("cannot read the socket", "err", err)
+		l.in.countError("read_error")
+		return
 	}
-	for {
-		var n int
-		var source string
-		var err error
-		var ap netip.AddrPort
-		if udp != nil {
-			n, ap, err = udp.ReadFromUDPAddrPort(buf)
-			if err == nil {
-				// Most traffic comes from few senders: reuse the string
-				// and the access decision.
-				if ap != lastAddr || lastSource == "" {
-					lastAddr, lastSource = ap, ""
-					// A refused sender costs no string.
-					if lastAllowed = l.acl.allows(ap.Addr()); lastAllowed {
-						lastSource = ap.String()
-					}
-				}
-				source = lastSource
-			}
-		} else {
-			var a net.Addr
-			n, a, err = l.conn.ReadFrom(buf)
-			if a != nil && a.String() != "" {
-				source = a.String()
-			}
+	full := make(chan *datagramChunk, chunksPerListener)
+	free := make(chan *datagramChunk, chunksPerListener)
+	for range chunksPerListener {
+		free <- newDatagramChunk()
+	}
+	handled := make(chan struct{})
+	go func() {
+		defer close(handled)
+		l.handleChunks(full, free)
+	}()
+	l.readChunks(r, slots, full, free)
+	close(full)
+	<-handled
+}
+
+// readChunks reads datagrams into chunks until the socket is closed. A chunk
+// goes to the handler when it is full, when the socket has nothing more to
+// read, or when the handler has nothing else to do. One extra byte of buffer
+// tells a datagram that filled max_message_size from one that was longer:
+// the longer one is truncated to max_message_size (and counted by the
+// handler).
+func (l *datagramListener) readChunks(r datagramReader, slots []readSlot, full chan<- *datagramChunk, free <-chan *datagramChunk) {
+	max := int(l.cfg.MaxMessageSize)
+	c := <-free
+	handOver := func() {
+		full <- c
+		c = <-free // waits while the handler holds every chunk
+	}
+	defer func() {
+		if len(c.grams) > 0 {
+			full <- c
 		}
+	}()
+	for {
+		n, err := r.read(slots, len(c.grams) == 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if len(c.grams) > 0 {
+				handOver()
 			}
 			// A datagram socket has no connection to drop: the error is
 			// the socket's, and reading again at once would spin.
@@ -143,28 +151,77 @@ func (l *datagramListener) serve(context.Context) {
 			}
 			continue
 		}
+		if n == 0 {
+			handOver() // the socket is empty
+			continue
+		}
 		l.errs.succeeded()
 		now := time.Now()
-		if !lastAllowed && udp != nil {
-			l.denied.Inc()
-			continue
+		for i := range slots[:n] {
+			s := &slots[i]
+			data, truncated := s.buf[:s.n], s.n > max
+			if truncated {
+				data = data[:max]
+			}
+			if !c.fits(len(data)) {
+				handOver()
+			}
+			c.add(data, truncated, s, now)
 		}
-		if limiter != nil && udp != nil && !limiter.allow(ap.Addr(), now) {
-			l.rateLimited.Inc()
-			continue
+		if len(full) == 0 {
+			handOver()
 		}
-		data := buf[:n]
-		if n > max {
-			data = data[:max]
-			l.in.countError("truncated")
+	}
+}
+
+// handleChunks checks, routes and queues the datagrams of each chunk, then
+// gives the chunk back, until full is closed.
+func (l *datagramListener) handleChunks(full <-chan *datagramChunk, free chan<- *datagramChunk) {
+	udp := l.cfg.Protocol == ProtocolUDP
+	var lastAddr netip.AddrPort
+	var lastSource string
+	lastAllowed := true
+	var limiter *rateLimiter
+	if l.acl != nil {
+		limiter = l.acl.limiter
+	}
+	for c := range full {
+		for i := range c.grams {
+			g := &c.grams[i]
+			source := g.source
+			if udp {
+				// Most traffic comes from few senders: reuse the string
+				// and the access decision.
+				if g.addr != lastAddr || lastSource == "" {
+					lastAddr, lastSource = g.addr, ""
+					// A refused sender costs no string.
+					if lastAllowed = l.acl.allows(g.addr.Addr()); lastAllowed {
+						lastSource = g.addr.String()
+					}
+				}
+				if !lastAllowed {
+					l.denied.Inc()
+					continue
+				}
+				if limiter != nil && !limiter.allow(g.addr.Addr(), g.at) {
+					l.rateLimited.Inc()
+					continue
+				}
+				source = lastSource
+			}
+			if g.truncated {
+				l.in.countError("truncated")
+			}
+			data := syslog.TrimDatagram(c.data[g.off : g.off+g.n])
+			if len(data) == 0 {
+				l.in.countError("empty")
+				continue
+			}
+			l.content.count(data)
+			l.in.handle(data, source, g.at)
 		}
-		data = syslog.TrimDatagram(data)
-		if len(data) == 0 {
-			l.in.countError("empty")
-			continue
-		}
-		l.content.count(data)
-		l.in.handle(data, source, now)
+		c.reset()
+		free <- c
 	}
 }
 

@@ -343,7 +343,7 @@ func TestRsyslogConfigValid(t *testing.T) {
 	for _, q := range []string{"disk", "da"} {
 		dir := t.TempDir()
 		conf := filepath.Join(dir, "rsyslog.conf")
-		if err := os.WriteFile(conf, []byte(rsyslogConfig(dir, q, 5514, []string{"127.0.0.1:6000", "127.0.0.1:6001"})), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(rsyslogConfig(dir, q, 5514, 4, []string{"127.0.0.1:6000", "127.0.0.1:6001"})), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out, err := exec.Command(bin, "-N1", "-f", conf).CombinedOutput()
@@ -358,7 +358,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if o.duration != 5*time.Second || o.udpRate != 200_000 || o.latencyRate != 100_000 || o.outageRate != 50_000 || len(o.scenarios) != 5 {
+	if o.duration != 5*time.Second || o.udpRate != 200_000 || o.latencyRate != 100_000 || o.outageRate != 50_000 || len(o.scenarios) != 7 {
 		t.Errorf("defaults = %+v", o)
 	}
 	for _, bad := range [][]string{
@@ -368,6 +368,9 @@ func TestParseFlags(t *testing.T) {
 		{"-framing", "xml"},
 		{"-duration", "0s"},
 		{"-udp-rate", "-1"},
+		{"-loggen-tcp-rates", "50000,x"},
+		{"-loggen-udp-senders", "0"},
+		{"-udp-buffer", "0"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
@@ -441,7 +444,7 @@ func TestBenchDirect(t *testing.T) {
 	if r.Error != "" || r.Sent == 0 || r.Lost != 0 || r.Delivered != r.Sent || r.Throughput <= 0 {
 		t.Errorf("result = %+v", r)
 	}
-	if !strings.Contains(out.String(), "direct") || !strings.Contains(out.String(), "issue 8 targets") {
+	if !strings.Contains(out.String(), "direct") || !strings.Contains(out.String(), "targets of issues 8 and 18") {
 		t.Errorf("table:\n%s", out.String())
 	}
 }
@@ -483,5 +486,102 @@ func TestBenchRelay(t *testing.T) {
 	}
 	if d := rep.Results[2].Drain; d == nil || d.DrainSeconds <= 0 || d.DeliveryRate <= 0 {
 		t.Errorf("outage drain = %+v\n%s", d, out.String())
+	}
+}
+
+func TestLoggenSent(t *testing.T) {
+	n, err := loggenSent("count=18443, rate = 17999.32 msg/sec\naverage rate = 17366.13 msg/sec, count=18443, time=1.06201, (average) msg size=200, bandwidth=3391.82 kB/sec\n")
+	if err != nil || n != 18443 {
+		t.Errorf("loggenSent = %d, %v; want 18443", n, err)
+	}
+	if _, err := loggenSent("error connecting socket\n"); err == nil {
+		t.Error("loggenSent without a closing line: no error")
+	}
+}
+
+func TestLoggenGoals(t *testing.T) {
+	results := []result{
+		{Scenario: "loggen-tcp-150k", Target: "relay", CPUPerMillion: 1.2},
+		{Scenario: "loggen-tcp-150k", Target: "rsyslog-da", CPUPerMillion: 3},
+		{Scenario: "loggen-tcp-50k", Target: "relay", CPUPerMillion: 2.5},
+		{Scenario: "loggen-tcp-50k", Target: "rsyslog-da", CPUPerMillion: 3},
+		{Scenario: "loggen-udp-2x100k", Target: "relay", Sent: 1000, Lost: 10},
+		{Scenario: "loggen-udp-2x100k", Target: "rsyslog-da", Sent: 1000, Lost: 20},
+	}
+	got := map[string]string{}
+	for _, g := range loggenGoals(results) {
+		got[strings.Fields(g.Goal)[0]] = g.Status
+	}
+	want := map[string]string{"loggen-tcp-150k:": "met", "loggen-tcp-50k:": "missed", "loggen-udp-2x100k:": "met"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s %s, want %s (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+// needSyslogNG returns syslog-ng and loggen from -syslog-ng's default
+// (RELAY_BENCH_SYSLOG_NG, else PATH); CI unpacks them (.ci/run).
+func needSyslogNG(t *testing.T) *syslogNG {
+	t.Helper()
+	ng, err := findSyslogNG(os.Getenv("RELAY_BENCH_SYSLOG_NG"))
+	if err == nil && ng.daemon != "" && ng.loggen != "" {
+		return ng
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("syslog-ng and loggen not found (%v): CI runs tools/get-syslog-ng.sh and sets RELAY_BENCH_SYSLOG_NG", err)
+	}
+	t.Skip("syslog-ng and loggen not found: tools/get-syslog-ng.sh DIR, then RELAY_BENCH_SYSLOG_NG=DIR")
+	return nil
+}
+
+// TestSyslogNGConfigValid checks both syslog-ng setups with syslog-ng's
+// own syntax check.
+func TestSyslogNGConfigValid(t *testing.T) {
+	ng := needSyslogNG(t)
+	for _, mode := range []string{"reliable", "mem"} {
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "syslog-ng.conf")
+		if err := os.WriteFile(conf, []byte(syslogNGConfig(dir, mode, 5514, 4<<20, []string{"127.0.0.1:6000", "127.0.0.1:6001"})), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(ng.daemon, "--syntax-only", "-f", conf)
+		cmd.Env = append(os.Environ(), ng.env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("syslog-ng --syntax-only on the %s config: %v\n%s", mode, err, out)
+		}
+	}
+}
+
+// TestBenchLoggen runs both loggen scenarios, short and slow, through a
+// relay built from this tree: loggen's count is read and every message
+// arrives.
+func TestBenchLoggen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay and loggen")
+	}
+	needSyslogNG(t)
+	path := filepath.Join(t.TempDir(), "out.json")
+	var out bytes.Buffer
+	o, err := parseFlags([]string{"-targets", "relay", "-scenarios", "loggen-tcp,loggen-udp",
+		"-duration", "1s", "-loggen-tcp-rates", "5000", "-loggen-udp-rate", "2000", "-json", path}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bench(context.Background(), o, &out, io.Discard); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	var rep report
+	b, _ := os.ReadFile(path)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("results:\n%s", out.String())
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" || r.Sent == 0 || r.Lost != 0 || r.Delivered != r.Sent || r.CPUSeconds <= 0 {
+			t.Errorf("%s: %+v", r.Scenario, r)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ type options struct {
 	relayOpts string
 	relayUDP  string
 	rsyslogd  string
+	syslogNG  string
 	jsonPath  string
 	keep      bool
 
@@ -53,6 +55,11 @@ type options struct {
 	outageLead  time.Duration
 	outageMax   time.Duration
 	dualRate    float64
+	udpBufMiB   int
+
+	loggenTCPRates   []float64
+	loggenUDPRate    float64
+	loggenUDPSenders int
 
 	drainIdle    time.Duration
 	drainTimeout time.Duration
@@ -60,8 +67,8 @@ type options struct {
 	quietCores   float64
 }
 
-var allScenarios = []string{"tcp", "udp", "latency", "outage", "dual"}
-var allTargets = []string{"direct", "relay", "rsyslog-disk", "rsyslog-da"}
+var allScenarios = []string{"tcp", "udp", "latency", "outage", "dual", "loggen-tcp", "loggen-udp"}
+var allTargets = []string{"direct", "relay", "rsyslog-disk", "rsyslog-da", "syslog-ng-reliable", "syslog-ng-mem"}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
@@ -86,11 +93,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	scenarios := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated: "+strings.Join(allScenarios, ", "))
-	targets := fs.String("targets", strings.Join(allTargets, ","), "targets, comma-separated: "+strings.Join(allTargets, ", ")+" (direct is the generator straight into the sink, tcp scenario only; rsyslog targets are skipped when rsyslogd is missing)")
+	targets := fs.String("targets", strings.Join(allTargets, ","), "targets, comma-separated: "+strings.Join(allTargets, ", ")+" (direct is the generator straight into the sink, tcp scenario only; rsyslog and syslog-ng targets are skipped when their daemon is missing)")
 	fs.StringVar(&o.relayBin, "relay", "", "relay binary to measure; without it ./cmd/relay is built into a temporary directory")
 	fs.StringVar(&o.relayOpts, "relay-output-opts", "", "extra TOML keys for every relay [[output]], ';'-separated, for experiments (e.g. 'confirm_delay = \"50ms\"; queue.sync_every = 100'); the default measures the defaults")
 	fs.StringVar(&o.relayUDP, "relay-udp-opts", "", "extra TOML keys for the relay's UDP [[listener]], ';'-separated, for experiments (e.g. 'read_buffer = \"16MiB\"')")
 	fs.StringVar(&o.rsyslogd, "rsyslogd", "", "rsyslogd binary (default: found on PATH or in /usr/sbin)")
+	fs.StringVar(&o.syslogNG, "syslog-ng", os.Getenv("RELAY_BENCH_SYSLOG_NG"), "directory tools/get-syslog-ng.sh unpacked syslog-ng and loggen into (default $RELAY_BENCH_SYSLOG_NG; empty: syslog-ng and loggen on PATH); the syslog-ng targets and the loggen scenarios are skipped without them")
 	fs.StringVar(&o.jsonPath, "json", "", "write the results as JSON to this file (default bench-results/<timestamp>.json; \"-\" for none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (configurations, logs, queues) and print its path")
 	fs.IntVar(&o.size, "size", 200, "message size in bytes, framing excluded")
@@ -106,6 +114,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.outageLead, "outage-lead", 2*time.Second, "outage scenario: sending time before the sink goes down")
 	fs.DurationVar(&o.outageMax, "outage-max-drain", 60*time.Second, "outage scenario: give up waiting for the backlog to drain after this long")
 	fs.Float64Var(&o.dualRate, "dual-rate", 100_000, "dual scenario: messages per second over tcp, to one and then two destinations")
+	fs.IntVar(&o.udpBufMiB, "udp-buffer", 4, "UDP receive buffer of every target, MiB (the relay's unless -relay-udp-opts sets it; syslog-ng's so-rcvbuf is capped by net.core.rmem_max)")
+	loggenRates := fs.String("loggen-tcp-rates", "50000,150000", "loggen-tcp scenario: the fixed rates, messages per second, comma-separated; one loggen, one connection, each for -duration")
+	fs.Float64Var(&o.loggenUDPRate, "loggen-udp-rate", 100_000, "loggen-udp scenario: datagrams per second of each loggen, for -duration")
+	fs.IntVar(&o.loggenUDPSenders, "loggen-udp-senders", 2, "loggen-udp scenario: loggen processes sending at once (one cannot offer 200k datagrams/s on 2 cores)")
 	fs.DurationVar(&o.drainIdle, "drain-idle", 3*time.Second, "after sending, stop waiting for deliveries when none arrive for this long")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after sending, wait at most this long for deliveries")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 0, "before each measurement, wait up to this long for the machine to be quiet (for shared machines; 0: do not wait)")
@@ -146,6 +158,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if r <= 0 || r > 10e6 {
 			return nil, fmt.Errorf("-%s %g: use a rate above 0 and at most 10M msg/s", name, r)
 		}
+	}
+	for _, f := range strings.Split(*loggenRates, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || r <= 0 || r > 10e6 {
+			return nil, fmt.Errorf("-loggen-tcp-rates: %q: use rates above 0 and at most 10M msg/s", f)
+		}
+		o.loggenTCPRates = append(o.loggenTCPRates, r)
+	}
+	if o.loggenUDPRate <= 0 || o.loggenUDPRate > 10e6 {
+		return nil, fmt.Errorf("-loggen-udp-rate %g: use a rate above 0 and at most 10M msg/s", o.loggenUDPRate)
+	}
+	if o.loggenUDPSenders < 1 || o.loggenUDPSenders > 16 {
+		return nil, fmt.Errorf("-loggen-udp-senders %d: use 1 to 16", o.loggenUDPSenders)
+	}
+	if o.udpBufMiB < 1 || o.udpBufMiB > 1024 {
+		return nil, fmt.Errorf("-udp-buffer %d: use 1 to 1024 MiB", o.udpBufMiB)
 	}
 	if o.quietWait < 0 || o.quietCores <= 0 {
 		return nil, fmt.Errorf("-quiet-wait must not be negative and -quiet-cores must be positive")
@@ -192,6 +220,27 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	rep := &report{Started: time.Now().UTC(), Machine: describeMachine(), Args: os.Args[1:]}
 	warnLoad(rep, stderr)
 
+	var ng *syslogNG
+	wantNG := slices.ContainsFunc(o.targets, func(t string) bool { return strings.HasPrefix(t, "syslog-ng") }) ||
+		slices.ContainsFunc(o.scenarios, func(sc string) bool { return slices.Contains(loggenScenarios, sc) })
+	if wantNG {
+		if ng, err = findSyslogNG(o.syslogNG); err != nil {
+			rep.warn(stderr, "%v: skipping the syslog-ng targets and the loggen scenarios", err)
+			ng = &syslogNG{}
+		}
+		rep.Machine.SyslogNG = ng.version
+		if ng.loggen == "" {
+			o.scenarios = slices.DeleteFunc(o.scenarios, func(sc string) bool { return slices.Contains(loggenScenarios, sc) })
+			if len(o.scenarios) == 0 {
+				return errors.New("no scenario to run: loggen not found")
+			}
+		}
+	}
+	udpBuf := fmt.Sprintf("read_buffer = \"%dMiB\"", o.udpBufMiB)
+	if o.relayUDP != "" {
+		udpBuf = strings.ReplaceAll(o.relayUDP, ";", "\n")
+	}
+
 	var targets []target
 	for _, name := range o.targets {
 		switch name {
@@ -206,7 +255,7 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 			}
 			targets = append(targets, &relayTarget{bin: bin,
 				outputOpts: strings.ReplaceAll(o.relayOpts, ";", "\n"),
-				udpOpts:    strings.ReplaceAll(o.relayUDP, ";", "\n")})
+				udpOpts:    udpBuf})
 		case "rsyslog-disk", "rsyslog-da":
 			bin := o.rsyslogd
 			if bin == "" {
@@ -217,14 +266,20 @@ func bench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 				continue
 			}
 			rep.Machine.Rsyslog = rsyslogVersion(bin)
-			targets = append(targets, &rsyslogTarget{bin: bin, queue: strings.TrimPrefix(name, "rsyslog-")})
+			targets = append(targets, &rsyslogTarget{bin: bin, queue: strings.TrimPrefix(name, "rsyslog-"), rcvbufMiB: o.udpBufMiB})
+		case "syslog-ng-reliable", "syslog-ng-mem":
+			if ng.daemon == "" {
+				rep.warn(stderr, "syslog-ng not found: skipping %s", name)
+				continue
+			}
+			targets = append(targets, &syslogNGTarget{ng: ng, mode: strings.TrimPrefix(name, "syslog-ng-"), rcvbuf: o.udpBufMiB << 20})
 		}
 	}
 	if len(targets) == 0 {
 		return errors.New("no target to measure")
 	}
 
-	h := &harness{o: o, tmp: tmp, stderr: stderr, clock: newClock()}
+	h := &harness{o: o, tmp: tmp, stderr: stderr, clock: newClock(), ng: ng}
 	for _, sc := range o.scenarios {
 		for _, t := range targets {
 			if ctx.Err() != nil {

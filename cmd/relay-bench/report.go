@@ -71,6 +71,7 @@ type machine struct {
 	Kernel          string  `json:"kernel"`
 	Go              string  `json:"go"`
 	Rsyslog         string  `json:"rsyslog,omitempty"`
+	SyslogNG        string  `json:"syslog_ng,omitempty"`
 	LoadAvg1        float64 `json:"loadavg_1m"`
 	BusyCoresBefore float64 `json:"busy_cores_before"`
 }
@@ -150,7 +151,7 @@ func ratios(results []result) []ratio {
 		if rel == nil {
 			continue
 		}
-		for _, other := range []string{"rsyslog-disk", "rsyslog-da", "direct"} {
+		for _, other := range []string{"rsyslog-disk", "rsyslog-da", "syslog-ng-reliable", "syslog-ng-mem", "direct"} {
 			o := find(results, sc, other)
 			if o == nil {
 				continue
@@ -248,6 +249,7 @@ func checkTargets(results []result) []goal {
 	} else {
 		none("backlog drains at ≥ 2× the input rate after an outage")
 	}
+	g = append(g, loggenGoals(results)...)
 	d1, d2 := find(results, "dual-1", "relay"), find(results, "dual-2", "relay")
 	if d1 != nil && d2 != nil {
 		x := div(d2.CPUSeconds, d1.CPUSeconds)
@@ -255,6 +257,40 @@ func checkTargets(results []result) []goal {
 			fmt.Sprintf("%.2f× (%.2f vs %.2f CPU-s per M msgs)", x, d2.CPUPerMillion, d1.CPUPerMillion), status(x > 0 && x <= 1.3)})
 	} else {
 		none("two destinations cost ≤ 1.3× the CPU of one")
+	}
+	return g
+}
+
+// loggenGoals judges the loggen scenarios against the targets of issue 18.
+func loggenGoals(results []result) []goal {
+	var g []goal
+	for _, c := range []struct {
+		scenario string
+		limit    float64
+	}{{"loggen-tcp-150k", 0.5}, {"loggen-tcp-50k", 0.7}} {
+		name := fmt.Sprintf("%s: relay CPU per message ≤ %.1f× rsyslog disk-assisted", c.scenario, c.limit)
+		rel, da := find(results, c.scenario, "relay"), find(results, c.scenario, "rsyslog-da")
+		if rel == nil || da == nil || da.CPUPerMillion == 0 {
+			g = append(g, goal{Goal: name, Status: "not measured"})
+			continue
+		}
+		x := div(rel.CPUPerMillion, da.CPUPerMillion)
+		g = append(g, goal{name, fmt.Sprintf("%.2f× (%.2f vs %.2f CPU-s per M msgs)", x, rel.CPUPerMillion, da.CPUPerMillion),
+			status(x <= c.limit && rel.Lost == 0)})
+	}
+	for _, r := range results {
+		if r.Target != "relay" || r.Error != "" || !strings.HasPrefix(r.Scenario, "loggen-udp") {
+			continue
+		}
+		name := r.Scenario + ": relay loses no more than rsyslog disk-assisted"
+		da := find(results, r.Scenario, "rsyslog-da")
+		if da == nil || da.Sent == 0 || r.Sent == 0 {
+			g = append(g, goal{Goal: name, Status: "not measured"})
+			continue
+		}
+		rl, dl := float64(r.Lost)/float64(r.Sent), float64(da.Lost)/float64(da.Sent)
+		g = append(g, goal{name, fmt.Sprintf("lost %.2f%% vs %.2f%% (%d of %d vs %d of %d)", 100*rl, 100*dl, r.Lost, r.Sent, da.Lost, da.Sent),
+			status(rl <= dl)})
 	}
 	return g
 }
@@ -295,7 +331,7 @@ func printReport(w io.Writer, rep *report) {
 		tw.Flush()
 	}
 
-	fmt.Fprintf(w, "\nissue 8 targets\n\n")
+	fmt.Fprintf(w, "\ntargets of issues 8 and 18\n\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, g := range rep.Targets {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Status, g.Goal, g.Value)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,14 +21,24 @@ type harness struct {
 	tmp    string
 	stderr io.Writer
 	clock  *clock
+	ng     *syslogNG // syslog-ng and loggen, when found
 	runs   int
 }
 
 // applies reports whether scenario sc is measured through t: the direct
-// baseline only makes sense for plain TCP throughput.
+// baseline only makes sense for plain TCP throughput; syslog-ng is compared
+// on TCP and UDP, and the loggen scenarios (fixed rates, where rsyslog's
+// Disk queue cannot keep up) compare the relay with rsyslog's
+// disk-assisted queue and syslog-ng.
 func (h *harness) applies(sc string, t target) bool {
-	if _, ok := t.(*directTarget); ok {
+	switch t.(type) {
+	case *directTarget:
 		return sc == "tcp"
+	case *syslogNGTarget:
+		return sc == "tcp" || sc == "udp" || slices.Contains(loggenScenarios, sc)
+	}
+	if slices.Contains(loggenScenarios, sc) {
+		return t.Name() != "rsyslog-disk"
 	}
 	return true
 }
@@ -52,6 +63,8 @@ func (h *harness) runScenario(ctx context.Context, sc string, t target) []result
 		return []result{h.steady(ctx, "latency", t, spec, 1)}
 	case "outage":
 		return []result{h.outage(ctx, t)}
+	case "loggen-tcp", "loggen-udp":
+		return h.loggenScenario(ctx, sc, t)
 	case "dual":
 		spec := tcp
 		spec.Rate = o.dualRate

@@ -62,12 +62,20 @@ type process struct {
 }
 
 func startProcess(log string, name string, args ...string) (*process, error) {
+	return startProcessEnv(log, nil, name, args...)
+}
+
+// startProcessEnv is startProcess with env added to the environment.
+func startProcessEnv(log string, env []string, name string, args ...string) (*process, error) {
 	f, err := os.Create(log)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	cmd := exec.Command(name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(name), err)
@@ -259,10 +267,11 @@ func scrapeMetrics(url string) (map[string]float64, error) {
 // queue (LinkedList with a file name). The main queue is rsyslog's
 // default in-memory queue in both.
 type rsyslogTarget struct {
-	bin   string
-	queue string // "disk" or "da"
-	p     *process
-	tcp   string
+	bin       string
+	queue     string // "disk" or "da"
+	rcvbufMiB int    // imudp receive buffer
+	p         *process
+	tcp       string
 }
 
 func (r *rsyslogTarget) Name() string    { return "rsyslog-" + r.queue }
@@ -274,13 +283,13 @@ func (r *rsyslogTarget) Pid() int        { return r.p.cmd.Process.Pid }
 // Every action retries forever, as a relay must (the default, zero retries,
 // discards messages on the first failure), and resumes after 1 s (the
 // default 30 s would make the outage scenario measure rsyslog's timer).
-// imudp gets the same 4 MiB receive buffer as the relay.
-func rsyslogConfig(dir, queue string, port int, sinks []string) string {
+// imudp gets the same receive buffer as the relay.
+func rsyslogConfig(dir, queue string, port, rcvbufMiB int, sinks []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global(workDirectory=%q maxMessageSize=\"64k\")\n", dir)
 	b.WriteString("module(load=\"imtcp\")\nmodule(load=\"imudp\")\n")
 	fmt.Fprintf(&b, "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\")\n", port)
-	fmt.Fprintf(&b, "input(type=\"imudp\" address=\"127.0.0.1\" port=\"%d\" rcvbufSize=\"4m\")\n", port)
+	fmt.Fprintf(&b, "input(type=\"imudp\" address=\"127.0.0.1\" port=\"%d\" rcvbufSize=\"%dm\")\n", port, rcvbufMiB)
 	b.WriteString("template(name=\"raw\" type=\"string\" string=\"%rawmsg%\")\n")
 	qtype := "Disk"
 	if queue == "da" {
@@ -301,7 +310,7 @@ func (r *rsyslogTarget) Start(_ context.Context, dir string, sinks []string) err
 		return err
 	}
 	conf := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(conf, []byte(rsyslogConfig(dir, r.queue, port, sinks)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(rsyslogConfig(dir, r.queue, port, r.rcvbufMiB, sinks)), 0o644); err != nil {
 		return err
 	}
 	r.tcp = fmt.Sprintf("127.0.0.1:%d", port)

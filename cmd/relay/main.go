@@ -40,6 +40,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const relayUsage = `Usage:
   relay [flags]                      run the relay
   relay send [flags] [MESSAGE...]    send test messages to a relay or any syslog server (relay send -h)
+  relay queue stat|verify|dump|purge [flags]
+                                     look into the outputs' disk queues, or discard one (relay queue -h)
   relay version                      print the version
   relay help                         print this help
 
@@ -57,6 +59,7 @@ Flags:
 // subcommands are the words relay accepts before its flags.
 var subcommands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"send":    runSend,
+	"queue":   runQueue,
 	"version": runVersion,
 	"help":    runHelp,
 }
@@ -101,6 +104,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(*configPath)
 	if *checkOnly {
 		if err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			return 1
+		}
+		// The relay would refuse to start without its queue directories.
+		if err := checkQueueDirs(*configPath, cfg); err != nil {
 			fmt.Fprintf(stderr, "%v\n", err)
 			return 1
 		}

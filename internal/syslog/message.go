@@ -143,6 +143,14 @@ type Message struct {
 	// Sequence is the message counter a Cisco device writes before its
 	// timestamp ("<189>123: *Mar  1 …"), digits as received.
 	Sequence []byte
+	// ClockMark is the '*' or '.' a Cisco device writes right before an
+	// RFC 3164 stamp, 0 when there is none. '*' says the device's clock is
+	// not authoritative (never set, or not synchronized: "*Mar  1 00:00:12"
+	// is then time since boot), '.' that it was set but has lost
+	// synchronization. The mark does not make the stamp invalid: Timestamp
+	// holds the stamp as written, with its year chosen like any other's,
+	// and the mark stays in Raw for outputs that forward it.
+	ClockMark byte
 
 	// Problem is ProblemNone when the message parsed cleanly.
 	Problem Problem
@@ -179,7 +187,8 @@ type ParseOptions struct {
 	// time.Local.
 	Location *time.Location
 	// Received is when the message arrived. It chooses the year of an RFC
-	// 3164 stamp (the one that puts the stamp nearest Received) and is the
+	// 3164 stamp (the latest that puts the stamp at most 27 hours after
+	// Received, see inferYear) and is the
 	// Timestamp of a message that has none. Zero means time.Now().
 	Received time.Time
 	// SkipTimestamp makes Parse check the timestamp's syntax, which it

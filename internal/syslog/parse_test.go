@@ -2,6 +2,7 @@ package syslog
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -622,10 +623,19 @@ func TestSDValueEscapeRoundTrip(t *testing.T) {
 	}
 }
 
+// bsdStamp writes t as a BSD stamp, "Mmm dd hh:mm:ss" with the day padded
+// by a space, independently of the package's own formatter.
+func bsdStamp(t time.Time) string {
+	return fmt.Sprintf("%s %2d %02d:%02d:%02d", t.Month().String()[:3], t.Day(), t.Hour(), t.Minute(), t.Second())
+}
+
 func TestYearInference(t *testing.T) {
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)
+	}
+	utc := func(y int, mo time.Month, d, h, mi, s int) time.Time {
+		return time.Date(y, mo, d, h, mi, s, 0, time.UTC)
 	}
 	for _, tc := range []struct {
 		name     string
@@ -634,18 +644,35 @@ func TestYearInference(t *testing.T) {
 		stamp    string
 		want     string
 	}{
-		{"Dec 31 received just after new year", time.Date(2024, 1, 1, 0, 0, 5, 0, time.UTC), time.UTC, "Dec 31 23:59:58", "2023-12-31T23:59:58Z"},
-		{"Jan 1 received just before new year", time.Date(2023, 12, 31, 23, 59, 58, 0, time.UTC), time.UTC, "Jan  1 00:00:05", "2024-01-01T00:00:05Z"},
-		{"same day", time.Date(2024, 6, 15, 12, 0, 0, 0, time.UTC), time.UTC, "Jun 15 11:00:00", "2024-06-15T11:00:00Z"},
-		{"a few months back", time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), time.UTC, "Nov 20 00:00:00", "2023-11-20T00:00:00Z"},
-		{"a few months ahead is nearer than most of a year back", time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), time.UTC, "Jun  1 00:00:00", "2024-06-01T00:00:00Z"},
-		{"Feb 29 takes the nearest leap year", time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.UTC, "Feb 29 12:00:00", "2024-02-29T12:00:00Z"},
-		{"Feb 29 ahead", time.Date(2027, 12, 1, 0, 0, 0, 0, time.UTC), time.UTC, "Feb 29 12:00:00", "2028-02-29T12:00:00Z"},
+		{"Dec 31 received just after new year", utc(2024, 1, 1, 0, 0, 5), time.UTC, "Dec 31 23:59:58", "2023-12-31T23:59:58Z"},
+		{"Dec 31 received at new year", utc(2027, 1, 1, 0, 0, 0), time.UTC, "Dec 31 23:59:00", "2026-12-31T23:59:00Z"},
+		{"Jan 1 received just before new year", utc(2023, 12, 31, 23, 59, 58), time.UTC, "Jan  1 00:00:05", "2024-01-01T00:00:05Z"},
+		{"Jan 1 received at Dec 31 23:59", utc(2026, 12, 31, 23, 59, 0), time.UTC, "Jan  1 00:00:30", "2027-01-01T00:00:30Z"},
+		{"same day", utc(2024, 6, 15, 12, 0, 0), time.UTC, "Jun 15 11:00:00", "2024-06-15T11:00:00Z"},
+		{"a few months back", utc(2024, 3, 1, 0, 0, 0), time.UTC, "Nov 20 00:00:00", "2023-11-20T00:00:00Z"},
+		{"a few months ahead is last year's", utc(2024, 3, 1, 0, 0, 0), time.UTC, "Jun  1 00:00:00", "2023-06-01T00:00:00Z"},
+		{"February stamp received in December", utc(2026, 12, 6, 16, 0, 0), time.UTC, "Feb  3 10:00:00", "2026-02-03T10:00:00Z"},
+		{"January stamp received on Dec 1", utc(2026, 12, 1, 0, 0, 0), time.UTC, "Jan 31 00:00:00", "2026-01-31T00:00:00Z"},
+		{"December stamp received in January", utc(2027, 1, 20, 0, 0, 0), time.UTC, "Dec 24 18:00:00", "2026-12-24T18:00:00Z"},
+		// The margin: 27 hours ahead is kept, a second more is last year's.
+		{"27 hours ahead", utc(2026, 6, 1, 0, 0, 0), time.UTC, "Jun  2 03:00:00", "2026-06-02T03:00:00Z"},
+		{"27 hours and a second ahead", utc(2026, 6, 1, 0, 0, 0), time.UTC, "Jun  2 03:00:01", "2025-06-02T03:00:01Z"},
+		// A sender at UTC+14 writes its new year while a listener in UTC
+		// is still at Dec 31 10:30.
+		{"new year from the farthest zone east", utc(2026, 12, 31, 10, 30, 0), time.UTC, "Jan  1 00:30:00", "2027-01-01T00:30:00Z"},
+		// Feb 29 exists only in leap years: the latest one not ahead.
+		{"Feb 29 received the next March", utc(2025, 3, 1, 0, 0, 0), time.UTC, "Feb 29 12:00:00", "2024-02-29T12:00:00Z"},
+		{"Feb 29 received on Feb 28 of a common year", utc(2025, 2, 28, 23, 0, 0), time.UTC, "Feb 29 00:30:00", "2024-02-29T00:30:00Z"},
+		{"Feb 29 received before the leap year's", utc(2027, 12, 1, 0, 0, 0), time.UTC, "Feb 29 12:00:00", "2024-02-29T12:00:00Z"},
+		{"Feb 29 received on Feb 28 of a leap year", utc(2028, 2, 28, 23, 0, 0), time.UTC, "Feb 29 00:30:00", "2028-02-29T00:30:00Z"},
+		{"Feb 29 received on Feb 29", utc(2028, 2, 29, 13, 0, 0), time.UTC, "Feb 29 12:00:00", "2028-02-29T12:00:00Z"},
+		{"Feb 29 across a century that is not leap", utc(2101, 1, 1, 0, 0, 0), time.UTC, "Feb 29 12:00:00", "2096-02-29T12:00:00Z"},
+		{"Feb 28 received in a common year", utc(2025, 3, 1, 0, 0, 0), time.UTC, "Feb 28 12:00:00", "2025-02-28T12:00:00Z"},
 		// The receive time in UTC is still Dec 31, but in Berlin, the
 		// zone the stamps are in, it is already Jan 1: the year follows
 		// the listener's wall clock.
-		{"new year in the listener's zone", time.Date(2023, 12, 31, 23, 0, 5, 0, time.UTC), berlin, "Jan  1 00:00:01", "2024-01-01T00:00:01+01:00"},
-		{"old year in the listener's zone", time.Date(2023, 12, 31, 23, 0, 5, 0, time.UTC), berlin, "Dec 31 23:59:58", "2023-12-31T23:59:58+01:00"},
+		{"new year in the listener's zone", utc(2023, 12, 31, 23, 0, 5), berlin, "Jan  1 00:00:01", "2024-01-01T00:00:01+01:00"},
+		{"old year in the listener's zone", utc(2023, 12, 31, 23, 0, 5), berlin, "Dec 31 23:59:58", "2023-12-31T23:59:58+01:00"},
 		// A zone in the stamp decides the wall clock for the year too.
 		{"zone in the stamp", time.Date(2024, 1, 1, 0, 30, 0, 0, berlin), berlin, "Dec 31 23:40:00 UTC", "2023-12-31T23:40:00Z"},
 	} {
@@ -657,6 +684,75 @@ func TestYearInference(t *testing.T) {
 				t.Errorf("Parse(%q) received %v: timestamp %s, problem %v; want %s", in, tc.received, got, m.Problem, tc.want)
 			}
 		})
+	}
+}
+
+// TestYearInferenceMonthBoundaries crosses every month boundary of a
+// common and a leap year, and the new year, both ways: a stamp from the
+// end of a month received at the start of the next, and a stamp from the
+// start of a month received (from a clock a little ahead) at the end of
+// the one before. Each must come back as the instant it was written. A
+// stamp more than the margin ahead must come back a year earlier.
+func TestYearInferenceMonthBoundaries(t *testing.T) {
+	for _, year := range []int{2023, 2024} {
+		for mo := time.January; mo <= time.December; mo++ {
+			start := time.Date(year, mo+1, 1, 0, 0, 0, 0, time.UTC) // first second of the next month
+			for _, tc := range []struct {
+				what     string
+				written  time.Time
+				received time.Time
+				want     time.Time
+			}{
+				{"end of month received after the boundary", start.Add(-time.Second), start.Add(2 * time.Second), start.Add(-time.Second)},
+				{"end of month received a day later", start.Add(-time.Hour), start.Add(23 * time.Hour), start.Add(-time.Hour)},
+				{"start of month received before the boundary", start.Add(3 * time.Second), start.Add(-time.Second), start.Add(3 * time.Second)},
+				{"start of month a day ahead", start.Add(20 * time.Hour), start.Add(-time.Hour), start.Add(20 * time.Hour)},
+				{"start of month two days ahead", start.Add(47 * time.Hour), start.Add(-time.Hour), start.Add(47*time.Hour).AddDate(-1, 0, 0)},
+			} {
+				in := []byte("<13>" + bsdStamp(tc.written) + " host app: x")
+				var m Message
+				Parse(in, ParseOptions{Location: time.UTC, Received: tc.received}, &m)
+				if !m.Timestamp.Equal(tc.want) || m.Problem != ProblemNone || !m.HasTimestamp {
+					t.Errorf("%s: Parse(%q) received %v: timestamp %v, problem %v; want %v",
+						tc.what, in, tc.received.Format(time.RFC3339), m.Timestamp.Format(time.RFC3339), m.Problem, tc.want.Format(time.RFC3339))
+				}
+			}
+		}
+	}
+}
+
+// TestClockMark: Cisco's '*' and '.' before a stamp keep the stamp valid,
+// its year follows the same rule, and the mark is reported.
+func TestClockMark(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		received time.Time
+		mark     byte
+		want     string
+		msg      string
+	}{
+		{"<189>123: *Mar  1 00:00:12.345: %SYS-5-RESTART: System restarted", time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC), '*', "2026-03-01T00:00:12.345Z", "%SYS-5-RESTART: System restarted"},
+		{"<189>123: *Mar  1 00:00:12.345: %SYS-5-RESTART: System restarted", time.Date(2026, 2, 26, 0, 0, 0, 0, time.UTC), '*', "2025-03-01T00:00:12.345Z", "%SYS-5-RESTART: System restarted"},
+		{"<189>123: *Mar  1 00:00:12.345: %SYS-5-RESTART: System restarted", time.Date(2026, 2, 28, 23, 0, 0, 0, time.UTC), '*', "2026-03-01T00:00:12.345Z", "%SYS-5-RESTART: System restarted"},
+		{"<189>*Mar  1 00:00:12.345: %SYS-5-RESTART: System restarted", time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC), '*', "2026-03-01T00:00:12.345Z", "%SYS-5-RESTART: System restarted"},
+		{"<189>45: router1: *Mar  1 00:00:12.345 UTC: %LINK-3-UPDOWN: x", time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC), '*', "2026-03-01T00:00:12.345Z", "%LINK-3-UPDOWN: x"},
+		{"<189>46: .Dec  5 10:00:00.001 UTC: %SYS-6-CLOCKUPDATE: y", time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC), '.', "2026-12-05T10:00:00.001Z", "%SYS-6-CLOCKUPDATE: y"},
+		{"<189>47: Dec  5 10:00:00.001 UTC: %SYS-6-CLOCKUPDATE: z", time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC), 0, "2026-12-05T10:00:00.001Z", "%SYS-6-CLOCKUPDATE: z"},
+		{"<13>*Feb 29 00:00:01 host app: leap", time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC), '*', "2024-02-29T00:00:01Z", "leap"},
+	} {
+		var m Message
+		Parse([]byte(tc.in), ParseOptions{Location: time.UTC, Received: tc.received}, &m)
+		got := m.Timestamp.Format(time.RFC3339Nano)
+		if m.Problem != ProblemNone || !m.HasTimestamp || m.ClockMark != tc.mark || got != tc.want || string(m.Msg) != tc.msg {
+			t.Errorf("Parse(%q) received %v: problem %v, stamp %v %s, mark %q, msg %q; want none, %s, %q, %q",
+				tc.in, tc.received.Format(time.RFC3339), m.Problem, m.HasTimestamp, got, m.ClockMark, m.Msg, tc.want, tc.mark, tc.msg)
+		}
+		// Routing parses without building the time; the mark is found all the same.
+		var lite Message
+		Parse([]byte(tc.in), ParseOptions{Location: time.UTC, Received: tc.received, SkipTimestamp: true}, &lite)
+		if lite.ClockMark != tc.mark || lite.Problem != ProblemNone {
+			t.Errorf("Parse(%q) with SkipTimestamp: mark %q, problem %v; want %q, none", tc.in, lite.ClockMark, lite.Problem, tc.mark)
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ func parse3164(m *Message, b []byte, p int, opts *ParseOptions) {
 		return
 	}
 	m.Format = FormatRFC3164
+	m.ClockMark = st.mark
 	m.setStamp(&st, valid, opts)
 
 	switch {
@@ -129,8 +130,11 @@ func findBSDStamp(b []byte, p int, m *Message) (st stamp, end int, valid, ok boo
 //	YYYY Mmm dd hh:mm:ss       NX-OS; only when a ':' follows, see below
 //	YYYY-MM-DDThh:mm:ss…       RFC 3339 / ISO 8601, e.g. rsyslog's forward format
 //
-// optionally preceded by Cisco's '*' (clock not synchronized) or '.'
-// (synchronization lost), and, except for ISO stamps, followed by a
+// optionally preceded by Cisco's '*' (clock not authoritative: never set,
+// or not synchronized; the stamp may count from boot) or '.' (clock set but
+// synchronization lost), which is returned in st.mark and changes nothing
+// else: the stamp is read, checked and given a year like any other. And,
+// except for ISO stamps, followed by a
 // fraction (".123") and a zone name ("UTC", "CET"), which may itself be
 // followed by a year ("CST 1987", as date(1) prints and RFC 3164 §5.4
 // example 3 shows).
@@ -140,8 +144,9 @@ func findBSDStamp(b []byte, p int, m *Message) (st stamp, end int, valid, ok boo
 // of range; the caller reports bad_timestamp but still reads the header.
 func scanBSDStamp(b []byte) (st stamp, n int, valid bool) {
 	i := 0
+	var mark byte
 	if len(b) > 0 && (b[0] == '*' || b[0] == '.') {
-		i = 1
+		i, mark = 1, b[0]
 	}
 	c := b[i:]
 	if len(c) < 14 {
@@ -205,6 +210,7 @@ func scanBSDStamp(b []byte) (st stamp, n int, valid bool) {
 	if st.hasYear && st.day > daysIn(st.month, st.year) {
 		valid = false
 	}
+	st.mark = mark
 	return st, i + j, valid
 }
 

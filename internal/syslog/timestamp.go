@@ -16,6 +16,7 @@ type stamp struct {
 	offset               int  // seconds east of UTC, when hasOffset
 	hasYear              bool // false for BSD stamps: the year is inferred
 	hasOffset            bool // false: the zone is ParseOptions.Location
+	mark                 byte // Cisco's '*' or '.' before a BSD stamp, or 0
 }
 
 // maxOffsetMinutes bounds the UTC offsets a stamp may carry: RFC 3339
@@ -92,35 +93,52 @@ func wallSeconds(y, mo, d, h, mi, s int) int64 {
 	return int64(daysFromCivil(y, mo, d))*86400 + int64(h*3600+mi*60+s)
 }
 
-// inferYear picks the year for a BSD stamp that has none: the year that
-// puts the stamp nearest the reference time, read on the same wall clock.
-// This is what makes a "Dec 31 23:59:58" received at 00:00:05 on Jan 1 land
-// in the old year and a "Jan  1 00:00:01" received a few seconds before
-// midnight on Dec 31 (a sender whose clock runs ahead) land in the new one.
-// The year before and after the reference year are enough, except for
-// Feb 29, which looks up to four years each way for a leap year.
+// futureMargin is how far ahead of the receive time an RFC 3164 stamp
+// without a year may land. Any stamp is written in some year; inferYear
+// takes the latest year that keeps the stamp no more than this ahead, so a
+// stamp lands in the past or within this margin, never months ahead.
+//
+// 27 hours: the stamp is read in the listener's zone, and a sender in
+// another zone writes its own wall clock. The farthest apart two zones in
+// use are, UTC−12 and UTC+14, is 26 hours, so a stamp written at the
+// moment it was sent is never more than 26 hours ahead because of its
+// zone; the 27th hour covers clock skew and a daylight-saving shift. A
+// smaller margin would move a "Jan  1" stamp from a sender east of the
+// listener, received on Dec 31, a whole year back.
+const futureMargin = 27 * time.Hour
+
+// inferYear picks the year for a BSD stamp that has none: the latest year
+// in which the stamp, read on the same wall clock as ref, is at most
+// futureMargin after ref. So "Dec 31 23:59:58" received at 00:00:05 on
+// Jan 1 is last year's, "Jan  1 00:00:01" received a few seconds before
+// midnight on Dec 31 (a sender whose clock runs ahead) is next year's, and
+// a "Feb  3" stamp received in December, or a Cisco uptime stamp
+// "*Mar  1 00:00:12", is this year's, in the past. Feb 29 is in the most
+// recent leap year that satisfies the rule: a message written on Feb 29
+// and delivered in a common year (held in a queue through an outage) was
+// written then.
+//
+// syslog-ng takes the receive year except across the new year (a December
+// stamp in January is last year's, a January stamp in December next
+// year's), which still puts a Jan 31 stamp received on Dec 1 two months
+// ahead; rsyslog always takes the receive year, which puts a Dec 31 stamp
+// received on Jan 1 a year ahead. This rule bounds the error both ways.
 func inferYear(st *stamp, ref time.Time) int {
 	ry, rmo, rd := ref.Date()
 	rh, rmi, rs := ref.Clock()
-	refWall := wallSeconds(ry, int(rmo), rd, rh, rmi, rs)
-	span := 1
-	if st.month == 2 && st.day == 29 {
-		span = 4
-	}
-	best, bestDiff := ry, int64(-1)
-	for y := ry - span; y <= ry+span; y++ {
+	limit := wallSeconds(ry, int(rmo), rd, rh, rmi, rs) + int64(futureMargin/time.Second)
+	// Only next year's stamp can be within the margin ahead, and last
+	// year's always is not ahead; Feb 29 looks back to the previous leap
+	// year, at most eight years back (2096 to 2104).
+	for y := ry + 1; y >= ry-8; y-- {
 		if st.day > daysIn(st.month, y) {
 			continue
 		}
-		d := wallSeconds(y, st.month, st.day, st.hour, st.minute, st.second) - refWall
-		if d < 0 {
-			d = -d
-		}
-		if bestDiff < 0 || d < bestDiff {
-			best, bestDiff = y, d
+		if wallSeconds(y, st.month, st.day, st.hour, st.minute, st.second) <= limit {
+			return y
 		}
 	}
-	return best
+	return ry
 }
 
 // build turns a stamp into a time.Time: opts.Location is the zone of a

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relay-syslog/relay/internal/testpeer"
+	"github.com/relay-syslog/relay/queue"
+)
+
+// runRelayIn is runRelay with standard input.
+func runRelayIn(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(relayBin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), 0
+}
+
+// queueDataFiles returns the non-empty data files of the queue in dir, in
+// order.
+func queueDataFiles(t *testing.T, dir, name string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, de := range des {
+		n := de.Name()
+		if strings.HasPrefix(n, name+".diskqueue.") && strings.HasSuffix(n, ".dat") && !strings.HasSuffix(n, ".meta.dat") {
+			if fi, err := de.Info(); err == nil && fi.Size() > 0 {
+				files = append(files, n)
+			}
+		}
+	}
+	slices.Sort(files)
+	return files
+}
+
+// recordOffsets returns the offset of every record of a data file.
+func recordOffsets(t *testing.T, path string) []int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	for off := 0; off+4 <= len(b); off += 4 + int(binary.BigEndian.Uint32(b[off:])) {
+		offs = append(offs, int64(off))
+	}
+	return offs
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+}
+
+// dumpedSeqs runs relay queue dump with args and returns the sequence
+// numbers of the messages it printed (raw, one per line).
+func dumpedSeqs(t *testing.T, run string, args ...string) []int {
+	t.Helper()
+	out, errOut, code := runRelay(t, append([]string{"queue", "dump"}, args...)...)
+	if code != 0 {
+		t.Fatalf("dump %v: exit %d: %s", args, code, errOut)
+	}
+	var seqs []int
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, "run="+run+" seq=")
+		if !ok {
+			t.Fatalf("dumped line %q is not a message of run %s", line, run)
+		}
+		n, err := strconv.Atoi(strings.Fields(rest)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, n)
+	}
+	return seqs
+}
+
+// TestQueueCommands builds a backlog behind an unreachable upstream and
+// looks at it with relay queue, beside the running relay and after its
+// stop; damages a copy and checks that verify reports exactly the damage;
+// purges; and follows relay_queue_oldest_message_age_seconds through the
+// outage and the drain.
+func TestQueueCommands(t *testing.T) {
+	upstreamAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	s := newSetup(t, fmt.Sprintf(`
+[[output]]
+name = "head"
+protocol = "tcp"
+address = %q
+retry_initial = "20ms"
+retry_max = "200ms"
+queue.batch_messages = 100
+queue.linger = "10s"
+queue.max_file_size = "40KiB"
+[[route]]
+name = "all"
+outputs = ["head"]
+`, upstreamAddr))
+	const n = 5000 // 50 records of 100 messages, about three per data file
+	p := s.start(t, relayBin)
+	if err := testpeer.SendTCP(s.tcpAddr, "q", 0, n, true); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(30*time.Second, func() bool {
+		d, _ := p.metric("relay_queue_depth_records")
+		return d == n/100
+	}) {
+		t.Fatalf("queue not filled:\n%s", p.logs.String())
+	}
+	pid := strconv.Itoa(p.cmd.Process.Pid)
+
+	// Beside the running relay: read-only, said so, with its process.
+	var out, errOut string
+	var code int
+	if !testpeer.WaitFor(30*time.Second, func() bool {
+		// go-diskqueue records its read position within sync_interval; until
+		// then the record the output took counts twice.
+		out, errOut, code = runRelay(t, "queue", "stat", "-config", s.cfgPath)
+		return code == 0 && strings.Contains(out, fmt.Sprintf("waiting:   %d messages", n))
+	}) {
+		t.Fatalf("stat beside the relay: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "process "+pid) || !strings.Contains(out, "snapshot") || !strings.Contains(out, "in flight: ") {
+		t.Errorf("stat beside the relay does not say it reads a snapshot beside process %s:\n%s", pid, out)
+	}
+	if out, errOut, code = runRelay(t, "queue", "verify", "-config", s.cfgPath); code != 0 || !strings.Contains(out, "sound") {
+		t.Errorf("verify beside the relay: exit %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runRelay(t, "queue", "dump", "-config", s.cfgPath, "-json", "-n", "3")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || !strings.Contains(errOut, "process "+pid) {
+		t.Fatalf("dump -json -n 3 beside the relay: exit %d, %d lines\n%s%s", code, len(lines), out, errOut)
+	}
+	var first struct{ Output, Received, Listener, Sender, Message string }
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	recv, err := time.Parse(time.RFC3339Nano, first.Received)
+	if err != nil || time.Since(recv) > 10*time.Minute || first.Output != "head" || first.Listener != "tcp" ||
+		!strings.HasPrefix(first.Sender, "127.0.0.1:") || first.Message != testpeer.SeqMessage("q", 0) {
+		t.Errorf("first dumped message: %+v (%v)", first, err)
+	}
+	if out, errOut, code = runRelay(t, "queue", "purge", "-config", s.cfgPath, "-output", "head", "-yes"); code != 1 || !strings.Contains(errOut, "process "+pid) {
+		t.Errorf("purge beside the relay: exit %d, want 1 naming process %s\n%s%s", code, pid, out, errOut)
+	}
+
+	// The age of the oldest message grows during the outage.
+	age0, _ := p.metric("relay_queue_oldest_message_age_seconds", `output="head"`)
+	if !testpeer.WaitFor(30*time.Second, func() bool {
+		a, _ := p.metric("relay_queue_oldest_message_age_seconds", `output="head"`)
+		return a > 0 && a >= age0+1.5
+	}) {
+		t.Errorf("relay_queue_oldest_message_age_seconds did not grow from %v during the outage", age0)
+	}
+	p.stop()
+
+	// At rest.
+	out, errOut, code = runRelay(t, "queue", "stat", "-config", s.cfgPath)
+	if code != 0 || !strings.Contains(out, "no relay runs") || !strings.Contains(out, fmt.Sprintf("waiting:   %d messages", n)) {
+		t.Fatalf("stat at rest: exit %d\n%s%s", code, out, errOut)
+	}
+	if seqs := dumpedSeqs(t, "q", "-config", s.cfgPath); len(seqs) != n || !slices.IsSorted(seqs) || seqs[0] != 0 || seqs[n-1] != n-1 {
+		t.Errorf("dump at rest: %d messages, sorted %v", len(seqs), slices.IsSorted(seqs))
+	}
+	if seqs := dumpedSeqs(t, "q", "-config", s.cfgPath, "-since", time.Now().Add(time.Hour).Format(time.RFC3339)); len(seqs) != 0 {
+		t.Errorf("dump -since an hour ahead printed %d messages", len(seqs))
+	}
+	if seqs := dumpedSeqs(t, "q", "-config", s.cfgPath, "-since", "1h", "-n", "250"); len(seqs) != 250 || seqs[249] != 249 {
+		t.Errorf("dump -since 1h -n 250 printed %d messages", len(seqs))
+	}
+	if out, errOut, code = runRelay(t, "queue", "verify", "-config", s.cfgPath); code != 0 || !strings.Contains(out, "sound") {
+		t.Errorf("verify at rest: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// A damaged copy: one record with a flipped byte, one file cut inside
+	// its last record.
+	damaged := filepath.Join(t.TempDir(), "data")
+	copyDir(t, filepath.Join(s.dir, "data"), damaged)
+	qdir := filepath.Join(damaged, "head")
+	files := queueDataFiles(t, qdir, "head")
+	if len(files) < 6 {
+		t.Fatalf("only %d data files: %v", len(files), files)
+	}
+	flipped, cut := files[2], files[4]
+	flipOffs := recordOffsets(t, filepath.Join(qdir, flipped))
+	b, err := os.ReadFile(filepath.Join(qdir, flipped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec1 := flipOffs[1]
+	b[rec1+4+int64(binary.BigEndian.Uint32(b[rec1:]))-1] ^= 0x20 // the last byte of its last message
+	if err := os.WriteFile(filepath.Join(qdir, flipped), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cutOffs := recordOffsets(t, filepath.Join(qdir, cut))
+	lastRec := cutOffs[len(cutOffs)-1]
+	if err := os.Truncate(filepath.Join(qdir, cut), lastRec+4+100); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = runRelay(t, "queue", "verify", "-data-dir", damaged)
+	t.Logf("verify of the damaged copy:\n%s", out)
+	if code != 1 || !strings.Contains(out, "DAMAGED: 2 damaged regions, 200 messages lost") ||
+		!strings.Contains(out, fmt.Sprintf("%s at offset %d: record fails its check", flipped, rec1)) ||
+		!strings.Contains(out, fmt.Sprintf("%s at offset %d: file ends inside a record", cut, lastRec)) ||
+		strings.Count(out, "(100 messages)") != 2 {
+		t.Errorf("verify of the damaged copy: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code = runRelay(t, "queue", "stat", "-data-dir", damaged); code != 0 ||
+		!strings.Contains(out, fmt.Sprintf("waiting:   %d messages", n-200)) || !strings.Contains(out, "damaged:   2 regions") {
+		t.Errorf("stat of the damaged copy: exit %d\n%s%s", code, out, errOut)
+	}
+	if seqs := dumpedSeqs(t, "q", "-data-dir", damaged, "-output", "head"); len(seqs) != n-200 {
+		t.Errorf("dump of the damaged copy: %d messages, want %d", len(seqs), n-200)
+	}
+
+	// Purge the copy: asked, refused on "n", done on "y".
+	out, errOut, code = runRelayIn(t, "n\n", "queue", "purge", "-data-dir", damaged, "-output", "head")
+	if code != 1 || !strings.Contains(out, "[y/N]") || !strings.Contains(errOut, "nothing purged") || len(queueDataFiles(t, qdir, "head")) != len(files) {
+		t.Errorf("purge answered n: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code = runRelayIn(t, "", "queue", "purge", "-data-dir", damaged); code != 2 || !strings.Contains(errOut, "-output is required") {
+		t.Errorf("purge without -output: exit %d: %s", code, errOut)
+	}
+	out, errOut, code = runRelayIn(t, "y\n", "queue", "purge", "-data-dir", damaged, "-output", "head")
+	if code != 0 || !strings.Contains(out, "purged output \"head\"") || len(queueDataFiles(t, qdir, "head")) != 0 {
+		t.Errorf("purge answered y: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code = runRelay(t, "queue", "stat", "-data-dir", damaged, "-output", "head"); code != 0 || !strings.Contains(out, "waiting:   0 messages") {
+		t.Errorf("stat after purge: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// With -yes, on the original once its relay has drained it: nothing
+	// asked. First the drain: the age returns to 0.
+	upstream := testpeer.NewReceiver(t, upstreamAddr)
+	p = s.start(t, relayBin)
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		d, _ := p.metric("relay_queue_depth_records")
+		a, ok := p.metric("relay_queue_oldest_message_age_seconds", `output="head"`)
+		return ok && d == 0 && a == 0 && testpeer.Check("q", n, upstream.Messages()).Delivered() == n
+	}) {
+		a, _ := p.metric("relay_queue_oldest_message_age_seconds", `output="head"`)
+		t.Errorf("after the drain: age %v, %d of %d delivered", a, testpeer.Check("q", n, upstream.Messages()).Delivered(), n)
+	}
+	p.stop()
+	if out, errOut, code = runRelayIn(t, "", "queue", "purge", "-config", s.cfgPath, "-output", "head", "-yes"); code != 0 || strings.Contains(out, "[y/N]") {
+		t.Errorf("purge -yes: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestCheckConfigQueueDirs: -check-config refuses a data_dir whose queue
+// directories the relay could not create or use, naming data_dir and its
+// line.
+func TestCheckConfigQueueDirs(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg := filepath.Join(dir, "relay.toml")
+	body := fmt.Sprintf(`
+data_dir = %q
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+[[output]]
+name = "head"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["head"]
+`, data, filepath.Join(dir, "out.log"))
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Not there yet, in a writable parent: fine.
+	if out, errOut, code := runRelay(t, "-check-config", "-config", cfg); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	// A file where the queue directory should be.
+	if err := os.MkdirAll(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "head"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runRelay(t, "-check-config", "-config", cfg)
+	if code != 1 || !strings.Contains(errOut, "line 2: data_dir: queue directory ") || !strings.Contains(errOut, `of output "head" is not a directory`) {
+		t.Errorf("a file in place of the queue directory: exit %d: %s", code, errOut)
+	}
+	// A file where a parent of data_dir should be: it cannot be created.
+	data2 := filepath.Join(dir, "out.log", "data")
+	if err := os.WriteFile(filepath.Join(dir, "out.log"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(body, strconv.Quote(data), strconv.Quote(data2), 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runRelay(t, "-check-config", "-config", cfg); code != 1 || !strings.Contains(errOut, "does not exist and cannot be created") {
+		t.Errorf("data_dir under a file: exit %d: %s", code, errOut)
+	}
+	if os.Geteuid() == 0 {
+		return // root writes anywhere: the permission check cannot fail
+	}
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(data, "head")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(data, "head"), 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runRelay(t, "-check-config", "-config", cfg); code != 1 || !strings.Contains(errOut, `of output "head" is not writable`) {
+		t.Errorf("read-only queue directory: exit %d: %s", code, errOut)
+	}
+}
+
+// TestQueueDumpJSON: receive time, listener and sender per message; a
+// message that is not UTF-8 comes base64-encoded; -until keeps the earlier
+// messages.
+func TestQueueDumpJSON(t *testing.T) {
+	data := t.TempDir()
+	q, err := queue.Open(queue.Options{Name: "head", Dir: filepath.Join(data, "head")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+	entries := []queue.Entry{
+		{Received: t0, Listener: "udp", Source: "192.0.2.1:514", Data: []byte("<13>plain text")},
+		{Received: t0.Add(time.Minute), Listener: "tcp", Source: "192.0.2.2:3333", Data: []byte{'<', '1', '3', '>', 0xff, 0xfe}},
+	}
+	for _, e := range entries {
+		if err := q.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := queueCommand([]string{"dump", "-data-dir", data, "-json"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	want := `{"output":"head","received":"2026-01-02T15:04:05Z","listener":"udp","sender":"192.0.2.1:514","message":"<13>plain text"}
+{"output":"head","received":"2026-01-02T15:05:05Z","listener":"tcp","sender":"192.0.2.2:3333","message_base64":"PDEzPv/+"}
+`
+	if out.String() != want {
+		t.Errorf("dump -json:\n%s\nwant:\n%s", out.String(), want)
+	}
+	out.Reset()
+	if code := queueCommand([]string{"dump", "-data-dir", data, "-until", "2026-01-02T15:05:00Z"}, nil, &out, &errOut); code != 0 || out.String() != "<13>plain text\n" {
+		t.Errorf("dump -until: exit %d, %q", code, out.String())
+	}
+	if code := queueCommand([]string{"dump", "-data-dir", data, "-since", "yesterday"}, nil, &out, &errOut); code != 2 {
+		t.Errorf("dump -since yesterday: exit %d, want 2", code)
+	}
+}

@@ -1,0 +1,93 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// CheckQueueDirs checks that the relay could open every output's queue:
+// each queue directory (data_dir/<output name>) exists as a directory the
+// relay may write in, with files it may write, or can be created. name and
+// data are the configuration file's name and content, for the lines of
+// the problems; cfg is what ParseConfig made of them. The check uses the
+// permissions of the user that runs it (access(2)), so run it as the
+// relay's user.
+func CheckQueueDirs(name string, data []byte, cfg *Config) error {
+	p := &problems{lines: indexKeyLines(data), badValues: map[string]bool{}}
+	root := p.in("", -1)
+	if msg := dirProblem(cfg.DataDir); msg != "" {
+		root("data_dir", "%s %s", cfg.DataDir, msg)
+	} else {
+		for _, o := range cfg.Outputs {
+			dir := filepath.Join(cfg.DataDir, o.Name)
+			if msg := dirProblem(dir); msg != "" {
+				root("data_dir", "queue directory %s of output %q %s", dir, o.Name, msg)
+			}
+		}
+	}
+	if len(p.list) > 0 {
+		return &ConfigError{File: name, Problems: p.sorted()}
+	}
+	return nil
+}
+
+// dirProblem says why the relay could not use dir as a directory to write
+// in, or returns "".
+func dirProblem(dir string) string {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		// The relay creates it: the nearest existing parent must allow that.
+		parent := filepath.Dir(dir)
+		for parent != filepath.Dir(parent) {
+			if _, err := os.Lstat(parent); err == nil {
+				break
+			}
+			parent = filepath.Dir(parent)
+		}
+		if msg := dirProblem(parent); msg != "" {
+			return fmt.Sprintf("does not exist and cannot be created: %s %s", parent, msg)
+		}
+		return ""
+	}
+	if err != nil {
+		return fmt.Sprintf("cannot be used: %v", err)
+	}
+	if !fi.IsDir() {
+		return "is not a directory"
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Sprintf("is not writable: %v", err)
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Sprintf("cannot be read: %v", err)
+	}
+	for _, de := range des {
+		if !de.Type().IsRegular() {
+			continue
+		}
+		if err := unix.Access(filepath.Join(dir, de.Name()), unix.W_OK); err != nil {
+			return fmt.Sprintf("holds %s, which is not writable (%v): a relay run as another user created it?", de.Name(), err)
+		}
+	}
+	return ""
+}
+
+// LockDataDir takes data_dir's lock, as a starting relay does, for a tool
+// that must not work beside a running relay; release gives it back. The
+// error names the process of a relay that holds it.
+func LockDataDir(dataDir string) (release func(), err error) {
+	f, err := lockDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = f.Close()
+	}, nil
+}
