@@ -126,3 +126,60 @@ func BenchmarkDecodeRecord(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perRecord), "ns/entry")
 }
+
+// BenchmarkQueueFsync compares queue.fsync = "interval" and "always" with a
+// consumer taking and marking done every record as it comes. "burst128"
+// appends 128 messages and flushes, as a RELP listener does before it
+// acknowledges a window; "stream" appends one message per op and leaves the
+// records to fill (by count, size or linger), as plain TCP listeners do.
+// Under "always" each record put costs an fdatasync of the data file, and
+// each record taken one of the journal.
+func BenchmarkQueueFsync(b *testing.B) {
+	for _, mode := range []queue.FsyncMode{queue.FsyncInterval, queue.FsyncAlways} {
+		for _, burst := range []int{128, 1} {
+			name := mode.String() + "/burst128"
+			if burst == 1 {
+				name = mode.String() + "/stream"
+			}
+			b.Run(name, func(b *testing.B) {
+				q, err := queue.Open(queue.Options{Name: "out", Dir: b.TempDir(), Fsync: mode})
+				if err != nil {
+					b.Fatalf("Open: %v", err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				consumed := make(chan struct{})
+				go func() {
+					defer close(consumed)
+					for {
+						batch, err := q.Next(ctx)
+						if err != nil {
+							return
+						}
+						if err := q.Done(batch); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+				e := testfixture.BenchEntry()
+				b.SetBytes(int64(burst * len(e.Data)))
+				for b.Loop() {
+					for range burst {
+						if err := q.Append(e); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if burst > 1 {
+						if err := q.Flush(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N*burst)/b.Elapsed().Seconds(), "msgs/s")
+				cancel()
+				<-consumed
+				q.Close()
+			})
+		}
+	}
+}

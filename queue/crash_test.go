@@ -32,7 +32,10 @@ const (
 func crashOptions(mode, dir string) Options {
 	// Linger is long so records are cut by count alone, however slow the machine.
 	opts := Options{Name: "out", Dir: dir, BatchMessages: crashPerRecord, Linger: time.Hour}
-	if mode == "unsynced" {
+	if mode == "always" {
+		opts.Fsync = FsyncAlways
+	}
+	if mode == "unsynced" || mode == "unsynced-all-done" || mode == "always" {
 		// go-diskqueue never syncs before the kill: its read position and its
 		// write position on disk stay those of the empty queue.
 		opts.SyncEvery = 1 << 40
@@ -71,8 +74,16 @@ func crashChild(mode, dir string) {
 		}
 	}
 	// Taken and never done: only the journal can bring it back.
-	if _, err := q.Next(ctx); err != nil {
+	b, err := q.Next(ctx)
+	if err != nil {
 		fail(err)
+	}
+	if mode == "unsynced-all-done" {
+		// The journal is left empty: only the marker of what was taken
+		// tells the records delivered from those still to send.
+		if err := q.Done(b); err != nil {
+			fail(err)
+		}
 	}
 	if mode == "synced" {
 		// Make go-diskqueue persist a read position past the held record,
@@ -95,13 +106,18 @@ func TestCrashRecovery(t *testing.T) {
 	tests := []struct {
 		mode string
 		// dups is the number of entries delivered twice, counting those
-		// the child delivered: in "synced" mode none, in "unsynced" mode
-		// every record read before the crash, because go-diskqueue never
-		// persisted its read position.
+		// the child delivered: none, also when go-diskqueue never
+		// persisted its read position ("unsynced") and offers every
+		// record read before the crash again: the queue knows which
+		// records were taken and skips them.
 		dups int
+		// held: the child's last record was taken and not done.
+		held bool
 	}{
-		{"synced", 0},
-		{"unsynced", (crashDone + 1) * crashPerRecord},
+		{"synced", 0, true},
+		{"unsynced", 0, true},
+		{"unsynced-all-done", 0, false},
+		{"always", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -122,8 +138,12 @@ func TestCrashRecovery(t *testing.T) {
 				*o = crashOptions(tt.mode, dir)
 				o.Logf = logf
 			})
-			// The child delivered the first crashDone records before it died.
+			// The child delivered the first crashDone records before it died
+			// (and the one it held, if it did not hold it).
 			delivered := crashDone * crashPerRecord
+			if !tt.held {
+				delivered += crashPerRecord
+			}
 			seen := make(map[int]int)
 			for i := range delivered {
 				seen[i] = 1
@@ -139,9 +159,10 @@ func TestCrashRecovery(t *testing.T) {
 				}
 				for k, e := range b.Entries {
 					i := entryIndex(t, e)
-					// The held record comes back first, from the journal.
-					if first && i != crashDone*crashPerRecord+k {
-						t.Fatalf("first entry after the crash is message %d, want %d", i, crashDone*crashPerRecord+k)
+					// The held record comes back first, from the journal;
+					// else the first the child did not take.
+					if first && i != delivered+k {
+						t.Fatalf("first entry after the crash is message %d, want %d", i, delivered+k)
 					}
 					seen[i]++
 					total++

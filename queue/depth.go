@@ -27,23 +27,24 @@ import (
 // for the reader to stumble on as damage.
 
 // countRecords raises the depth in the queue's metadata to the number of
-// records in its data files.
-func countRecords(dir, name string) error {
+// records in its data files. It returns the highest record sequence number
+// among them.
+func countRecords(dir, name string) (maxSeq uint64, err error) {
 	meta := metaPath(dir, name)
 	b, err := os.ReadFile(meta)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	m, err := parseMeta(b)
 	if err != nil {
-		return nil // repairMetadata, which runs first, sets unreadable metadata aside
+		return 0, nil // repairMetadata, which runs first, sets unreadable metadata aside
 	}
 	_, last, _, found, err := dataFileRange(dir, name)
 	if err != nil || !found {
-		return err
+		return 0, err
 	}
 	var n int64
 	for num := m.readNum; num <= last; num++ {
@@ -58,17 +59,18 @@ func countRecords(dir, name string) error {
 		case num == last && num > m.writeNum:
 			cutAt = 0
 		}
-		c, err := countFileRecords(dataPath(dir, name, num), from, cutAt)
+		c, fileMax, err := countFileRecords(dataPath(dir, name, num), from, cutAt)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		n += c
+		maxSeq = max(maxSeq, fileMax)
 	}
 	// The files hold at least the records the metadata counts unless some
 	// were damaged or cut short; those the depth must keep counting, so
 	// that go-diskqueue reports them missing at its tail (lost.go).
 	if n <= m.depth {
-		return nil
+		return maxSeq, nil
 	}
 	m.depth = n
 	tmp := meta + ".depth.tmp"
@@ -77,15 +79,15 @@ func countRecords(dir, name string) error {
 		err = os.Rename(tmp, meta)
 	}
 	if err == nil {
-		return nil
+		return maxSeq, nil
 	}
 	_ = os.Remove(tmp)
 	// On a full disk the new file cannot be written; the old one's block
 	// is allocated, and the few bytes fit in it.
 	if ierr := overwriteInPlace(meta, m.format()); ierr != nil {
-		return fmt.Errorf("write metadata: %w", errors.Join(err, ierr))
+		return 0, fmt.Errorf("write metadata: %w", errors.Join(err, ierr))
 	}
-	return nil
+	return maxSeq, nil
 }
 
 // overwriteInPlace writes content over the start of the existing file path,
@@ -103,47 +105,50 @@ func overwriteInPlace(path string, content []byte) error {
 }
 
 // countFileRecords counts the complete records of a data file from offset
-// from, stopping at the first length prefix go-diskqueue would refuse. A
-// record cut short at the end of the file, at or after offset cutAt (when
-// not negative), is truncated away. A missing file has none.
-func countFileRecords(path string, from, cutAt int64) (int64, error) {
+// from, stopping at the first length prefix go-diskqueue would refuse, and
+// returns the highest record sequence number among them. A record cut short
+// at the end of the file, at or after offset cutAt (when not negative), is
+// truncated away. A missing file has none.
+func countFileRecords(path string, from, cutAt int64) (n int64, maxSeq uint64, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	size := fi.Size()
-	var n int64
-	var hdr [4]byte
+	// The length prefix and the record's header up to its sequence number.
+	var hdr [4 + 1 + 4 + binary.MaxVarintLen64]byte
 	pos := from
 	for pos < size {
-		if _, err := f.ReadAt(hdr[:], pos); err != nil {
-			if errors.Is(err, io.EOF) {
-				break // a partial length prefix
-			}
-			return 0, err
+		got, err := f.ReadAt(hdr[:], pos)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, 0, err
+		}
+		if got < 4 {
+			break // a partial length prefix
 		}
 		l := int64(binary.BigEndian.Uint32(hdr[:]))
 		if l < 1 || l > maxRecordLen {
-			return n, nil // damage: go-diskqueue stops here, the salvage goes on
+			return n, maxSeq, nil // damage: go-diskqueue stops here, the salvage goes on
 		}
 		if pos+4+l > size {
 			break
 		}
 		n++
+		maxSeq = max(maxSeq, RecordSeq(hdr[4:min(got, 4+int(l))]))
 		pos += 4 + l
 	}
 	if pos < size && cutAt >= 0 && pos >= cutAt {
 		if err := f.Truncate(pos); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return n, nil
+	return n, maxSeq, nil
 }

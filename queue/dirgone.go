@@ -261,5 +261,14 @@ func (j *journal) rewrite() (int, error) {
 		s.f.Close()
 		s.f = f
 	}
+	f, err := os.OpenFile(filepath.Join(j.dir, takenName), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return len(j.segs), fmt.Errorf("rewrite journal: %w", err)
+	}
+	j.takenF.Close()
+	j.takenF = f
+	if err := j.writeTaken(); err != nil {
+		return len(j.segs), fmt.Errorf("rewrite journal: %w", err)
+	}
 	return len(j.segs), nil
 }

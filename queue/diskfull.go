@@ -180,6 +180,8 @@ func (q *Queue) takeRetained() *Batch {
 	je, err := q.j.append(rec)
 	if err != nil {
 		je = nil
+	} else if err := q.syncEntry(je); err != nil {
+		q.logf("queue %q: %v; a power loss may lose the record the disk refused", q.name, err)
 	}
 	b := q.batch(rec, je)
 	if b == nil {

@@ -18,7 +18,8 @@
 // A record is durable against kill -9 once Put has returned: its bytes are in
 // the page cache. Against power loss it is durable after the next sync,
 // which go-diskqueue does every Options.SyncEvery records or
-// Options.SyncInterval.
+// Options.SyncInterval; under FsyncAlways, before the Append or Flush that
+// put it returns, and its journal entry before Next returns it (fsync.go).
 //
 // go-diskqueue cannot take a record back: its read position moves past a
 // record as soon as the record is received from ReadChan. Queue keeps its own
@@ -47,10 +48,14 @@
 // # At least once
 //
 // Delivery is at least once, not exactly once. go-diskqueue persists its read
-// position only when it syncs, so after a crash every record read since the
-// last sync is read again, including records already marked Done. Such
-// duplicates are expected after kill -9 or a power loss, never after a clean
-// Close.
+// position only when it syncs, so after a crash it offers again every record
+// read since the last sync. Every record carries a sequence number and the
+// journal keeps the highest one taken (journal.go), so Next skips those
+// records: after kill -9 only the records in flight (taken and not Done) are
+// delivered again, from the journal. A record is delivered twice only if the
+// crash falls between its journal write and the return of Next, or, after a
+// power loss, when the marker of what was taken had not reached the disk.
+// Never after a clean Close.
 //
 // # Corruption
 //

@@ -63,3 +63,17 @@ func deletedOpenFiles(dir string, keep func(name string) bool) map[string]string
 	}
 	return files
 }
+
+// fdatasync makes f's data durable, with the metadata needed to read it
+// back (its size), but not its times.
+func fdatasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}

@@ -30,3 +30,6 @@ func statDirID(dir string) (dirID, error) {
 // deletedOpenFiles finds nothing without Linux's /proc/self/fd: the data
 // of a removed queue directory that is still open cannot be read back.
 func deletedOpenFiles(string, func(string) bool) map[string]string { return nil }
+
+// fdatasync makes f's data durable.
+func fdatasync(f *os.File) error { return f.Sync() }

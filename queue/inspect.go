@@ -156,7 +156,7 @@ func Inspect(dir, name string, opts InspectOptions) (*Report, error) {
 // ownFile reports whether a file name in the queue directory belongs to
 // the queue.
 func (in *inspector) ownFile(name string) bool {
-	return strings.HasPrefix(name, in.name+".diskqueue.") || strings.HasPrefix(name, journalName)
+	return strings.HasPrefix(name, in.name+".diskqueue.") || strings.HasPrefix(name, journalName) || name == takenName
 }
 
 // journal reads the live entries of every journal segment, oldest first.
@@ -393,10 +393,19 @@ func (in *inspector) cutShort(file string, pos, size int64, partial []byte, torn
 	}
 	msgs := -1
 	if len(partial) >= 6 {
-		// The entry count stands right after the version and checksum; a
-		// count from a record cut short cannot be checked, but nothing
-		// better is left.
-		if c, n := binary.Uvarint(partial[5:]); n > 0 && c > 0 && c <= maxRecordLen/minEntryLen {
+		// The entry count stands right after the version and checksum
+		// (and, from version 3, the record sequence number); a count from
+		// a record cut short cannot be checked, but nothing better is
+		// left.
+		p := partial[5:]
+		if partial[0] >= 3 {
+			if _, n := binary.Uvarint(p); n > 0 {
+				p = p[n:]
+			} else {
+				p = nil
+			}
+		}
+		if c, n := binary.Uvarint(p); n > 0 && c > 0 && c <= maxRecordLen/minEntryLen {
 			msgs = int(c)
 		}
 	}
@@ -475,7 +484,7 @@ func resync(f *os.File, pos, size int64) (int64, error) {
 			return 0, err
 		}
 		n := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if (hdr[4] != RecordVersion && hdr[4] != 1) || n < minRecordLen || n > maxRecordLen || pos+4+n > size {
+		if hdr[4] < 1 || hdr[4] > RecordVersion || n < minRecordLen || n > maxRecordLen || pos+4+n > size {
 			continue
 		}
 		rec := make([]byte, n)
@@ -496,7 +505,8 @@ type PurgeResult struct {
 }
 
 // Purge discards the queue named name in dir: its metadata, data files
-// (set-aside ones too) and in-flight journal. The directory stays. The
+// (set-aside ones too) and in-flight journal with its marker of what was
+// taken (with no record left, nothing needs skipping). The directory stays. The
 // caller must make sure no relay has the queue open (the data-dir lock).
 // The metadata goes first, so a purge interrupted half-way leaves data
 // files that the next Open counts from the first, never metadata that
@@ -513,7 +523,7 @@ func Purge(dir, name string) (PurgeResult, error) {
 	var files []string
 	for _, de := range des {
 		n := de.Name()
-		if de.Type().IsRegular() && (strings.HasPrefix(n, name+".diskqueue.") || strings.HasPrefix(n, journalName)) {
+		if de.Type().IsRegular() && (strings.HasPrefix(n, name+".diskqueue.") || strings.HasPrefix(n, journalName) || n == takenName) {
 			files = append(files, n)
 		}
 	}

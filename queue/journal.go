@@ -30,7 +30,8 @@ import (
 // of a record once for both. Entries whose checksum is the CRC32C of the
 // record in order, as earlier releases wrote them, are read as well.
 //
-// written with one pwrite(2) and no fsync: a kill -9 leaves the page cache,
+// written with one pwrite(2) and, unless FsyncAlways asks for an fdatasync
+// after it (fsync.go), no fsync: a kill -9 leaves the page cache,
 // and so the entry, intact, while an fsync per record would cost more than
 // everything else the queue does. The journal therefore protects against the
 // death of the process, not against power loss: a power loss can lose the
@@ -61,6 +62,24 @@ import (
 // entries were done needs no fsync: if a power loss brings it back, its
 // entries come back as duplicates, never as losses.
 //
+// Records taken before a crash. go-diskqueue persists its read position only
+// when it syncs, so after a kill -9 it reads again every record it handed out
+// since: the records the output delivered since the sync, and the ones in
+// the journal, which Open delivers from there. Each record therefore carries
+// a sequence number, increasing in the order records are put (record.go),
+// and the journal keeps the highest one taken in the file inflight.taken:
+// after the journal write, Next overwrites it in place (one 12-byte pwrite,
+// [u64 sequence number][u32 crc32c], no fsync). At open, the highest of that
+// number and the numbers of the entries in the segments (done ones too) is
+// what was taken before the crash, and Next skips every record go-diskqueue
+// offers up to it: it was delivered, or the journal holds it. The entries
+// count too because the marker is written after the entry: a crash between
+// the two would otherwise deliver that record twice. A marker that is
+// missing or fails its checksum skips nothing more than the entries say.
+// Records put back by the salvage (salvage.go) get new numbers, so they are
+// not taken for delivered ones; records of older versions carry none and are
+// never skipped.
+//
 // The remaining window: go-diskqueue may persist its advanced read position
 // between our receive from ReadChan and our journal write. If the process is
 // killed inside that window, after the metadata reached disk and before our
@@ -69,7 +88,10 @@ import (
 // write follows the receive within microseconds in the same goroutine. The
 // window is real only if that goroutine is descheduled for longer than the
 // two fsyncs take, between two statements; we know of no way to close it
-// without changing go-diskqueue, and consider it theoretical.
+// without changing go-diskqueue, and consider it theoretical. Against a
+// power loss under FsyncAlways the window lasts until the entry's
+// fdatasync returns: a power loss right after go-diskqueue persisted its
+// read position and before that loses the record.
 
 const (
 	journalName = "inflight.journal" // the first segment; later ones add ".N"
@@ -88,6 +110,9 @@ const (
 	// large enough that segments are created and deleted rarely, small
 	// enough that a worker with batches in flight keeps little dead data.
 	segmentBytes = 4 << 20
+	// takenName is the file of the highest record sequence number taken.
+	takenName = "inflight.taken"
+	takenLen  = 12
 )
 
 // segment is one journal file.
@@ -116,6 +141,14 @@ type journal struct {
 	segs []*segment // in sequence order; appends go to the last
 	live int        // live entries in all segments
 	buf  []byte     // reused buffer for one entry, so each append is one write
+
+	// takenF holds the highest record sequence number taken, taken; the
+	// marker is written only when it rises.
+	takenF *os.File
+	taken  uint64
+
+	// syncDirs makes a new segment's directory entry durable (FsyncAlways).
+	syncDirs bool
 
 	// segmentMax is segmentBytes except in tests.
 	segmentMax int64
@@ -152,7 +185,8 @@ func segmentSeq(name string) (uint64, bool) {
 // the live entries it holds, in the order they were written. In each
 // segment, an entry that is torn or fails its checksum ends the scan:
 // everything from it on is dropped from the file, and torn reports how many
-// bytes that was in all.
+// bytes that was in all. j.taken is the highest record sequence number taken
+// before: the marker's or an entry's.
 func openJournal(dir string) (_ *journal, recovered []journalRecord, torn int64, err error) {
 	// A compaction killed before its rename leaves its new file behind;
 	// the journal itself is still the old file, complete.
@@ -173,6 +207,9 @@ func openJournal(dir string) (_ *journal, recovered []journalRecord, torn int64,
 	}
 
 	jr := &journal{dir: dir, segmentMax: segmentBytes}
+	if err := jr.openTaken(); err != nil {
+		return nil, nil, 0, err
+	}
 	for _, seq := range seqs {
 		_, recs, t, err := jr.openSegment(seq)
 		if err != nil {
@@ -228,6 +265,7 @@ func (j *journal) openSegment(seq uint64) (*segment, []journalRecord, int64, err
 		if !journalSumMatches(rec, binary.BigEndian.Uint32(rest[4:])) {
 			break
 		}
+		j.taken = max(j.taken, RecordSeq(rec))
 		if word&doneFlag == 0 {
 			e := &jentry{seg: s, off: off, size: int(size)}
 			s.live++
@@ -307,11 +345,55 @@ func (j *journal) appendSum(rec []byte, sum uint32) (*jentry, error) {
 	return e, nil
 }
 
+// openTaken opens the marker file and reads the highest record sequence
+// number taken from it; one that is short or fails its checksum (a first
+// open, or a disk that lost the page) counts as none.
+func (j *journal) openTaken() error {
+	f, err := os.OpenFile(filepath.Join(j.dir, takenName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open journal: %w", err)
+	}
+	j.takenF = f
+	var b [takenLen]byte
+	if n, _ := f.ReadAt(b[:], 0); n == takenLen && crc32.Checksum(b[:8], castagnoli) == binary.BigEndian.Uint32(b[8:]) {
+		j.taken = binary.BigEndian.Uint64(b[:8])
+	}
+	return nil
+}
+
+// markTaken records that the record with sequence number seq was taken.
+// It is called after the record's entry is written, so a crash between the
+// two leaves the entry, which counts as well.
+func (j *journal) markTaken(seq uint64) error {
+	if seq <= j.taken {
+		return nil
+	}
+	j.taken = seq
+	return j.writeTaken()
+}
+
+func (j *journal) writeTaken() error {
+	var b [takenLen]byte
+	binary.BigEndian.PutUint64(b[:8], j.taken)
+	binary.BigEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	if _, err := j.takenF.WriteAt(b[:], 0); err != nil {
+		return fmt.Errorf("write %s: %w", takenName, err)
+	}
+	return nil
+}
+
 // startSegment creates segment seq as the one appends go to.
 func (j *journal) startSegment(seq uint64) (*segment, error) {
 	f, err := os.OpenFile(filepath.Join(j.dir, segmentName(seq)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("start journal segment: %w", err)
+	}
+	if j.syncDirs {
+		if err := syncDir(j.dir); err != nil {
+			f.Close()
+			_ = os.Remove(filepath.Join(j.dir, segmentName(seq)))
+			return nil, fmt.Errorf("start journal segment: %w", err)
+		}
 	}
 	s := &segment{seq: seq, f: f}
 	j.segs = append(j.segs, s)
@@ -382,6 +464,11 @@ func (j *journal) size() int64 {
 
 func (j *journal) close() error {
 	var errs []error
+	if j.takenF != nil {
+		if err := j.takenF.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close journal: %w", err))
+		}
+	}
 	for _, s := range j.segs {
 		if err := s.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close journal: %w", err))

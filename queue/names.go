@@ -46,3 +46,33 @@ func (p *FullPolicy) UnmarshalText(b []byte) error {
 	}
 	return fmt.Errorf("unknown policy %q: use %q, %q or %q", b, fullPolicyNames[Block], fullPolicyNames[DropNewest], fullPolicyNames[DropOldest])
 }
+
+// fsyncNames are the configuration's words for the fsync modes.
+var fsyncNames = []string{FsyncInterval: "interval", FsyncAlways: "always"}
+
+// String returns the configuration's word for m.
+func (m FsyncMode) String() string {
+	if m >= 0 && int(m) < len(fsyncNames) {
+		return fsyncNames[m]
+	}
+	return "FsyncMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// MarshalText returns the configuration's word for m.
+func (m FsyncMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses "interval" or "always"; empty text is the default,
+// FsyncInterval.
+func (m *FsyncMode) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*m = FsyncInterval
+		return nil
+	}
+	for v, name := range fsyncNames {
+		if string(b) == name {
+			*m = FsyncMode(v)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown fsync mode %q: use %q or %q", b, fsyncNames[FsyncInterval], fsyncNames[FsyncAlways])
+}

@@ -34,3 +34,20 @@ func TestFullPolicyText(t *testing.T) {
 		t.Errorf("UnmarshalText(drop) = %v, want an error listing the policies", err)
 	}
 }
+
+func TestFsyncModeText(t *testing.T) {
+	for _, m := range []FsyncMode{FsyncInterval, FsyncAlways} {
+		var got FsyncMode = -1
+		if err := got.UnmarshalText([]byte(m.String())); err != nil || got != m {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", m.String(), got, err, m)
+		}
+	}
+	m := FsyncAlways
+	if err := m.UnmarshalText(nil); err != nil || m != FsyncInterval {
+		t.Errorf("empty text = %v, %v; want the default, interval", m, err)
+	}
+	err := m.UnmarshalText([]byte("never"))
+	if err == nil || !strings.Contains(err.Error(), `use "interval" or "always"`) {
+		t.Errorf("UnmarshalText(never) = %v, want an error listing the modes", err)
+	}
+}

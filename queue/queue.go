@@ -38,6 +38,7 @@ type Options struct {
 	BatchMessages   int           // put a record when it holds this many entries; default 1024
 	BatchBytes      int           // put a record when it holds this many encoded bytes; default 128 KiB, at most 16 MiB
 	Linger          time.Duration // put a partial record this long after its first entry; default 2ms
+	Fsync           FsyncMode     // when to fsync beyond go-diskqueue's own sync; default FsyncInterval
 
 	// Logf receives warnings and errors; it may be nil.
 	Logf func(format string, args ...any)
@@ -151,6 +152,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBytes < 0 || o.BlockTimeout < 0 {
 		return o, fmt.Errorf("queue %q: negative size or duration", o.Name)
 	}
+	if o.Fsync < FsyncInterval || o.Fsync > FsyncAlways {
+		return o, fmt.Errorf("queue %q: unknown fsync mode %d", o.Name, o.Fsync)
+	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
@@ -239,6 +243,8 @@ type Queue struct {
 	maxBytes int
 	linger   time.Duration
 	keepBuf  int // the packing buffer is dropped when it grows beyond this
+	fsync    FsyncMode
+	dsync    dataSync // FsyncAlways: the data file to sync (fsync.go)
 
 	// dq is go-diskqueue; a relocation (dirgone.go) replaces it, holding
 	// both locks, so it is read through diskq. openDQ opens a new one.
@@ -273,6 +279,16 @@ type Queue struct {
 	recovered []journalRecord
 	jclosed   bool
 
+	// recSeq is the sequence number of the last record put (or tried);
+	// q.mu guards it. skipTo is the highest one taken before the queue was
+	// opened, set by Open and only read after: Next skips records up to it
+	// that go-diskqueue reads again after a crash (see journal.go), and
+	// evictOldest does not count them as dropped. skipped counts the
+	// records Next skipped; q.cmu guards it.
+	recSeq  uint64
+	skipTo  uint64
+	skipped int
+
 	recoveredAtOpen int           // records found in flight in the journal at Open
 	inflight        atomic.Int64  // records returned (or to be returned) by Next and not Done
 	corrupt         atomic.Uint64 // records skipped as corrupt
@@ -292,7 +308,8 @@ func Open(opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
 	}
-	if err := countRecords(opts.Dir, opts.Name); err != nil {
+	maxSeq, err := countRecords(opts.Dir, opts.Name)
+	if err != nil {
 		return nil, fmt.Errorf("queue %q: count records: %w", opts.Name, err)
 	}
 	j, recovered, torn, err := openJournal(opts.Dir)
@@ -309,6 +326,7 @@ func Open(opts Options) (*Queue, error) {
 		maxMsgs:   opts.BatchMessages,
 		maxBytes:  opts.BatchBytes,
 		linger:    opts.Linger,
+		fsync:     opts.Fsync,
 		reclaimAt: cmp.Or(opts.reclaimBytes, reclaimThreshold),
 		keepBuf:   4*(opts.BatchBytes+headerRoom) + keepBufLen,
 		closing:   make(chan struct{}),
@@ -319,15 +337,31 @@ func Open(opts Options) (*Queue, error) {
 		room:         make(chan struct{}, 1),
 		j:            j,
 		recovered:    recovered,
+		// New records are numbered above every record go-diskqueue may
+		// still offer and every record taken, so the marker keeps rising.
+		recSeq: max(maxSeq, j.taken),
+		skipTo: j.taken,
 	}
 	q.inflight.Store(int64(len(recovered)))
 	q.recoveredAtOpen = len(recovered)
+	if q.fsync == FsyncAlways {
+		// The journal's files may have just been created.
+		j.syncDirs = true
+		if err := syncDir(opts.Dir); err != nil {
+			_ = j.close()
+			return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
+		}
+	}
 	if torn > 0 {
 		q.corrupt.Add(1)
 		q.logf("queue %q: ignored %d bytes of torn or corrupt in-flight journal", q.name, torn)
 	}
 	if len(recovered) > 0 {
-		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again", q.name, len(recovered))
+		msgs := 0
+		for _, r := range recovered {
+			msgs += recordCount(r.rec)
+		}
+		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again (%d messages)", q.name, len(recovered), msgs)
 	}
 	if added > 0 {
 		q.debugf("queue %q: %d records on disk that go-diskqueue's metadata did not count (the relay did not stop cleanly) are counted now", q.name, added)
@@ -574,6 +608,9 @@ func (q *Queue) evictOldest() bool {
 	select {
 	case rec := <-q.diskq().ReadChan():
 		q.queued.Add(-int64(len(rec) + 4))
+		if seq := RecordSeq(rec); seq != 0 && seq <= q.skipTo {
+			return true // delivered before a crash: nothing is lost
+		}
 		n := recordCount(rec)
 		if q.onDrop != nil {
 			q.onDrop(n, ReasonEvicted, fmt.Errorf("queue %q: %w: oldest record evicted", q.name, ErrFull))
@@ -621,6 +658,9 @@ func (q *Queue) lingerFlush(gen uint64) {
 func (q *Queue) flushLocked() error {
 	n := q.rb.Len()
 	if n == 0 {
+		if q.dsync.dirty {
+			return q.syncPut()
+		}
 		return nil
 	}
 	if q.timer != nil {
@@ -630,6 +670,10 @@ func (q *Queue) flushLocked() error {
 	q.gen++
 	q.reclaimIfDrained(false)
 	// Put copies the record before it returns, so the buffer can be reused.
+	// A record put again after a failure gets a new number, so the numbers
+	// rise in the order records enter go-diskqueue, salvaged ones included.
+	q.recSeq++
+	q.rb.SetSeq(q.recSeq)
 	rec := q.rb.Bytes()
 	err := q.diskq().Put(rec)
 	if err != nil && (q.reclaimIfDrained(true) || q.recreateDir(err)) {
@@ -655,7 +699,7 @@ func (q *Queue) flushLocked() error {
 	q.queued.Add(size)
 	q.sinceEmpty += size
 	q.diskWorks()
-	return nil
+	return q.syncPut()
 }
 
 // dropError describes count messages lost to the write error err.
@@ -776,6 +820,23 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 			}
 		}
 
+		if seq := RecordSeq(rec); seq != 0 && seq <= q.skipTo {
+			// Taken before a crash: delivered, or recovered from the
+			// journal (see journal.go).
+			q.queued.Add(-int64(len(rec) + 4))
+			q.skipped++
+			if q.skipped == 1 {
+				// Logged once, at the first: the count only grows until
+				// the reader passes the old read position.
+				q.debugf("queue %q: skipping records go-diskqueue offers again after a crash that were taken before it", q.name)
+			}
+			select {
+			case q.room <- struct{}{}:
+			default:
+			}
+			continue
+		}
+
 		// From here go-diskqueue has forgotten rec, so the journal write
 		// comes first, before even decoding, to keep the window in which a
 		// crash could lose it as short as possible (see journal.go).
@@ -790,6 +851,15 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 		if err != nil {
 			je = nil
 			q.journalFailed(err)
+		} else if err := q.syncEntry(je); err != nil {
+			q.logRepeat("fsync-journal", 1, func(_ int, summary bool) {
+				q.logf("queue %q: %v; the record is delivered, and a power loss may lose it%s", q.name, err, q.repeatSuffix(summary))
+			})
+		} else if err := q.j.markTaken(RecordSeq(rec)); err != nil {
+			// Only costs duplicates after a crash: the journal entry counts.
+			q.logRepeat("taken", 1, func(_ int, summary bool) {
+				q.logf("queue %q: %v%s", q.name, err, q.repeatSuffix(summary))
+			})
 		}
 		if b := q.batchSum(rec, body, je); b != nil {
 			if je == nil {
@@ -962,6 +1032,12 @@ func (q *Queue) Close() error {
 	if err := q.diskq().Close(); err != nil {
 		errs = append(errs, fmt.Errorf("queue %q: close diskqueue: %w", q.name, err))
 	}
+	q.mu.Lock()
+	if q.dsync.f != nil {
+		q.dsync.f.Close()
+		q.dsync.f = nil
+	}
+	q.mu.Unlock()
 	q.removeMetaTmps()
 	q.jclosed = true
 	if err := q.j.close(); err != nil {

@@ -15,6 +15,7 @@ import (
 //
 //	[version: 1 byte = RecordVersion]
 //	[crc32c of everything after it: 4 bytes, big endian]
+//	[uvarint record sequence number]            (version 3 only)
 //	[uvarint entry count, at least 1]
 //	entry*: [uvarint receive time, unix nanoseconds; 0 is the zero time]
 //	        [uvarint epoch][uvarint sequence]   (version 2 only)
@@ -25,10 +26,18 @@ import (
 // go-diskqueue has no checksums of its own and delivers flipped bytes
 // silently, so every record carries a CRC32C (Castagnoli, which the CPU
 // computes in hardware on amd64 and arm64).
+//
+// The record sequence number is the queue's own count of records put,
+// increasing in the order they enter go-diskqueue; 0 means none. After a
+// crash it tells which records read again from go-diskqueue were taken
+// before (see journal.go). It is not the relay's per-message sequence
+// number: a message's Epoch and Seq are stamped by the router, concurrently
+// for several listeners, and do not rise in queue order.
 
 // RecordVersion is the first byte of every record this package writes.
-// Version 1 records, without epoch and sequence, are still read.
-const RecordVersion = 2
+// Version 1 records, without epoch and sequence, and version 2 records,
+// without a record sequence number, are still read.
+const RecordVersion = 3
 
 const (
 	// MaxNameLen is the longest listener or source name a record keeps;
@@ -49,9 +58,9 @@ const (
 	maxBatchBytes = 16 << 20
 
 	// headerRoom is the space RecordBuilder keeps in front of the entries for
-	// the version, the checksum and the count, which are known only when the
-	// record is finished.
-	headerRoom = 1 + 4 + binary.MaxVarintLen64
+	// the version, the checksum, the record sequence number and the count,
+	// which are known only when the record is finished.
+	headerRoom = 1 + 4 + 2*binary.MaxVarintLen64
 
 	// maxRecordLen is the largest record this package writes or reads.
 	maxRecordLen = headerRoom + maxBatchBytes + maxEntryLen
@@ -61,8 +70,9 @@ const (
 	// record cannot possibly hold before it allocates for it.
 	minEntryLen = 4
 
-	// minRecordLen is the smallest encoded record: version, CRC, a one-byte
-	// count and one entry.
+	// minRecordLen is the smallest encoded record of any version: version,
+	// CRC, a one-byte count and one entry (version 3 adds at least one byte
+	// of record sequence number).
 	minRecordLen = 1 + 4 + 1 + minEntryLen
 )
 
@@ -95,7 +105,12 @@ func AppendEntry(dst []byte, e Entry) []byte {
 type RecordBuilder struct {
 	buf   []byte // headerRoom reserved bytes, then the encoded entries
 	count int
+	seq   uint64 // the record sequence number Bytes writes
 }
+
+// SetSeq sets the record sequence number Bytes writes (0: none). Reset
+// keeps it.
+func (b *RecordBuilder) SetSeq(seq uint64) { b.seq = seq }
 
 // Add appends e to the record.
 func (b *RecordBuilder) Add(e Entry) {
@@ -124,12 +139,14 @@ func (b *RecordBuilder) Bytes() []byte {
 	if len(b.buf) < headerRoom {
 		b.buf = append(b.buf[:0], make([]byte, headerRoom)...)
 	}
-	var count [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(count[:], uint64(b.count))
-	// The count is written right-aligned against the entries and the header
-	// in front of it, so the record needs no copy.
+	var hdr [2 * binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], b.seq)
+	n += binary.PutUvarint(hdr[n:], uint64(b.count))
+	// The sequence number and the count are written right-aligned against
+	// the entries and the header in front of them, so the record needs no
+	// copy.
 	start := headerRoom - n
-	copy(b.buf[start:], count[:n])
+	copy(b.buf[start:], hdr[:n])
 	sum := crc32.Checksum(b.buf[start:], castagnoli)
 	start -= 4
 	binary.BigEndian.PutUint32(b.buf[start:], sum)
@@ -189,13 +206,20 @@ func decodeRecord(rec []byte, sum uint32) ([]Entry, error) {
 		return nil, corruptf("%d bytes is too short", len(rec))
 	}
 	version := rec[0]
-	if version != 1 && version != RecordVersion {
+	if version < 1 || version > RecordVersion {
 		return nil, corruptf("unknown version %d", rec[0])
 	}
 	want := binary.BigEndian.Uint32(rec[1:5])
 	body := rec[5:]
 	if got := sum; got != want {
 		return nil, corruptf("checksum %08x, want %08x", got, want)
+	}
+	if version >= 3 {
+		if _, n := binary.Uvarint(body); n > 0 {
+			body = body[n:]
+		} else {
+			return nil, corruptf("bad record sequence number")
+		}
 	}
 	count, n := binary.Uvarint(body)
 	if n <= 0 {
@@ -326,9 +350,51 @@ func recordCount(rec []byte) int {
 	if len(rec) < 6 {
 		return 1
 	}
-	count, n := binary.Uvarint(rec[5:])
+	p := rec[5:]
+	if rec[0] >= 3 {
+		_, n := binary.Uvarint(p)
+		if n <= 0 {
+			return 1
+		}
+		p = p[n:]
+	}
+	count, n := binary.Uvarint(p)
 	if n <= 0 || count == 0 || count > uint64(len(rec)) {
 		return 1
 	}
 	return int(count)
+}
+
+// RecordSeq returns the record sequence number of rec, or of the first
+// bytes of one, without checking its CRC: 0 for a record of a version
+// without one, or too short or damaged to say.
+func RecordSeq(rec []byte) uint64 {
+	if len(rec) < 6 || rec[0] != 3 {
+		return 0
+	}
+	seq, n := binary.Uvarint(rec[5:])
+	if n <= 0 {
+		return 0
+	}
+	return seq
+}
+
+// restamp returns a copy of the version 3 record rec with the record
+// sequence number seq and a new CRC; records of older versions, which
+// carry none, are returned as they are.
+func restamp(rec []byte, seq uint64) []byte {
+	if len(rec) < 6 || rec[0] != 3 {
+		return rec
+	}
+	_, n := binary.Uvarint(rec[5:])
+	if n <= 0 {
+		return rec
+	}
+	rest := rec[5+n:]
+	out := make([]byte, 5, 5+binary.MaxVarintLen64+len(rest))
+	out[0] = 3
+	out = binary.AppendUvarint(out, seq)
+	out = append(out, rest...)
+	binary.BigEndian.PutUint32(out[1:5], crc32.Checksum(out[5:], castagnoli))
+	return out
 }

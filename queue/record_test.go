@@ -155,7 +155,7 @@ func TestDecodeRecordErrors(t *testing.T) {
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-1] ^= 1
 	badVersion := bytes.Clone(good)
-	badVersion[0] = 3
+	badVersion[0] = RecordVersion + 1
 	tests := []struct {
 		name string
 		rec  []byte
@@ -163,7 +163,7 @@ func TestDecodeRecordErrors(t *testing.T) {
 	}{
 		{"empty", nil, "too short"},
 		{"header only", good[:5], "checksum"},
-		{"bad version", badVersion, "unknown version 3"},
+		{"bad version", badVersion, fmt.Sprintf("unknown version %d", RecordVersion+1)},
 		{"flipped bit", flipped, "checksum"},
 		{"truncated", good[:len(good)-1], "checksum"},
 		{"no entries", withCRC([]byte{0}), "no entries"},
@@ -233,5 +233,50 @@ func checkDecode(t *testing.T, rec []byte) {
 		if !sameEntry(again[i], entries[i]) {
 			t.Fatalf("entry %d = %+v after re-encoding, want %+v", i, again[i], entries[i])
 		}
+	}
+}
+
+// TestRecordSeq checks that the record sequence number round-trips, that
+// restamp changes it and keeps the entries valid, and that records of older
+// versions have none.
+func TestRecordSeq(t *testing.T) {
+	t.Parallel()
+	var b RecordBuilder
+	want := []Entry{{Listener: "l", Data: []byte("one")}, {Source: "s", Data: []byte("two")}}
+	for _, e := range want {
+		b.Add(e)
+	}
+	for _, seq := range []uint64{0, 1, 300, 1 << 40} {
+		b.SetSeq(seq)
+		rec := b.Bytes()
+		if got := RecordSeq(rec); got != seq {
+			t.Errorf("RecordSeq = %d, want %d", got, seq)
+		}
+		for _, to := range []uint64{1, 1 << 20, 1<<64 - 1} {
+			re := restamp(bytes.Clone(rec), to)
+			if got := RecordSeq(re); got != to {
+				t.Errorf("restamped %d to %d: RecordSeq = %d", seq, to, got)
+			}
+			got, err := DecodeRecord(re)
+			if err != nil {
+				t.Fatalf("restamped %d to %d: %v", seq, to, err)
+			}
+			if len(got) != 2 || !sameEntry(got[0], want[0]) || !sameEntry(got[1], want[1]) {
+				t.Errorf("restamped %d to %d: entries %+v", seq, to, got)
+			}
+			if n := recordCount(re); n != 2 {
+				t.Errorf("recordCount = %d, want 2", n)
+			}
+		}
+	}
+	v2 := withCRCVersion(2, []byte{1, 0, 0, 0, 0, 0, 1, 'x'})
+	if _, err := DecodeRecord(v2); err != nil {
+		t.Fatalf("version 2 record: %v", err)
+	}
+	if got := RecordSeq(v2); got != 0 {
+		t.Errorf("version 2 RecordSeq = %d, want 0", got)
+	}
+	if got := restamp(v2, 7); !bytes.Equal(got, v2) {
+		t.Errorf("restamp changed a version 2 record")
 	}
 }

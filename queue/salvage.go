@@ -202,16 +202,20 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 			return err
 		}
 		n := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if (hdr[4] == RecordVersion || hdr[4] == 1) && n >= minRecordLen && n <= maxRecordLen && pos+4+n <= size {
+		if hdr[4] >= 1 && hdr[4] <= RecordVersion && n >= minRecordLen && n <= maxRecordLen && pos+4+n <= size {
 			rec := make([]byte, n)
 			if _, err := f.ReadAt(rec, pos+4); err != nil {
 				return err
 			}
 			if _, derr := DecodeRecord(rec); derr == nil {
+				// A new number: the old one may lie below what was taken
+				// before a crash, and Next would skip the record.
+				q.recSeq++
+				rec = restamp(rec, q.recSeq)
 				if err := q.diskq().Put(rec); err != nil {
 					return fmt.Errorf("put salvaged record: %w", err)
 				}
-				q.queued.Add(n + 4)
+				q.queued.Add(int64(len(rec)) + 4)
 				recovered++
 				inDamage = false
 				pos += 4 + n
@@ -249,6 +253,13 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 		// file: go-diskqueue reads the old one past its end.
 		q.debugf("queue %q: removed %s, read to its end when go-diskqueue moved to the next file (nothing lost)",
 			q.name, filepath.Base(job.file))
+	}
+	if recovered > 0 && q.fsync == FsyncAlways {
+		// The records put back must be on disk before the file that
+		// held them is gone.
+		if err := q.syncData(); err != nil {
+			return err
+		}
 	}
 	if err := os.Remove(bad); err != nil {
 		return err

@@ -141,6 +141,7 @@ type QueueConfig struct {
 	BatchMessages int              `toml:"batch_messages"`
 	BatchBytes    Size             `toml:"batch_bytes"`
 	Linger        Duration         `toml:"linger"`
+	Fsync         queue.FsyncMode  `toml:"fsync"`
 	MaxBytes      Size             `toml:"max_bytes"`
 	FullPolicy    queue.FullPolicy `toml:"full_policy"`
 	BlockTimeout  Duration         `toml:"block_timeout"`

@@ -143,6 +143,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{`line 11: output[0].mode: unknown mode "random": use "failover" or "loadbalance"`}},
 		{"bad full_policy", withOutputKey(`queue.full_policy = "drop_everything"`),
 			[]string{`line 11: output[0].queue.full_policy: unknown policy "drop_everything": use "block", "drop_newest" or "drop_oldest"`}},
+		{"bad fsync", withOutputKey(`queue.fsync = "sometimes"`),
+			[]string{`line 11: output[0].queue.fsync: unknown fsync mode "sometimes": use "interval" or "always"`}},
 		{"bad full_policy in a sub-table", withOutputKey("[output.queue]\nfull_policy = \"Block\""),
 			[]string{`line 12: output[0].queue.full_policy: unknown policy "Block"`}},
 		{"bad socket_mode", withUnixListenerKey(`socket_mode = "0999"`),

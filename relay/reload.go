@@ -171,7 +171,7 @@ func (s *Server) prepare(old, cfg *Config) (_ *reloadPlan, err error) {
 			continue
 		}
 		if prev, ok := outputNamed(old.Outputs, oc.Name); ok && fileSettings(prev.Queue) != fileSettings(oc.Queue) {
-			s.log.Warn("queue file settings (max_file_size, sync_every, sync_interval, batch_messages, batch_bytes, linger) change only with a restart; max_bytes, full_policy and block_timeout change now",
+			s.log.Warn("queue file settings (max_file_size, sync_every, sync_interval, fsync, batch_messages, batch_bytes, linger) change only with a restart; max_bytes, full_policy and block_timeout change now",
 				"output", oc.Name)
 		}
 		// The file settings that run stay; only the limits can differ.

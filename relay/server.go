@@ -410,6 +410,7 @@ func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Met
 		BatchMessages:   oc.Queue.BatchMessages,
 		BatchBytes:      int(oc.Queue.BatchBytes),
 		Linger:          oc.Queue.Linger.Duration,
+		Fsync:           oc.Queue.Fsync,
 		MaxBytes:        int64(oc.Queue.MaxBytes),
 		FullPolicy:      oc.Queue.FullPolicy,
 		BlockTimeout:    oc.Queue.BlockTimeout.Duration,

@@ -35,6 +35,8 @@ type Receiver struct {
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 	done  chan struct{}
+
+	byConn [][]string // the messages of each connection, in accept order; mu guards it
 }
 
 // NewReceiver listens on addr ("127.0.0.1:0" for any port) and serves until
@@ -131,6 +133,8 @@ func (r *Receiver) accept() {
 		}
 		r.mu.Lock()
 		r.conns[c] = struct{}{}
+		id := len(r.byConn)
+		r.byConn = append(r.byConn, nil)
 		r.mu.Unlock()
 		r.wg.Add(1)
 		go func() {
@@ -157,7 +161,9 @@ func (r *Receiver) accept() {
 				msg, _, err := fr.Next()
 				if len(msg) > 0 {
 					r.mu.Lock()
-					r.msgs = append(r.msgs, string(msg))
+					m := string(msg)
+					r.msgs = append(r.msgs, m)
+					r.byConn[id] = append(r.byConn[id], m)
 					r.mu.Unlock()
 				}
 				if err != nil {
@@ -210,6 +216,20 @@ func (r *Receiver) Messages() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.msgs...)
+}
+
+// MessagesByConn returns what arrived so far connection by connection, in
+// the order the connections were accepted: the order a sender that
+// reconnects sent it in, even when the receiver read the end of an old
+// connection after the start of a new one.
+func (r *Receiver) MessagesByConn() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, msgs := range r.byConn {
+		out = append(out, msgs...)
+	}
+	return out
 }
 
 // Close stops the receiver and closes every connection; it is idempotent.

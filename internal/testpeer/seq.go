@@ -171,3 +171,76 @@ func HTTPGet(url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// Order is what CheckOrder found in the arrivals of one run.
+type Order struct {
+	Replays    int      // steps back to a number delivered before
+	Violations []string // each break of the order, described; at most 10
+	broken     int
+}
+
+// Ok reports whether the arrivals kept the order.
+func (o Order) Ok() bool { return o.broken == 0 }
+
+func (o Order) String() string {
+	return fmt.Sprintf("%d replays, %d order violations %v", o.Replays, o.broken, o.Violations)
+}
+
+func (o *Order) violate(format string, args ...any) {
+	o.broken++
+	if len(o.Violations) < 10 {
+		o.Violations = append(o.Violations, fmt.Sprintf(format, args...))
+	}
+}
+
+// CheckOrder checks that the sequence numbers of run arrived in order, as
+// a relay that replays unconfirmed messages after a failure delivers them:
+//
+//   - a number that arrives for the first time is higher than every number
+//     that arrived before it (numbers may be missing: a sender's messages
+//     lost before the relay accepted them);
+//   - a number that arrives again, at or below the one before it, starts a
+//     replay: from there the arrivals repeat, in increasing order, every
+//     number that had arrived above it, a whole suffix, before any new
+//     number comes (a replay may itself be cut short by another one).
+func CheckOrder(run string, msgs []string) Order {
+	var o Order
+	var order []int // first arrivals, increasing while the order holds
+	seen := map[int]bool{}
+	prev, next := -1, -1 // next: index in order that a replay expects, -1 outside one
+	for _, m := range msgs {
+		sub := seqRE.FindStringSubmatch(m)
+		if sub == nil || sub[1] != run {
+			continue
+		}
+		n, err := strconv.Atoi(sub[2])
+		if err != nil {
+			continue
+		}
+		switch {
+		case !seen[n]:
+			if len(order) > 0 && n < order[len(order)-1] {
+				o.violate("%d arrived for the first time after %d", n, order[len(order)-1])
+			}
+			if next >= 0 && next < len(order) {
+				o.violate("new %d arrived in a replay before %d was repeated", n, order[next])
+			}
+			seen[n] = true
+			order = append(order, n)
+			next = -1
+		case n <= prev:
+			o.Replays++
+			next = sort.SearchInts(order, n) + 1
+		case next >= 0 && next < len(order) && order[next] == n:
+			next++
+		default:
+			want := "a step back"
+			if next >= 0 && next < len(order) {
+				want = strconv.Itoa(order[next])
+			}
+			o.violate("%d arrived again where %s was due", n, want)
+		}
+		prev = n
+	}
+	return o
+}
