@@ -150,7 +150,7 @@ func (s *Server) updateListener(ls *listenerState, lc ListenerConfig) (*listener
 	next.retired = append([]*listenerState{&old}, next.retired...)
 	s.startListener(next)
 	retire(ls.l)
-	s.log.Info("listener changed in place; open connections keep their settings until they end",
+	s.log.Info("listener changed in place; open connections keep their receive settings until they end, while timezone, fill_hostname and add_origin apply at once to every message an output converts, queued ones included",
 		"listener", lc.Name, "address", l.addr())
 	return next, nil
 }

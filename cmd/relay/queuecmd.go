@@ -168,9 +168,10 @@ func printQueueUsage(fs *flag.FlagSet, w io.Writer) {
 // queueRef is one queue to look at.
 type queueRef struct {
 	name, dir string
-	// orphan is set for a queue directory of no configured output: a
-	// removed output's backlog, kept on disk.
-	orphan bool
+	// orphanOf names the configuration that has no output of this queue
+	// directory's name (a removed output's backlog, kept on disk, or an
+	// output of another configuration); empty for a configured output.
+	orphanOf string
 }
 
 // findQueues returns the data dir and the queues o selects.
@@ -196,7 +197,15 @@ func findQueues(o *queueOptions) (string, []queueRef, error) {
 		if !de.IsDir() || slices.Contains(configured, de.Name()) || !isQueueDir(filepath.Join(dataDir, de.Name()), de.Name()) {
 			continue
 		}
-		queues = append(queues, queueRef{name: de.Name(), dir: filepath.Join(dataDir, de.Name()), orphan: o.dataDir == ""})
+		var orphanOf string
+		switch {
+		case o.dataDir != "":
+		case o.configPath == "":
+			orphanOf = "the built-in configuration (give -config with the relay's file)"
+		default:
+			orphanOf = o.configPath
+		}
+		queues = append(queues, queueRef{name: de.Name(), dir: filepath.Join(dataDir, de.Name()), orphanOf: orphanOf})
 	}
 	if o.output != "" {
 		i := slices.IndexFunc(queues, func(q queueRef) bool { return q.name == o.output })
@@ -269,8 +278,8 @@ func inspect(q queueRef, opts queue.InspectOptions) (*queue.Report, error) {
 
 func queueTitle(q queueRef) string {
 	t := fmt.Sprintf("output %q (%s)", q.name, q.dir)
-	if q.orphan {
-		t += ", not in the configuration: a removed output's backlog"
+	if q.orphanOf != "" {
+		t += ", not an output of " + q.orphanOf + ": a removed output's backlog, or another configuration's"
 	}
 	return t
 }
