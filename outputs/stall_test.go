@@ -83,7 +83,10 @@ func TestWorkerReportsStall(t *testing.T) {
 				t.Errorf("a recovery was logged during the stall:\n%s", logs.String())
 			}
 			recv.StartReading()
-			if !testpeer.WaitFor(30*time.Second, func() bool {
+			// Every reconnect during the stall left a socket buffer of
+			// messages in the receiver, which it now reads too: on a busy
+			// machine that takes a while.
+			if !testpeer.WaitFor(120*time.Second, func() bool {
 				return testpeer.Check("st", c.n, recv.Messages()).Delivered() == c.n && q.Depth() == 0
 			}) {
 				t.Fatalf("after the stall: %v, depth %d\n%s", testpeer.Check("st", c.n, recv.Messages()), q.Depth(), logs.String())
@@ -107,7 +110,9 @@ func TestWorkerSlowUpstreamIsNoStall(t *testing.T) {
 	const n = 40000 // about 4.5 MB: several seconds
 	fill(t, q, "sl", n)
 	logs := &lockedBuffer{}
-	m := startWorker(t, WorkerOptions{StallTimeout: time.Second}, q, tcpDest(recv.Addr()), logs)
+	// The receiver reads every 10 ms; a stall timeout of seconds tells it
+	// from a stalled one even when a busy machine delays its reads.
+	m := startWorker(t, WorkerOptions{StallTimeout: 5 * time.Second}, q, tcpDest(recv.Addr()), logs)
 	if !testpeer.WaitFor(60*time.Second, func() bool { return recv.Count() >= n && q.Depth() == 0 }) {
 		t.Fatalf("received %d of %d, depth %d\n%s", recv.Count(), n, q.Depth(), logs.String())
 	}

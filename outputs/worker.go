@@ -269,6 +269,33 @@ func (w *Worker) Run(ctx context.Context) {
 			w.fail(next, err, b)
 		}
 	}
+	w.settleAtStop()
+}
+
+// stopSettleMax bounds how long a stopping worker waits for the upstream to
+// confirm what it wrote.
+const stopSettleMax = 2 * time.Second
+
+// settleAtStop gives the destination a last chance, up to stopSettleMax, to
+// confirm what was written: a batch left unconfirmed at a clean stop stays
+// in the queue's journal and goes out again after the restart, a duplicate
+// (a file output confirms at once; a TCP upstream after confirm_delay).
+// Nothing new is sent meanwhile.
+func (w *Worker) settleAtStop() {
+	if w.handover.Err() != nil {
+		return // the successor sends what is unsettled
+	}
+	deadline := time.Now().Add(stopSettleMax)
+	for len(w.unsettled) > 0 && w.dest.Connected() {
+		if err := w.settle(); err != nil || len(w.unsettled) == 0 {
+			return
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return
+		}
+		time.Sleep(min(w.opts.SettleTick, wait))
+	}
 }
 
 // Pending returns, after Run has returned, the batches this worker took from

@@ -294,3 +294,35 @@ func TestWorkerFullWindowWaitsOnlyForConfirmDelay(t *testing.T) {
 		t.Errorf("%v", tally)
 	}
 }
+
+// TestWorkerSettlesAtStop: a worker stopped right after its last write
+// waits (a bounded time) for the upstream to confirm it, so a clean stop
+// does not leave delivered batches in the journal to be sent again after
+// the restart.
+func TestWorkerSettlesAtStop(t *testing.T) {
+	t.Parallel()
+	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
+	q := newTestQueue(t)
+	fill(t, q, "stop", 1000)
+	d := tcpDest(recv.Addr())
+	d.opts.ConfirmDelay = 200 * time.Millisecond
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(WorkerOptions{Name: "out", RetryInitial: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond},
+		q, d, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	if !testpeer.WaitFor(30*time.Second, func() bool { return recv.Count() >= 1000 }) {
+		cancel()
+		<-done
+		t.Fatalf("%v", testpeer.Check("stop", 1000, recv.Messages()))
+	}
+	cancel()
+	<-done
+	if n := q.Depth(); n != 0 {
+		t.Errorf("%d records left unconfirmed after a clean stop with a healthy upstream", n)
+	}
+}
