@@ -22,7 +22,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/relay-syslog/relay/internal/kafkatest"
 	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
@@ -518,6 +520,96 @@ var recipeChecks = map[string]func(t *testing.T, env *recipeEnv, r *testRelay, c
 			}
 		}
 	},
+	"kafka-edge.toml": func(t *testing.T, env *recipeEnv, r *testRelay, cfg *Config) {
+		// What kcat, a client written by others, reads: the device's
+		// hostname as the key and the edge's stamp in the headers.
+		n := 2 * len(cfg.Listeners)
+		var recs []kafkatest.Record
+		testpeer.WaitFor(30*time.Second, func() bool { recs = env.kafka.Consume(t, cfg.Outputs[0].Topic); return len(recs) >= n })
+		if len(recs) != n {
+			t.Fatalf("kcat read %d records, want %d", len(recs), n)
+		}
+		for _, rec := range recs {
+			if rec.Key != "device" || rec.Headers["relay.origin"] != "edge-bldg5" || rec.Headers["relay.seq"] == "" ||
+				!strings.Contains(rec.Value, `[relay@32473 origin="edge-bldg5"`) {
+				t.Errorf("record %+v: want key device, stamp headers and the stamp in the message", rec)
+			}
+		}
+	},
+	"kafka-head.toml": recipeKafkaPipeline,
+}
+
+// recipeKafkaPipeline runs what the Kafka recipe describes on one kfake
+// cluster: an edge (kafka-edge.toml) and two heads (kafka-head.toml) in
+// one group; what devices send to the edge arrives in the heads' files,
+// each message once, and each head writes its share.
+func recipeKafkaPipeline(t *testing.T, env *recipeEnv, first *testRelay, cfg *Config) {
+	start := func(recipe string) (*testRelay, *Config, *recipeEnv) {
+		c, err := LoadConfig(filepath.Join(docsDir, "recipes", recipe))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newRecipeEnv(t)
+		e.kafka = env.kafka
+		e.localize(c)
+		return docsStartRelay(t, c), c, e
+	}
+	second, _, env2 := start("kafka-head.toml")
+	edge, edgeCfg, _ := start("kafka-edge.toml")
+	group := cfg.Listeners[0].Group
+	env.kafka.WaitGroup(t, group, "shared by two heads", func(g *kfake.GroupInfo) bool {
+		return len(g.Members) == 2 && g.NumAssigned() == 6 && g.Members[0].NumAssigned() > 0 && g.Members[1].NumAssigned() > 0
+	})
+
+	// Sixty devices, so that every partition, and so each head, has some.
+	const n = 60
+	var frames strings.Builder
+	for i := range n {
+		msg := fmt.Sprintf("<14>Nov 23 10:00:00 device-%02d app: via-kafka-%02d", i, i)
+		fmt.Fprintf(&frames, "%d %s", len(msg), msg)
+	}
+	var tcp string
+	for _, l := range edgeCfg.Listeners {
+		if l.Protocol == ProtocolTCP {
+			tcp = edge.addr(l.Name)
+		}
+	}
+	if err := testpeer.SendRaw(tcp, frames.String()); err != nil {
+		t.Fatal(err)
+	}
+	path := "/var/log/relay/kafka.log"
+	files := []string{env.files[path], env2.files[path]}
+	count := func() (per [2]int, each map[string]int) {
+		each = map[string]int{}
+		for i, f := range files {
+			for _, line := range testpeer.ReadLines(f) {
+				if _, m, ok := strings.Cut(line, "via-kafka-"); ok {
+					each[m]++
+					per[i]++
+				}
+			}
+		}
+		return per, each
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool { _, each := count(); return len(each) == n }) {
+		per, each := count()
+		t.Fatalf("the heads' files hold %d of %d messages sent to the edge (per head %v)", len(each), n, per)
+	}
+	per, each := count()
+	for m, c := range each {
+		if c != 1 {
+			t.Errorf("message via-kafka-%s is in the heads' files %d times", m, c)
+		}
+	}
+	if per[0] == 0 || per[1] == 0 {
+		t.Errorf("messages per head %v: want each head to write its partitions' share", per)
+	}
+	t.Logf("%d messages through the edge, Kafka and two heads: %v per head", n, per)
+	for _, h := range []*testRelay{first, second} {
+		if !testpeer.WaitFor(30*time.Second, func() bool { return h.metric("relay_kafka_records_read_total") > 0 }) {
+			t.Errorf("a head counts no records read")
+		}
+	}
 }
 
 // recipeOrigAddr returns the address output name has in the recipe file.
@@ -562,6 +654,7 @@ type recipeEnv struct {
 	udp    map[string]*testpeer.UDPReceiver // by "proto://original address"
 	tls    map[string]*docsTLSSink          // by "proto://original address"
 	files  map[string]string                // original path → test path
+	kafka  *kafkatest.Cluster               // started by the first kafka listener or output
 }
 
 func newRecipeEnv(t *testing.T) *recipeEnv {
@@ -585,6 +678,10 @@ func (e *recipeEnv) localize(cfg *Config) {
 	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
+		if l.Protocol == ProtocolKafka {
+			l.Brokers = e.cluster(l.Topics...).Addrs
+			continue
+		}
 		if l.Protocol == "unix" {
 			l.Address = filepath.Join(e.dir, l.Name+".sock")
 		} else {
@@ -612,6 +709,9 @@ func (e *recipeEnv) localize(cfg *Config) {
 			o.Path = p
 			continue
 		}
+		if o.Protocol == "kafka" {
+			o.Brokers = e.cluster(o.Topic).Addrs
+		}
 		if o.Address != "" {
 			o.Address = e.upstream(string(o.Protocol), o.Address)
 		}
@@ -628,6 +728,16 @@ func (e *recipeEnv) localize(cfg *Config) {
 			o.TLS.ServerName = "localhost"
 		}
 	}
+}
+
+// cluster returns the environment's Kafka cluster, a kfake cluster of 3
+// brokers on loopback, starting it the first time with topics of 6
+// partitions.
+func (e *recipeEnv) cluster(topics ...string) *kafkatest.Cluster {
+	if e.kafka == nil {
+		e.kafka = kafkatest.Start(e.t, 3, topics[0], 6, kfake.SeedTopics(6, topics[1:]...))
+	}
+	return e.kafka
 }
 
 // upstream starts (once per original address) a local receiver that stands
@@ -664,6 +774,10 @@ func (e *recipeEnv) sendAll(r *testRelay, cfg *Config) {
 			name string
 		}{{14, "info"}, {12, "warning"}} {
 			msg := fmt.Sprintf("<%d>Nov 23 10:00:00 device docs: %s-%s", sev.pri, sev.name, l.Name)
+			if l.Protocol == ProtocolKafka {
+				e.kafka.ProduceKgo(t, l.Topics[0], []string{msg})
+				continue
+			}
 			addr := r.addr(l.Name)
 			var err error
 			switch l.Protocol {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/relay-syslog/relay/internal/kafkatest"
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
@@ -21,9 +22,9 @@ import (
 // op uses a new group, so both start from the oldest record.
 func BenchmarkKafkaConsume(b *testing.B) {
 	const n = 100000
-	c := startKafka(b, kafkaTopic, 6)
+	c := kafkatest.Start(b, 3, kafkaTopic, 6, kafkatest.ShortSessions)
 	brokers := c.ListenAddrs()
-	kafkaProduce(b, brokers, kafkaTopic, seqMessages("bench", 0, n))
+	c.ProduceKgo(b, kafkaTopic, seqMessages("bench", 0, n))
 	group := 0
 	b.Run("relay", func(b *testing.B) {
 		for b.Loop() {
@@ -31,7 +32,7 @@ func BenchmarkKafkaConsume(b *testing.B) {
 			group++
 			dir := b.TempDir()
 			b.StartTimer()
-			r := startRelay(b, dir, `data_dir = "{{DATA}}/q"`+kafkaListenerTOML("kafka", brokers, kafkaTopic, fmt.Sprintf("relay-%d", group), "")+fmt.Sprintf(`
+			r := startRelay(b, dir, `data_dir = "{{DATA}}/q"`+kafkatest.ListenerTOML("kafka", brokers, kafkaTopic, fmt.Sprintf("relay-%d", group), "")+fmt.Sprintf(`
 [[output]]
 name = "file"
 protocol = "file"

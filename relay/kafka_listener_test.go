@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/relay-syslog/relay/internal/kafkatest"
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
@@ -70,17 +71,17 @@ func waitAll(t *testing.T, run string, n int, files ...string) testpeer.Tally {
 func TestKafkaListenerConsumesAndCommits(t *testing.T) {
 	needLong(t)
 	t.Parallel()
-	c := startKafka(t, kafkaTopic, 6)
+	c := kafkatest.Start(t, 3, kafkaTopic, 6, kafkatest.ShortSessions)
 	brokers := c.ListenAddrs()
-	r, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	r, out := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
 	const n = 3000
-	kafkaProduce(t, brokers, kafkaTopic, seqMessages("kc", 0, n))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("kc", 0, n))
 	tally := waitAll(t, "kc", n, out)
 	if tally.Duplicates != 0 || tally.Foreign != 0 {
 		t.Errorf("one relay, no fault: %v", tally)
 	}
-	if !testpeer.WaitFor(60*time.Second, func() bool { return committedTotal(c, "heads", kafkaTopic) == n }) {
-		t.Errorf("group committed %d records, want %d", committedTotal(c, "heads", kafkaTopic), n)
+	if !testpeer.WaitFor(60*time.Second, func() bool { return c.Committed("heads", kafkaTopic) == n }) {
+		t.Errorf("group committed %d records, want %d", c.Committed("heads", kafkaTopic), n)
 	}
 	if got := r.metric("relay_kafka_records_read_total", "listener", "kafka", "topic", kafkaTopic); got != n {
 		t.Errorf("relay_kafka_records_read_total = %v, want %d", got, n)
@@ -101,11 +102,11 @@ func TestKafkaListenerConsumesAndCommits(t *testing.T) {
 func TestKafkaListenerKcat(t *testing.T) {
 	needLong(t)
 	t.Parallel()
-	c := startKafka(t, kafkaTopic, 6)
+	c := kafkatest.Start(t, 3, kafkaTopic, 6, kafkatest.ShortSessions)
 	brokers := c.ListenAddrs()
-	_, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	_, out := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
 	const n = 2000
-	kcatProduce(t, brokers, kafkaTopic, seqMessages("kcat", 0, n))
+	c.Produce(t, kafkaTopic, "", seqMessages("kcat", 0, n))
 	tally := waitAll(t, "kcat", n, out)
 	if tally.Duplicates != 0 || tally.Foreign != 0 {
 		t.Errorf("one relay, no fault: %v", tally)
@@ -122,10 +123,10 @@ func TestKafkaListenerKcat(t *testing.T) {
 func TestKafkaListenerGroupShares(t *testing.T) {
 	needLong(t)
 	t.Parallel()
-	c := startKafka(t, kafkaTopic, 6)
+	c := kafkatest.Start(t, 3, kafkaTopic, 6, kafkatest.ShortSessions)
 	brokers := c.ListenAddrs()
-	a, outA := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
-	_, outB := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	a, outA := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	_, outB := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	g, err := c.WaitGroupInfo(ctx, "heads", func(g *kfake.GroupInfo) bool {
@@ -136,7 +137,7 @@ func TestKafkaListenerGroupShares(t *testing.T) {
 		t.Fatalf("group did not share the partitions between two members: %+v", g)
 	}
 	const n = 3000
-	kafkaProduce(t, brokers, kafkaTopic, seqMessages("gs", 0, n))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("gs", 0, n))
 	tally := waitAll(t, "gs", n, outA, outB)
 	ta, tb := testpeer.Check("gs", n, testpeer.ReadLines(outA)), testpeer.Check("gs", n, testpeer.ReadLines(outB))
 	if ta.Delivered() == 0 || tb.Delivered() == 0 {
@@ -147,7 +148,7 @@ func TestKafkaListenerGroupShares(t *testing.T) {
 	// A clean stop commits what a stored and leaves the group: b takes
 	// every partition and reads only what came after.
 	a.stop()
-	kafkaProduce(t, brokers, kafkaTopic, seqMessages("gs2", 0, n))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("gs2", 0, n))
 	tally = waitAll(t, "gs2", n, outA, outB)
 	if got := testpeer.Check("gs2", n, testpeer.ReadLines(outA)).Delivered(); got != 0 {
 		t.Errorf("stopped relay delivered %d of the second run", got)
@@ -165,20 +166,20 @@ func TestKafkaListenerGroupShares(t *testing.T) {
 func TestKafkaListenerStampHeaders(t *testing.T) {
 	needLong(t)
 	t.Parallel()
-	c := startKafka(t, kafkaTopic, 6)
+	c := kafkatest.Start(t, 3, kafkaTopic, 6, kafkatest.ShortSessions)
 	brokers := c.ListenAddrs()
-	r, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", "dedup = true"))
+	r, out := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", brokers, kafkaTopic, "heads", "dedup = true"))
 	stamp := []kgo.RecordHeader{
 		{Key: KafkaHeaderOrigin, Value: []byte("edge-1")},
 		{Key: KafkaHeaderEpoch, Value: []byte("4")},
 		{Key: KafkaHeaderSeq, Value: []byte("99")},
 	}
 	msg := testpeer.SeqMessage("st", 0)
-	kafkaProduce(t, brokers, kafkaTopic, []string{msg}, stamp...)
-	kafkaProduce(t, brokers, kafkaTopic, []string{msg}, stamp...)
+	c.ProduceKgo(t, kafkaTopic, []string{msg}, stamp...)
+	c.ProduceKgo(t, kafkaTopic, []string{msg}, stamp...)
 	// An unstamped record after both: once it is in the file, both
 	// stamped copies were read.
-	kafkaProduce(t, brokers, kafkaTopic, seqMessages("st2", 0, 1))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("st2", 0, 1))
 	if !testpeer.WaitFor(90*time.Second, func() bool {
 		return r.metric("relay_listener_messages_received_total", "listener", "kafka") == 3 &&
 			testpeer.Check("st2", 1, testpeer.ReadLines(out)).Delivered() == 1
@@ -281,7 +282,7 @@ func TestKafkaListenerWithoutCluster(t *testing.T) {
 	needLong(t)
 	t.Parallel()
 	dead := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	r, out := kafkaFileRelay(t, listenersTOML()+kafkaListenerTOML("kafka", []string{dead}, kafkaTopic, "heads", ""))
+	r, out := kafkaFileRelay(t, listenersTOML()+kafkatest.ListenerTOML("kafka", []string{dead}, kafkaTopic, "heads", ""))
 	if err := testpeer.SendTCP(r.addr("tcp"), "nk", 0, 10, true); err != nil {
 		t.Fatal(err)
 	}
@@ -295,12 +296,12 @@ func TestKafkaListenerWithoutCluster(t *testing.T) {
 func TestKafkaListenerReload(t *testing.T) {
 	needLong(t)
 	t.Parallel()
-	c := startKafka(t, kafkaTopic, 6)
+	c := kafkatest.Start(t, 3, kafkaTopic, 6, kafkatest.ShortSessions)
 	brokers := c.ListenAddrs()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "messages.log")
 	text := func(session string) string {
-		return `data_dir = "` + dir + `/q"` + strings.Replace(kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""), `"3s"`, `"`+session+`"`, 1) + fmt.Sprintf(`
+		return `data_dir = "` + dir + `/q"` + strings.Replace(kafkatest.ListenerTOML("kafka", brokers, kafkaTopic, "heads", ""), `"3s"`, `"`+session+`"`, 1) + fmt.Sprintf(`
 [[output]]
 name = "file"
 protocol = "file"
@@ -312,7 +313,7 @@ outputs = ["file"]
 	}
 	r := startRelay(t, dir, text("3s"))
 	const n = 1000
-	kafkaProduce(t, brokers, kafkaTopic, seqMessages("rl", 0, n))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("rl", 0, n))
 	waitAll(t, "rl", n, out)
 	cfg, err := ParseConfig("test.toml", []byte(text("4s")))
 	if err != nil {
@@ -321,7 +322,7 @@ outputs = ["file"]
 	if err := r.srv.Reload(cfg); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
-	kafkaProduce(t, brokers, kafkaTopic, seqMessages("rl2", 0, n))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("rl2", 0, n))
 	waitAll(t, "rl2", n, out)
 	if tally := testpeer.Check("rl", n, testpeer.ReadLines(out)); tally.Duplicates != 0 {
 		t.Errorf("the replaced member had committed what it stored, yet: %v", tally)
@@ -334,7 +335,7 @@ outputs = ["file"]
 func TestKafkaListenerCommitErrors(t *testing.T) {
 	needLong(t)
 	t.Parallel()
-	c := startKafka(t, kafkaTopic, 6)
+	c := kafkatest.Start(t, 3, kafkaTopic, 6, kafkatest.ShortSessions)
 	var refuse atomic.Bool
 	refuse.Store(true)
 	c.ControlKey(int16(kmsg.OffsetCommit), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
@@ -358,18 +359,18 @@ func TestKafkaListenerCommitErrors(t *testing.T) {
 		return resp, nil, true
 	})
 	brokers := c.ListenAddrs()
-	r, out := kafkaFileRelay(t, kafkaListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
+	r, out := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", brokers, kafkaTopic, "heads", ""))
 	const n = 1000
-	kafkaProduce(t, brokers, kafkaTopic, seqMessages("ce", 0, n))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("ce", 0, n))
 	waitAll(t, "ce", n, out)
 	if !testpeer.WaitFor(60*time.Second, func() bool { return r.metric("relay_kafka_commit_errors_total", "listener", "kafka") > 0 }) {
 		t.Fatal("refused commits were not counted")
 	}
-	if got := committedTotal(c, "heads", kafkaTopic); got != 0 {
+	if got := c.Committed("heads", kafkaTopic); got != 0 {
 		t.Errorf("committed %d records while the cluster refused commits", got)
 	}
 	refuse.Store(false)
-	if !testpeer.WaitFor(60*time.Second, func() bool { return committedTotal(c, "heads", kafkaTopic) == n }) {
-		t.Errorf("group committed %d records, want %d", committedTotal(c, "heads", kafkaTopic), n)
+	if !testpeer.WaitFor(60*time.Second, func() bool { return c.Committed("heads", kafkaTopic) == n }) {
+		t.Errorf("group committed %d records, want %d", c.Committed("heads", kafkaTopic), n)
 	}
 }

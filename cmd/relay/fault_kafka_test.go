@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -10,45 +9,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/relay-syslog/relay/internal/kafkatest"
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
-
-// startKafka starts a kfake cluster of 3 brokers on 127.0.0.1 with topic
-// of partitions partitions; its groups accept session timeouts down to
-// 1 s. (A shared internal/kafkatest can replace it.)
-func startKafka(t *testing.T, topic string, partitions int32) *kfake.Cluster {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(partitions, topic), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-// produceSeq produces messages from..to-1 of run, spread round robin over
-// the partitions, and returns once the cluster acknowledged them.
-func produceSeq(cl *kgo.Client, topic, run string, from, to int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	recs := make([]*kgo.Record, 0, to-from)
-	for i := from; i < to; i++ {
-		recs = append(recs, &kgo.Record{Topic: topic, Value: []byte(testpeer.SeqMessage(run, i))})
-	}
-	return cl.ProduceSync(ctx, recs...).FirstErr()
-}
-
-// waitGroup waits until fn holds for the group's state.
-func waitGroup(t *testing.T, c *kfake.Cluster, group, what string, fn func(*kfake.GroupInfo) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if g, err := c.WaitGroupInfo(ctx, group, func(g *kfake.GroupInfo) bool { return g != nil && g.State == "Stable" && fn(g) }); err != nil {
-		t.Fatalf("group %s: not %s: %+v", group, what, g)
-	}
-}
 
 // TestFaultKafkaHeadKill9: two head relays (the real binary) consume a
 // 6-partition topic on 3 brokers as one group and forward to one upstream.
@@ -62,8 +26,7 @@ func TestFaultKafkaHeadKill9(t *testing.T) {
 		t.Skip("fault test")
 	}
 	const topic, group, total = "syslog", "heads", 60000
-	c := startKafka(t, topic, 6)
-	brokers := c.ListenAddrs()
+	c := kafkatest.Start(t, 3, topic, 6, kafkatest.ShortSessions)
 	upstream := testpeer.NewReceiver(t, "127.0.0.1:0")
 	outputs := fmt.Sprintf(`
 [[output]]
@@ -76,37 +39,25 @@ retry_max = "200ms"
 name = "all"
 outputs = ["head"]
 `, upstream.Addr())
-	quoted := make([]string, len(brokers))
-	for i, b := range brokers {
-		quoted[i] = fmt.Sprintf("%q", b)
-	}
-	kafka := fmt.Sprintf(`
-[[listener]]
-name = "kafka"
-protocol = "kafka"
-brokers = [%s]
-topics = [%q]
-group = %q
-session_timeout = "3s"
-`, strings.Join(quoted, ", "), topic, group)
+	kafka := kafkatest.ListenerTOML("kafka", c.Addrs, topic, group, "")
 	sa, sb := newSetup(t, outputs+kafka), newSetup(t, outputs+kafka)
 	a := sa.start(t, relayBin)
 	b := sb.start(t, relayBin)
-	waitGroup(t, c, group, "shared by two members", func(g *kfake.GroupInfo) bool {
+	c.WaitGroup(t, group, "shared by two members", func(g *kfake.GroupInfo) bool {
 		return len(g.Members) == 2 && g.NumAssigned() == 6 && g.Members[0].NumAssigned() > 0 && g.Members[1].NumAssigned() > 0
 	})
 
-	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
+	producer := c.Producer(t)
 	// The producer streams in chunks while head a is killed.
 	produced := make(chan error, 1)
 	var sent atomic.Int64
 	go func() {
 		for from := 0; from < total; from += 1000 {
-			if err := produceSeq(producer, topic, "hk", from, from+1000); err != nil {
+			chunk := make([]string, 0, 1000)
+			for i := from; i < from+1000; i++ {
+				chunk = append(chunk, testpeer.SeqMessage("hk", i))
+			}
+			if err := kafkatest.ProduceAll(producer, topic, chunk); err != nil {
 				produced <- err
 				return
 			}
@@ -127,7 +78,7 @@ session_timeout = "3s"
 	if err := <-produced; err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	waitGroup(t, c, group, "left to the survivor", func(g *kfake.GroupInfo) bool {
+	c.WaitGroup(t, group, "left to the survivor", func(g *kfake.GroupInfo) bool {
 		return len(g.Members) == 1 && g.Members[0].NumAssigned() == 6
 	})
 

@@ -8,11 +8,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/relay-syslog/relay/internal/kafkatest"
 	"github.com/relay-syslog/relay/internal/testpeer"
 )
 
@@ -71,8 +76,9 @@ func tryLoopback(addr string, net int) string {
 // someone's own try, which uses 0).
 func pickTryNet(t *testing.T) int {
 	t.Helper()
-	hosts := []string{"192.0.2.10", "192.0.2.11", "192.0.2.20", "192.0.2.21", "192.0.2.22", "192.0.2.23", "198.51.100.10", "203.0.113.50"}
-	ports := []int{5514, 2514, 6514, 9514}
+	hosts := []string{"192.0.2.10", "192.0.2.11", "192.0.2.20", "192.0.2.21", "192.0.2.22", "192.0.2.23", "192.0.2.24",
+		"198.51.100.10", "198.51.100.30", "198.51.100.31", "198.51.100.32", "203.0.113.50"}
+	ports := []int{5514, 2514, 6514, 9514, 9092}
 	for range 20 {
 		n := 1 + rand.IntN(254)
 		free := true
@@ -134,6 +140,7 @@ func TestRecipesOnOneHost(t *testing.T) {
 	tried := map[string]bool{}
 	var stage []*tryRelay
 	var work string
+	var kafka *kafkatest.Cluster // the one the section says to start, once
 	sentLogger := false
 	newStage := func() {
 		if len(stage) > 0 {
@@ -171,6 +178,9 @@ func TestRecipesOnOneHost(t *testing.T) {
 					t.Fatal(err)
 				}
 				tried[filepath.Base(m[1])] = true
+				if kafka == nil && strings.Contains(string(out), `protocol = "kafka"`) {
+					kafka = startTryKafka(t, string(out))
+				}
 				stage = append(stage, &tryRelay{recipe: filepath.Base(m[1]), metrics: tryLoopback(m[2], n) + ":9514"})
 			case tryRunRE.MatchString(line):
 				cfg := tryRunRE.FindStringSubmatch(line)[1]
@@ -206,6 +216,47 @@ func TestRecipesOnOneHost(t *testing.T) {
 			t.Errorf("docs/recipes.md does not say how to try %s on one host", filepath.Base(r))
 		}
 	}
+}
+
+var (
+	tryBrokersRE = regexp.MustCompile(`(?m)^brokers = \[(.*)\]$`)
+	tryTopicRE   = regexp.MustCompile(`(?m)^topics? = \[?"([^"]+)"`)
+)
+
+// startTryKafka starts, in place of the Kafka cluster the try section
+// asks for, a kfake cluster with a broker at each address of the brokers
+// line of config (a recipe run through try-local.sh) and its topic of 6
+// partitions.
+func startTryKafka(t *testing.T, config string) *kafkatest.Cluster {
+	t.Helper()
+	m, topic := tryBrokersRE.FindStringSubmatch(config), tryTopicRE.FindStringSubmatch(config)
+	if m == nil || topic == nil {
+		t.Fatalf("a kafka recipe without a brokers or topic line:\n%s", config)
+	}
+	var addrs []string
+	for _, a := range strings.Split(m[1], ",") {
+		addrs = append(addrs, strings.Trim(strings.TrimSpace(a), `"`))
+	}
+	ports := make([]int, len(addrs))
+	for i, a := range addrs {
+		_, port, err := net.SplitHostPort(a)
+		if err == nil {
+			ports[i], err = strconv.Atoi(port)
+		}
+		if err != nil {
+			t.Fatalf("broker %q: %v", a, err)
+		}
+	}
+	// kfake listens on 127.0.0.1; each broker binds its own address here.
+	var next atomic.Int32
+	listen := func(network, _ string) (net.Listener, error) {
+		i := int(next.Add(1)) - 1
+		if i >= len(addrs) {
+			return nil, fmt.Errorf("only %d broker addresses", len(addrs))
+		}
+		return net.Listen(network, addrs[i])
+	}
+	return kafkatest.Start(t, len(addrs), topic[1], 6, kfake.Ports(ports...), kfake.ListenFn(listen))
 }
 
 // tryRelayFor returns the relay of the stage whose config file is cfg.
@@ -285,6 +336,31 @@ func checkTryStage(t *testing.T, stage []*tryRelay, work string, n int) {
 		}
 	case has["tls-head.toml"]:
 		wantLines("archive.log", "over TLS")
+	case has["kafka-head.toml"]:
+		// In one of the heads' files, once; a head reports the lag of
+		// the partition it read it from.
+		heads := []string{tryLoopback("192.0.2.10", n), tryLoopback("192.0.2.11", n)}
+		count := func() int {
+			c := 0
+			for _, h := range heads {
+				c += strings.Count(strings.Join(testpeer.ReadLines(filepath.Join(work, "try-"+h, "log", "kafka.log")), "\n"), "through Kafka")
+			}
+			return c
+		}
+		if !testpeer.WaitFor(60*time.Second, func() bool { return count() >= 1 }) || count() != 1 {
+			t.Errorf("the heads' kafka.log files hold %d copies of the message sent to the edge, want 1", count())
+		}
+		lag := func() bool {
+			for _, h := range heads {
+				if strings.Contains(testpeer.HTTPGet("http://"+h+":9514/metrics"), "relay_kafka_consumer_lag{") {
+					return true
+				}
+			}
+			return false
+		}
+		if !testpeer.WaitFor(20*time.Second, lag) {
+			t.Errorf("no head exports relay_kafka_consumer_lag")
+		}
 	default:
 		t.Errorf("no check for a stage of %v", has)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Cluster is a kfake cluster started for one test and closed by its
@@ -39,6 +40,10 @@ func Start(t testing.TB, brokers int, topic string, partitions int32, opts ...kf
 	t.Cleanup(c.Close)
 	return &Cluster{Cluster: c, Addrs: c.ListenAddrs()}
 }
+
+// ShortSessions lets the cluster's groups accept session timeouts down to
+// 1 s, so that a test's dead member is noticed within seconds.
+var ShortSessions = kfake.GroupMinSessionTimeout(time.Second)
 
 // Seeds returns the broker addresses comma-separated, as kcat's -b takes
 // them.
@@ -145,4 +150,93 @@ func (c *Cluster) Produce(t testing.TB, topic, key string, values []string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kcat -P %s: %v\n%s", topic, err, out)
 	}
+}
+
+// Producer returns a franz-go client that spreads keyless records over the
+// partitions round robin; the test's cleanup closes it.
+func (c *Cluster) Producer(t testing.TB) *kgo.Client {
+	t.Helper()
+	cl := c.producer(t)
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func (c *Cluster) producer(t testing.TB) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatalf("kafka producer: %v", err)
+	}
+	return cl
+}
+
+// ProduceAll produces one record per value with cl and returns once the
+// cluster acknowledged them all, or with the first error. It calls no
+// testing.TB method, so a test's goroutine may use it.
+func ProduceAll(cl *kgo.Client, topic string, values []string, headers ...kgo.RecordHeader) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	recs := make([]*kgo.Record, len(values))
+	for i, v := range values {
+		recs[i] = &kgo.Record{Topic: topic, Value: []byte(v), Headers: headers}
+	}
+	return cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// ProduceKgo produces one record per value with franz-go, round robin over
+// the partitions, each with headers, and returns once all are
+// acknowledged.
+func (c *Cluster) ProduceKgo(t testing.TB, topic string, values []string, headers ...kgo.RecordHeader) {
+	t.Helper()
+	cl := c.producer(t)
+	defer cl.Close()
+	if err := ProduceAll(cl, topic, values, headers...); err != nil {
+		t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
+
+// Committed sums group's committed offsets over topic's partitions: the
+// number of records it committed when every partition started at 0.
+func (c *Cluster) Committed(group, topic string) int64 {
+	g := c.GroupInfo(group)
+	if g == nil {
+		return 0
+	}
+	var n int64
+	for _, pc := range g.Commits[topic] {
+		n += pc.Offset
+	}
+	return n
+}
+
+// WaitGroup waits (two minutes at most) until group is stable and fn holds
+// for it; what names the wait in the failure.
+func (c *Cluster) WaitGroup(t testing.TB, group, what string, fn func(*kfake.GroupInfo) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if g, err := c.WaitGroupInfo(ctx, group, func(g *kfake.GroupInfo) bool { return g != nil && g.State == "Stable" && fn(g) }); err != nil {
+		t.Fatalf("group %s: not %s: %+v", group, what, g)
+	}
+}
+
+// ListenerTOML is a relay [[listener]] of protocol kafka named name, a
+// member of group reading topic from brokers, with a 3 s session timeout
+// (a cluster started with ShortSessions accepts it) so that a killed
+// member's partitions move within seconds; extra is appended to the table.
+func ListenerTOML(name string, brokers []string, topic, group, extra string) string {
+	quoted := make([]string, len(brokers))
+	for i, b := range brokers {
+		quoted[i] = fmt.Sprintf("%q", b)
+	}
+	return fmt.Sprintf(`
+[[listener]]
+name = %q
+protocol = "kafka"
+brokers = [%s]
+topics = [%q]
+group = %q
+session_timeout = "3s"
+%s
+`, name, strings.Join(quoted, ", "), topic, group, extra)
 }
