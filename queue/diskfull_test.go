@@ -214,3 +214,31 @@ func seq(from, to int) []int {
 	}
 	return s
 }
+
+// TestDirectoryRemovedWhileDrained: the directory of a drained queue is
+// removed and the next record needs a new data file before the watcher
+// notices. The failed write creates the directory again and the record is
+// written: nothing is refused. (Emptying the drained queue's files, the
+// remedy for a full disk, was tried first and hid the missing directory.)
+func TestDirectoryRemovedWhileDrained(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	opts := func(o *Options) {
+		o.BatchMessages = 10
+		o.Linger = time.Hour
+		o.MaxBytesPerFile = 1 << 10 // every record or two starts a new file
+	}
+	q, logs := openQueue(t, dir, opts)
+	appendRange(t, q, 0, 100)
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	checkSequence(t, drain(t, q, 100), 0, 100)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	appendRange(t, q, 100, 130)
+	if err := q.Flush(); err != nil {
+		t.Fatalf("a write after the directory was removed: %v\n%s", err, logs)
+	}
+	checkSequence(t, drain(t, q, 30), 100, 130)
+}

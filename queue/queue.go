@@ -676,8 +676,14 @@ func (q *Queue) flushLocked() error {
 	q.rb.SetSeq(q.recSeq)
 	rec := q.rb.Bytes()
 	err := q.diskq().Put(rec)
-	if err != nil && (q.reclaimIfDrained(true) || q.recreateDir(err)) {
-		err = q.diskq().Put(rec)
+	if err != nil {
+		// A removed directory is created again first: emptying a drained
+		// queue's files (for a full disk) cannot help without it, and
+		// when it succeeds the directory must not be left missing.
+		recreated := q.recreateDir(err)
+		if q.reclaimIfDrained(true) || recreated {
+			err = q.diskq().Put(rec)
+		}
 	}
 	if err != nil {
 		err = fmt.Errorf("queue %q: put record: %w", q.name, err)
