@@ -179,9 +179,18 @@ func TestFirstScrapeHasEveryDocumentedSeries(t *testing.T) {
 	tcpUp := testpeer.NewReceiver(t, "127.0.0.1:0")
 	poolUp := testpeer.NewReceiver(t, "127.0.0.1:0")
 	udpUp := testpeer.NewUDPReceiver(t, "127.0.0.1:0")
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	relpAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	cfg := fmt.Sprintf(`data_dir = %[1]q
+	// The metrics port is chosen free and then bound by the relay: another
+	// test's process may take it in between, so a start that finds it
+	// taken is tried again on another.
+	var (
+		metricsAddr string
+		cmd         *exec.Cmd
+		logs        *syncBuffer
+	)
+	for attempt := 0; ; attempt++ {
+		metricsAddr = fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+		relpAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+		cfg := fmt.Sprintf(`data_dir = %[1]q
 relay_id = "scrape"
 [metrics]
 address = %[2]q
@@ -246,23 +255,31 @@ listeners = ["tcp"]
 severities = ["debug"]
 outputs = ["relp"]
 `, filepath.Join(dir, "data"), metricsAddr, filepath.Join(dir, "log.sock"),
-		server.CertFile, server.KeyFile, ca.CAFile, relpAddr,
-		tcpUp.Addr(), filepath.Join(dir, "out.log"), udpUp.Addr(), poolUp.Addr())
-	path := filepath.Join(dir, "relay.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(relayBin, "-config", path)
-	logs := new(syncBuffer)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+			server.CertFile, server.KeyFile, ca.CAFile, relpAddr,
+			tcpUp.Addr(), filepath.Join(dir, "out.log"), udpUp.Addr(), poolUp.Addr())
+		path := filepath.Join(dir, "relay.toml")
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command(relayBin, "-config", path)
+		logs = new(syncBuffer)
+		cmd.Stderr = logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + metricsAddr + "/metrics"
+		if testpeer.WaitFor(20*time.Second, func() bool { return testpeer.HTTPGet(url) != "" }) {
+			break
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if attempt == 2 || !strings.Contains(logs.String(), "address already in use") {
+			t.Fatalf("relay did not start:\n%s", logs.String())
+		}
+		_ = os.RemoveAll(filepath.Join(dir, "data"))
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
 	url := "http://" + metricsAddr + "/metrics"
-	if !testpeer.WaitFor(20*time.Second, func() bool { return testpeer.HTTPGet(url) != "" }) {
-		t.Fatalf("relay did not start:\n%s", logs.String())
-	}
 	got := scrape(t, url)
 	families := map[string]bool{}
 	for s := range got {
@@ -284,6 +301,12 @@ outputs = ["relp"]
 			if families[m.name] {
 				t.Errorf("%s is exported before any stamped message arrived; the docs say it appears per origin", m.name)
 			}
+			continue
+		case strings.Contains(m.name, "kafka") && !families[m.name]:
+			// This relay has no kafka listener or output; their series
+			// exist per partition and per Kafka error code once seen
+			// (relay/kafka_listener_test.go and outputs/kafka_test.go
+			// read them).
 			continue
 		case !families[m.name]:
 			t.Errorf("the first scrape lacks %s, which docs/metrics.md documents", m.name)
