@@ -78,4 +78,3 @@ func TestAttackInspectResyncBounded(t *testing.T) {
 		t.Fatalf("Inspect of a 2 MiB damaged data file still running after 90 s")
 	}
 }
-
