@@ -78,3 +78,74 @@ func TestAttackInspectResyncBounded(t *testing.T) {
 		t.Fatalf("Inspect of a 2 MiB damaged data file still running after 90 s")
 	}
 }
+
+// attackQueueDir writes go-diskqueue metadata meta and empty data files
+// with the given numbers into a new queue directory for the queue "out".
+func attackQueueDir(t *testing.T, meta string, nums ...int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(metaPath(dir, "out"), []byte(meta), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nums {
+		if err := os.WriteFile(dataPath(dir, "out", n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// within runs f and fails the test if it has not returned after a minute
+// (it returns in milliseconds when the work is bounded by the files).
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s still running after 60 s", what)
+	}
+}
+
+// One stray data file with a large number (a copy, a typo, a file from
+// another tool) makes the walk from the read position to the newest file
+// step through every number in between: a trillion os.Open calls, and a
+// Damage entry for each missing one (the verify command grew by 400 MB in
+// 15 s).
+func TestAttackInspectStrayDataFileNumber(t *testing.T) {
+	t.Parallel()
+	dir := attackQueueDir(t, "0\n0,0\n0,0\n", 0, 999999999999)
+	within(t, "Inspect", func() {
+		if _, err := Inspect(dir, "out", InspectOptions{}); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// Metadata whose read file number is absurdly negative is as unbounded.
+func TestAttackInspectNegativeReadNum(t *testing.T) {
+	t.Parallel()
+	dir := attackQueueDir(t, "5\n-9000000000000000000,0\n0,0\n", 0)
+	within(t, "Inspect", func() {
+		if _, err := Inspect(dir, "out", InspectOptions{}); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// The relay's own start (Open, in depth.go's walk over the data files)
+// takes the same path: it never comes up, burns a CPU and ignores SIGTERM.
+func TestAttackOpenStrayDataFileNumber(t *testing.T) {
+	t.Parallel()
+	dir := attackQueueDir(t, "0\n0,0\n0,0\n", 0, 999999999999)
+	within(t, "Open", func() {
+		q, err := Open(Options{Name: "out", Dir: dir, Logf: func(string, ...any) {}})
+		if err == nil {
+			q.Close()
+		}
+	})
+}
