@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,11 +41,21 @@ func dataPath(dir, name string, num int64) string {
 	return filepath.Join(dir, fmt.Sprintf("%s.diskqueue.%06d.dat", name, num))
 }
 
-// parseMeta parses the content of a metadata file as go-diskqueue does.
+// parseMeta parses the content of a metadata file as go-diskqueue does,
+// and refuses positions go-diskqueue never writes: negative ones, or a
+// read position after the write position. Such metadata is damaged, and
+// trusting it would have go-diskqueue read from a file number no file has
+// (stepping through every number up to the next one) or at an offset no
+// read can take. A negative depth is let through: a count gone wrong
+// leaves one, and repairMetadata recounts it.
 func parseMeta(b []byte) (dqMeta, error) {
 	var m dqMeta
 	if _, err := fmt.Sscanf(string(b), metaFormat, &m.depth, &m.readNum, &m.readPos, &m.writeNum, &m.writePos); err != nil {
 		return dqMeta{}, fmt.Errorf("parse metadata: %w", err)
+	}
+	if m.readNum < 0 || m.readPos < 0 || m.writeNum < 0 || m.writePos < 0 ||
+		m.readNum > m.writeNum || (m.readNum == m.writeNum && m.readPos > m.writePos) {
+		return dqMeta{}, fmt.Errorf("parse metadata: impossible positions: read %d,%d, write %d,%d", m.readNum, m.readPos, m.writeNum, m.writePos)
 	}
 	return m, nil
 }
@@ -129,12 +140,12 @@ func repairMetadata(dir, name string) (added int64, err error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return 0, fmt.Errorf("read metadata: %w", err)
 	}
-	first, last, _, found, err := dataFileRange(dir, name)
+	nums, err := dataFileNums(dir, name)
 	if err != nil {
 		return 0, err
 	}
 	if !valid {
-		if !found {
+		if len(nums) == 0 {
 			// An empty first data file keeps go-diskqueue from logging an
 			// error about a missing file when the queue is reopened before
 			// any write.
@@ -143,17 +154,26 @@ func repairMetadata(dir, name string) (added int64, err error) {
 			}
 			return 0, writeMeta(dir, meta, dqMeta{})
 		}
-		m = dqMeta{readNum: first, writeNum: first}
+		m = dqMeta{readNum: nums[0], writeNum: nums[0]}
 	}
 	// Count from the write position, on top of the recorded depth, which
 	// counts the records before it; or recount everything unread.
 	repaired := m
-	num, pos := m.writeNum, m.writePos
+	from, fromPos := m.writeNum, m.writePos
 	if m.depth < 0 || !valid {
 		repaired.depth = 0
-		num, pos = m.readNum, m.readPos
+		from, fromPos = m.readNum, m.readPos
 	}
-	for ; found && num <= last; num, pos = num+1, 0 {
+	// Only the files there are: a stray file with a far higher number
+	// must not make this walk every number in between.
+	for _, num := range nums {
+		if num < from {
+			continue
+		}
+		pos := int64(0)
+		if num == from {
+			pos = fromPos
+		}
 		n, size, err := scanWholeRecords(dataPath(dir, name, num), pos)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -242,6 +262,29 @@ func writeMeta(dir, meta string, m dqMeta) error {
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	return syncDir(dir)
+}
+
+// dataFileNums returns the numbers of the queue's data files, in order.
+func dataFileNums(dir, name string) ([]int64, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := name + ".diskqueue."
+	var nums []int64
+	for _, de := range des {
+		n := de.Name()
+		if !strings.HasPrefix(n, prefix) || !strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".meta.dat") {
+			continue
+		}
+		num, perr := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(n, prefix), ".dat"), 10, 64)
+		if perr != nil || num < 0 {
+			continue
+		}
+		nums = append(nums, num)
+	}
+	slices.Sort(nums)
+	return nums, nil
 }
 
 // dataFileRange finds the lowest and highest numbered data files of the
