@@ -2,8 +2,13 @@ package queue
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -148,4 +153,117 @@ func TestAttackOpenStrayDataFileNumber(t *testing.T) {
 			q.Close()
 		}
 	})
+}
+
+// A gap in the data file numbers is reported once, however many numbers
+// it spans, and damaged metadata is reported as such.
+func TestAttackInspectReportsBounded(t *testing.T) {
+	t.Parallel()
+	r := inspect(t, attackQueueDir(t, "0\n0,0\n0,0\n", 0, 999999999999), nil)
+	if len(r.Damage) != 1 || !strings.Contains(r.Damage[0].Problem, "999999999998 data files missing") {
+		t.Errorf("stray data file: damage %v, want one gap", r.Damage)
+	}
+	r = inspect(t, attackQueueDir(t, "5\n-9000000000000000000,0\n0,0\n", 0), nil)
+	if len(r.Damage) != 1 || !strings.Contains(r.Damage[0].Problem, "damaged metadata") {
+		t.Errorf("negative read number: damage %v, want damaged metadata", r.Damage)
+	}
+}
+
+// randomFile writes size pseudo-random bytes to path.
+func randomFile(t *testing.T, path string, size int) {
+	t.Helper()
+	b := make([]byte, size)
+	rand.New(rand.NewSource(1)).Read(b)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Random bytes hold a plausible length prefix every few MiB; finding that
+// none is a record must not cost a read per offset or a checksum of the
+// rest of the file per candidate (the scan took seconds per MiB).
+func TestAttackInspectRandomFile(t *testing.T) {
+	t.Parallel()
+	dir := attackQueueDir(t, "0\n0,0\n1,0\n", 1)
+	randomFile(t, dataPath(dir, "out", 0), 16<<20)
+	within(t, "Inspect", func() {
+		if r := inspect(t, dir, nil); len(r.Damage) != 1 || r.Damage[0].Bytes != 16<<20 {
+			t.Errorf("damage %v, want the whole file", r.Damage)
+		}
+	})
+}
+
+// The salvage at Open takes the same scan.
+func TestAttackSalvageRandomFile(t *testing.T) {
+	t.Parallel()
+	dir := attackQueueDir(t, "0\n1,0\n1,0\n", 1)
+	bad := dataPath(dir, "out", 0) + ".bad"
+	randomFile(t, bad, 16<<20)
+	q, logs := openQueue(t, dir, nil)
+	within(t, "salvage", func() {
+		for {
+			if _, err := os.Stat(bad); errors.Is(err, fs.ErrNotExist) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	if !strings.Contains(logs.String(), "16777216 bytes") {
+		t.Errorf("log %q does not name the bytes skipped", logs.String())
+	}
+	if _, ok, err := q.TryNext(); ok || err != nil {
+		t.Errorf("a record salvaged from random bytes (err %v)", err)
+	}
+}
+
+// recordsFile writes n records of one message each (0 to n-1), with
+// go-diskqueue's length prefixes, to path.
+func recordsFile(t *testing.T, path string, n int) {
+	t.Helper()
+	var b []byte
+	for i := range n {
+		rec := AppendRecord(nil, []Entry{testEntry(i)})
+		b = binary.BigEndian.AppendUint32(b, uint32(len(rec)))
+		b = append(b, rec...)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A negative salvage position is damage the relay survives by salvaging
+// the file from its start: verify reports it instead of failing on a
+// negative read offset, and the relay delivers every record.
+func TestNegativeSalvagePosition(t *testing.T) {
+	t.Parallel()
+	dir := attackQueueDir(t, "0\n1,0\n1,0\n", 1)
+	bad := dataPath(dir, "out", 0) + ".bad"
+	recordsFile(t, bad, 20)
+	if err := os.WriteFile(bad+".pos", []byte("-5"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := inspect(t, dir, nil)
+	if r.Messages != 20 || len(r.Damage) != 1 || r.Damage[0].File != filepath.Base(bad)+".pos" || !strings.Contains(r.Damage[0].Problem, "negative offset -5") {
+		t.Errorf("%d messages, damage %v; want 20 and the damaged position", r.Messages, r.Damage)
+	}
+	q, _ := openQueue(t, dir, nil)
+	checkSequence(t, drain(t, q, 20), 0, 20)
+}
+
+// A negative read position in go-diskqueue's metadata is damaged metadata:
+// verify says so instead of failing on a negative read offset, and Open
+// sets it aside and delivers every record.
+func TestNegativeReadPosition(t *testing.T) {
+	t.Parallel()
+	dir := attackQueueDir(t, "20\n0,-1\n0,0\n")
+	recordsFile(t, dataPath(dir, "out", 0), 20)
+	r := inspect(t, dir, nil)
+	if r.Messages != 20 || len(r.Damage) != 1 || !strings.Contains(r.Damage[0].Problem, "damaged metadata") {
+		t.Errorf("%d messages, damage %v; want 20 and damaged metadata", r.Messages, r.Damage)
+	}
+	q, _ := openQueue(t, dir, nil)
+	checkSequence(t, drain(t, q, 20), 0, 20)
+	if _, err := os.Stat(metaPath(dir, "out") + ".corrupt"); err != nil {
+		t.Errorf("damaged metadata not set aside: %v", err)
+	}
 }
