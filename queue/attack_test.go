@@ -267,3 +267,23 @@ func TestNegativeReadPosition(t *testing.T) {
 		t.Errorf("damaged metadata not set aside: %v", err)
 	}
 }
+
+// A stray data file that holds records, or a write position far past
+// every file, would keep go-diskqueue's reader stepping through the
+// numbers in between for ever: Open sets the stray file aside for the
+// salvage, and takes such metadata for damaged, and the records arrive.
+func TestAttackOpenFarFileNumbers(t *testing.T) {
+	t.Parallel()
+	dir := attackQueueDir(t, "0\n0,0\n0,0\n", 0)
+	recordsFile(t, dataPath(dir, "out", 999999999999), 3)
+	within(t, "Open and a drain", func() {
+		q, _ := openQueue(t, dir, nil)
+		checkSequence(t, drain(t, q, 3), 0, 3)
+	})
+	dir = attackQueueDir(t, "3\n0,0\n999999999999,0\n")
+	recordsFile(t, dataPath(dir, "out", 0), 3)
+	within(t, "Open and a drain", func() {
+		q, _ := openQueue(t, dir, nil)
+		checkSequence(t, drain(t, q, 3), 0, 3)
+	})
+}

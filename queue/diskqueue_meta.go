@@ -144,6 +144,15 @@ func repairMetadata(dir, name string) (added int64, err error) {
 	if err != nil {
 		return 0, err
 	}
+	if valid && !chained(m, nums) {
+		// Read and write positions with no files between them for
+		// longer than go-diskqueue's reader can step: as damaged as
+		// metadata that does not parse.
+		if err := os.Rename(meta, meta+".corrupt"); err != nil {
+			return 0, fmt.Errorf("set damaged metadata aside: %w", err)
+		}
+		valid = false
+	}
 	if !valid {
 		if len(nums) == 0 {
 			// An empty first data file keeps go-diskqueue from logging an
@@ -155,6 +164,9 @@ func repairMetadata(dir, name string) (added int64, err error) {
 			return 0, writeMeta(dir, meta, dqMeta{})
 		}
 		m = dqMeta{readNum: nums[0], writeNum: nums[0]}
+	}
+	if nums, err = setAsideStray(dir, name, m.writeNum, nums); err != nil {
+		return 0, err
 	}
 	// Count from the write position, on top of the recorded depth, which
 	// counts the records before it; or recount everything unread.
@@ -193,6 +205,55 @@ func repairMetadata(dir, name string) (added int64, err error) {
 		return 0, err
 	}
 	return repaired.depth - max(m.depth, 0), nil
+}
+
+// maxFileGap is the most file numbers go-diskqueue's reader is left to
+// step through without a file: it reads every number from its read
+// position to its write position, and a missing file costs it one failed
+// read (and a log line), so a stray data file numbered 999999999999
+// beside file 0 would keep it stepping for ever.
+const maxFileGap = 1024
+
+// chained reports whether go-diskqueue's reader gets from m's read to its
+// write position over the data files nums without a gap above maxFileGap.
+func chained(m dqMeta, nums []int64) bool {
+	prev := m.readNum
+	for _, num := range nums {
+		if num > m.readNum && num <= m.writeNum {
+			if num-prev > maxFileGap {
+				return false
+			}
+			prev = num
+		}
+	}
+	return m.writeNum-prev <= maxFileGap
+}
+
+// setAsideStray renames the data files past writeNum that lie beyond a gap
+// above maxFileGap to *.bad, where the salvage takes their records back
+// onto the queue, and returns the numbers of the files left.
+func setAsideStray(dir, name string, writeNum int64, nums []int64) ([]int64, error) {
+	prev := writeNum
+	for i, num := range nums {
+		if num <= writeNum {
+			continue
+		}
+		if num-prev <= maxFileGap {
+			prev = num
+			continue
+		}
+		for _, stray := range nums[i:] {
+			path := dataPath(dir, name, stray)
+			if _, err := os.Lstat(path + ".bad"); err == nil {
+				return nil, fmt.Errorf("set aside stray data file %s: %s.bad exists", filepath.Base(path), filepath.Base(path))
+			}
+			if err := os.Rename(path, path+".bad"); err != nil {
+				return nil, fmt.Errorf("set aside stray data file: %w", err)
+			}
+		}
+		return nums[:i], syncDir(dir)
+	}
+	return nums, nil
 }
 
 // scanWholeRecords reads the length prefixes in the data file at path from pos
