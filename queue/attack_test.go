@@ -282,6 +282,9 @@ func TestAttackOpenFarFileNumbers(t *testing.T) {
 	})
 	dir = attackQueueDir(t, "3\n0,0\n999999999999,0\n")
 	recordsFile(t, dataPath(dir, "out", 0), 3)
+	if r := inspect(t, dir, nil); len(r.Damage) != 1 || !strings.Contains(r.Damage[0].Problem, "damaged metadata") {
+		t.Errorf("damage %v, want damaged metadata", r.Damage)
+	}
 	within(t, "Open and a drain", func() {
 		q, _ := openQueue(t, dir, nil)
 		checkSequence(t, drain(t, q, 3), 0, 3)

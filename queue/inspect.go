@@ -234,6 +234,12 @@ func (in *inspector) dataFiles() error {
 		in.r.Damage = append(in.r.Damage, Damage{File: filepath.Base(metaPath(in.dir, in.name)), Messages: 0,
 			Problem: fmt.Sprintf("damaged metadata (%s; the relay sets it aside at its next start and counts every record in the data files as waiting)", strings.TrimPrefix(perr.Error(), "parse metadata: "))})
 	}
+	if metaOK && !chained(m, nums) {
+		// Open takes these for damaged too (repairMetadata).
+		metaOK = false
+		in.r.Damage = append(in.r.Damage, Damage{File: filepath.Base(metaPath(in.dir, in.name)), Messages: 0,
+			Problem: fmt.Sprintf("damaged metadata (read position in file %d, write position in file %d, more than %d numbers without a data file between; the relay sets it aside at its next start and counts every record in the data files as waiting)", m.readNum, m.writeNum, maxFileGap)})
+	}
 	if !metaOK && found {
 		what := "no metadata file"
 		if err == nil {
