@@ -42,12 +42,16 @@ func countRecords(dir, name string) (maxSeq uint64, err error) {
 	if err != nil {
 		return 0, nil // repairMetadata, which runs first, sets unreadable metadata aside
 	}
-	_, last, _, found, err := dataFileRange(dir, name)
-	if err != nil || !found {
+	nums, err := dataFileNums(dir, name)
+	if err != nil || len(nums) == 0 {
 		return 0, err
 	}
+	last := nums[len(nums)-1]
 	var n int64
-	for num := m.readNum; num <= last; num++ {
+	for _, num := range nums {
+		if num < m.readNum {
+			continue
+		}
 		from := int64(0)
 		if num == m.readNum {
 			from = m.readPos

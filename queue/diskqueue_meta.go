@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,11 +41,21 @@ func dataPath(dir, name string, num int64) string {
 	return filepath.Join(dir, fmt.Sprintf("%s.diskqueue.%06d.dat", name, num))
 }
 
-// parseMeta parses the content of a metadata file as go-diskqueue does.
+// parseMeta parses the content of a metadata file as go-diskqueue does,
+// and refuses positions go-diskqueue never writes: negative ones, or a
+// read position after the write position. Such metadata is damaged, and
+// trusting it would have go-diskqueue read from a file number no file has
+// (stepping through every number up to the next one) or at an offset no
+// read can take. A negative depth is let through: a count gone wrong
+// leaves one, and repairMetadata recounts it.
 func parseMeta(b []byte) (dqMeta, error) {
 	var m dqMeta
 	if _, err := fmt.Sscanf(string(b), metaFormat, &m.depth, &m.readNum, &m.readPos, &m.writeNum, &m.writePos); err != nil {
 		return dqMeta{}, fmt.Errorf("parse metadata: %w", err)
+	}
+	if m.readNum < 0 || m.readPos < 0 || m.writeNum < 0 || m.writePos < 0 ||
+		m.readNum > m.writeNum || (m.readNum == m.writeNum && m.readPos > m.writePos) {
+		return dqMeta{}, fmt.Errorf("parse metadata: impossible positions: read %d,%d, write %d,%d", m.readNum, m.readPos, m.writeNum, m.writePos)
 	}
 	return m, nil
 }
@@ -129,12 +140,21 @@ func repairMetadata(dir, name string) (added int64, err error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return 0, fmt.Errorf("read metadata: %w", err)
 	}
-	first, last, _, found, err := dataFileRange(dir, name)
+	nums, err := dataFileNums(dir, name)
 	if err != nil {
 		return 0, err
 	}
+	if valid && !chained(m, nums) {
+		// Read and write positions with no files between them for
+		// longer than go-diskqueue's reader can step: as damaged as
+		// metadata that does not parse.
+		if err := os.Rename(meta, meta+".corrupt"); err != nil {
+			return 0, fmt.Errorf("set damaged metadata aside: %w", err)
+		}
+		valid = false
+	}
 	if !valid {
-		if !found {
+		if len(nums) == 0 {
 			// An empty first data file keeps go-diskqueue from logging an
 			// error about a missing file when the queue is reopened before
 			// any write.
@@ -143,17 +163,29 @@ func repairMetadata(dir, name string) (added int64, err error) {
 			}
 			return 0, writeMeta(dir, meta, dqMeta{})
 		}
-		m = dqMeta{readNum: first, writeNum: first}
+		m = dqMeta{readNum: nums[0], writeNum: nums[0]}
+	}
+	if nums, err = setAsideStray(dir, name, m.writeNum, nums); err != nil {
+		return 0, err
 	}
 	// Count from the write position, on top of the recorded depth, which
 	// counts the records before it; or recount everything unread.
 	repaired := m
-	num, pos := m.writeNum, m.writePos
+	from, fromPos := m.writeNum, m.writePos
 	if m.depth < 0 || !valid {
 		repaired.depth = 0
-		num, pos = m.readNum, m.readPos
+		from, fromPos = m.readNum, m.readPos
 	}
-	for ; found && num <= last; num, pos = num+1, 0 {
+	// Only the files there are: a stray file with a far higher number
+	// must not make this walk every number in between.
+	for _, num := range nums {
+		if num < from {
+			continue
+		}
+		pos := int64(0)
+		if num == from {
+			pos = fromPos
+		}
 		n, size, err := scanWholeRecords(dataPath(dir, name, num), pos)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -173,6 +205,55 @@ func repairMetadata(dir, name string) (added int64, err error) {
 		return 0, err
 	}
 	return repaired.depth - max(m.depth, 0), nil
+}
+
+// maxFileGap is the most file numbers go-diskqueue's reader is left to
+// step through without a file: it reads every number from its read
+// position to its write position, and a missing file costs it one failed
+// read (and a log line), so a stray data file numbered 999999999999
+// beside file 0 would keep it stepping for ever.
+const maxFileGap = 1024
+
+// chained reports whether go-diskqueue's reader gets from m's read to its
+// write position over the data files nums without a gap above maxFileGap.
+func chained(m dqMeta, nums []int64) bool {
+	prev := m.readNum
+	for _, num := range nums {
+		if num > m.readNum && num <= m.writeNum {
+			if num-prev > maxFileGap {
+				return false
+			}
+			prev = num
+		}
+	}
+	return m.writeNum-prev <= maxFileGap
+}
+
+// setAsideStray renames the data files past writeNum that lie beyond a gap
+// above maxFileGap to *.bad, where the salvage takes their records back
+// onto the queue, and returns the numbers of the files left.
+func setAsideStray(dir, name string, writeNum int64, nums []int64) ([]int64, error) {
+	prev := writeNum
+	for i, num := range nums {
+		if num <= writeNum {
+			continue
+		}
+		if num-prev <= maxFileGap {
+			prev = num
+			continue
+		}
+		for _, stray := range nums[i:] {
+			path := dataPath(dir, name, stray)
+			if _, err := os.Lstat(path + ".bad"); err == nil {
+				return nil, fmt.Errorf("set aside stray data file %s: %s.bad exists", filepath.Base(path), filepath.Base(path))
+			}
+			if err := os.Rename(path, path+".bad"); err != nil {
+				return nil, fmt.Errorf("set aside stray data file: %w", err)
+			}
+		}
+		return nums[:i], syncDir(dir)
+	}
+	return nums, nil
 }
 
 // scanWholeRecords reads the length prefixes in the data file at path from pos
@@ -242,6 +323,29 @@ func writeMeta(dir, meta string, m dqMeta) error {
 		return fmt.Errorf("write metadata: %w", err)
 	}
 	return syncDir(dir)
+}
+
+// dataFileNums returns the numbers of the queue's data files, in order.
+func dataFileNums(dir, name string) ([]int64, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := name + ".diskqueue."
+	var nums []int64
+	for _, de := range des {
+		n := de.Name()
+		if !strings.HasPrefix(n, prefix) || !strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".meta.dat") {
+			continue
+		}
+		num, perr := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(n, prefix), ".dat"), 10, 64)
+		if perr != nil || num < 0 {
+			continue
+		}
+		nums = append(nums, num)
+	}
+	slices.Sort(nums)
+	return nums, nil
 }
 
 // dataFileRange finds the lowest and highest numbered data files of the

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -217,31 +216,48 @@ func (in *inspector) journal(des []fs.DirEntry) error {
 // dataFiles reads go-diskqueue's data files from the recorded read
 // position to the newest file.
 func (in *inspector) dataFiles() error {
-	first, last, _, found, err := dataFileRange(in.dir, in.name)
+	nums, err := dataFileNums(in.dir, in.name)
 	if err != nil {
 		return err
 	}
+	found := len(nums) > 0
 	b, err := os.ReadFile(metaPath(in.dir, in.name))
 	m, perr := parseMeta(b)
 	metaOK := err == nil && perr == nil
 	switch {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("read metadata: %w", err)
-	case !metaOK && found:
-		// Open counts from the first data file in this case (repairMetadata).
+	case err == nil && perr != nil:
+		// Open sets such a file aside and counts from the first data
+		// file (repairMetadata): records already delivered may be sent
+		// again, none is lost.
+		in.r.Damage = append(in.r.Damage, Damage{File: filepath.Base(metaPath(in.dir, in.name)), Messages: 0,
+			Problem: fmt.Sprintf("damaged metadata (%s; the relay sets it aside at its next start and counts every record in the data files as waiting)", strings.TrimPrefix(perr.Error(), "parse metadata: "))})
+	}
+	if metaOK && !chained(m, nums) {
+		// Open takes these for damaged too (repairMetadata).
+		metaOK = false
+		in.r.Damage = append(in.r.Damage, Damage{File: filepath.Base(metaPath(in.dir, in.name)), Messages: 0,
+			Problem: fmt.Sprintf("damaged metadata (read position in file %d, write position in file %d, more than %d numbers without a data file between; the relay sets it aside at its next start and counts every record in the data files as waiting)", m.readNum, m.writeNum, maxFileGap)})
+	}
+	if !metaOK && found {
 		what := "no metadata file"
 		if err == nil {
 			what = "an unreadable metadata file"
 		}
 		in.r.Notes = append(in.r.Notes, fmt.Sprintf("%s: every record in the data files is counted as waiting, as the relay will at its next start", what))
-		m = dqMeta{readNum: first, writeNum: first}
+		m = dqMeta{readNum: nums[0], writeNum: nums[0]}
 	}
 	if !found {
 		return nil
 	}
+	last := nums[len(nums)-1]
 	var records int64 // records found in the data files, damaged ones included
-	seenFile := false
-	for num := m.readNum; num <= last; num++ {
+	prev := int64(-1) // the last file found, once one is
+	for _, num := range nums {
+		if num < m.readNum {
+			continue
+		}
 		pos := int64(0)
 		if num == m.readNum {
 			pos = m.readPos
@@ -260,19 +276,22 @@ func (in *inspector) dataFiles() error {
 				tornOK = false
 			}
 		}
-		n, exists, err := in.dataFile(file, pos, tornOK, tornFrom)
+		// Files before the first one found were read and deleted before
+		// the metadata was last written: nothing is missing there. A gap
+		// is one region however many numbers it spans.
+		if prev >= 0 && num > prev+1 && !in.opts.Live {
+			d := Damage{File: filepath.Base(dataPath(in.dir, in.name, prev+1)), Messages: -1, Problem: "data file missing between others"}
+			if num > prev+2 {
+				d.Problem = fmt.Sprintf("%d data files missing between others, numbers %d to %d", num-prev-1, prev+1, num-1)
+			}
+			in.r.Damage = append(in.r.Damage, d)
+		}
+		prev = num
+		n, _, err := in.dataFile(file, pos, tornOK, tornFrom)
 		if err != nil {
 			return err
 		}
 		records += n
-		switch {
-		case exists:
-			seenFile = true
-		case seenFile && !in.opts.Live:
-			// Files before the first one found were read and deleted
-			// before the metadata was last written: nothing is missing.
-			in.r.Damage = append(in.r.Damage, Damage{File: file, Messages: -1, Problem: "data file missing between others"})
-		}
 	}
 	// After a clean stop the metadata counts exactly the records waiting;
 	// after a crash it counts fewer (it was written before the last reads
@@ -298,7 +317,10 @@ func (in *inspector) badFiles(des []fs.DirEntry) error {
 		}
 		var pos int64
 		if b, err := os.ReadFile(filepath.Join(in.dir, name+".pos")); err == nil {
-			pos, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			if pos, err = parseSalvagePos(b); err != nil {
+				in.r.Damage = append(in.r.Damage, Damage{File: name + ".pos", Messages: 0,
+					Problem: fmt.Sprintf("damaged salvage position (%v; the relay salvages the file from its start, which may send records again)", err)})
+			}
 		}
 		if _, _, err := in.dataFile(name, pos, false, 0); err != nil {
 			return err
@@ -342,16 +364,27 @@ func (in *inspector) dataFile(file string, pos int64, tornOK bool, tornFrom int6
 			return records, true, fmt.Errorf("read %s: %w", file, err)
 		}
 		l := int64(binary.BigEndian.Uint32(hdr[:]))
-		if l < dqMinMsgSize || l > maxRecordLen {
+		// In a file that is not the newest, a length running past its end
+		// fails go-diskqueue's read as an absurd one does, and the
+		// salvage goes on after it: unless intact records follow, the
+		// file was cut short there.
+		pastEnd := l >= dqMinMsgSize && l <= maxRecordLen && pos+4+l > size && !tornOK
+		if l < dqMinMsgSize || l > maxRecordLen || pastEnd {
 			next, err := resync(f, pos+1, size)
 			if err != nil {
 				return records, true, fmt.Errorf("read %s: %w", file, err)
 			}
-			in.uncounted = true
-			in.r.Damage = append(in.r.Damage, Damage{File: file, Offset: pos, Bytes: next - pos, Messages: -1,
-				Problem: fmt.Sprintf("bad record length %d (go-diskqueue stops reading the file here; the relay salvages the records after it)", l)})
-			pos = next
-			continue
+			if !pastEnd || next < size {
+				in.uncounted = true
+				what := "bad record length %d"
+				if pastEnd {
+					what = "record length %d runs past the end of the file"
+				}
+				in.r.Damage = append(in.r.Damage, Damage{File: file, Offset: pos, Bytes: next - pos, Messages: -1,
+					Problem: fmt.Sprintf(what+" (go-diskqueue stops reading the file here; the relay salvages the records after it)", l)})
+				pos = next
+				continue
+			}
 		}
 		if pos+4+l > size {
 			partial := make([]byte, size-pos-4)
@@ -478,24 +511,8 @@ func damagedCount(rec []byte) int {
 // resync finds the next offset from pos on where a whole record that
 // passes its check starts, as the salvage does, or size if there is none.
 func resync(f *os.File, pos, size int64) (int64, error) {
-	var hdr [5]byte
-	for ; pos+4+minRecordLen <= size; pos++ {
-		if _, err := f.ReadAt(hdr[:], pos); err != nil {
-			return 0, err
-		}
-		n := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if hdr[4] < 1 || hdr[4] > RecordVersion || n < minRecordLen || n > maxRecordLen || pos+4+n > size {
-			continue
-		}
-		rec := make([]byte, n)
-		if _, err := f.ReadAt(rec, pos+4); err != nil {
-			return 0, err
-		}
-		if _, err := DecodeRecord(rec); err == nil {
-			return pos, nil
-		}
-	}
-	return size, nil
+	next, _, err := newRecordScanner(f, size).next(pos)
+	return next, err
 }
 
 // PurgeResult says what Purge removed.

@@ -1,9 +1,7 @@
 package queue
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -108,10 +106,23 @@ func (q *Queue) findBadFiles() {
 		file := filepath.Join(q.dir, strings.TrimSuffix(name, ".bad"))
 		var pos int64
 		if b, err := os.ReadFile(file + ".bad.pos"); err == nil {
-			pos, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			pos, _ = parseSalvagePos(b) // 0 when damaged: duplicates, never losses
 		}
 		q.sv.jobs = append(q.sv.jobs, salvageJob{file: file, pos: pos})
 	}
+}
+
+// parseSalvagePos reads a *.bad.pos sidecar. A damaged one gives 0: a
+// salvage from the start may deliver records again but loses none.
+func parseSalvagePos(b []byte) (int64, error) {
+	pos, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("unreadable: %w", err)
+	case pos < 0:
+		return 0, fmt.Errorf("negative offset %d", pos)
+	}
+	return pos, nil
 }
 
 // runSalvage works through the pending jobs. It runs on a timer, holding the
@@ -191,48 +202,34 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 	size := st.Size()
 	var recovered, damaged int
 	var damagedBytes int64
-	inDamage := false
-	var hdr [5]byte
+	sc := newRecordScanner(f, size)
 	pos := job.pos
-	for pos+4+minRecordLen <= size {
-		if _, err := f.ReadAt(hdr[:], pos); err != nil {
-			if err == io.EOF {
-				break
-			}
+	for pos < size {
+		at, rec, err := sc.next(pos)
+		if err != nil {
 			return err
 		}
-		n := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if hdr[4] >= 1 && hdr[4] <= RecordVersion && n >= minRecordLen && n <= maxRecordLen && pos+4+n <= size {
-			rec := make([]byte, n)
-			if _, err := f.ReadAt(rec, pos+4); err != nil {
-				return err
-			}
-			if _, derr := DecodeRecord(rec); derr == nil {
-				// A new number: the old one may lie below what was taken
-				// before a crash, and Next would skip the record.
-				q.recSeq++
-				rec = restamp(rec, q.recSeq)
-				if err := q.diskq().Put(rec); err != nil {
-					return fmt.Errorf("put salvaged record: %w", err)
-				}
-				q.queued.Add(int64(len(rec)) + 4)
-				recovered++
-				inDamage = false
-				pos += 4 + n
-				continue
+		if at > pos {
+			damagedBytes += at - pos
+			// Bytes too few to hold a record at the end are no region
+			// of their own.
+			if pos+4+minRecordLen <= size {
+				damaged++
 			}
 		}
-		// Not a record here: step one byte and look again. The CRC makes a
-		// false match at a damaged offset practically impossible.
-		if !inDamage {
-			damaged++
-			inDamage = true
+		if rec == nil {
+			break
 		}
-		damagedBytes++
-		pos++
-	}
-	if pos < size {
-		damagedBytes += size - pos // a tail too short to hold a record
+		pos = at + 4 + int64(len(rec))
+		// A new number: the old one may lie below what was taken before
+		// a crash, and Next would skip the record.
+		q.recSeq++
+		rec = restamp(rec, q.recSeq)
+		if err := q.diskq().Put(rec); err != nil {
+			return fmt.Errorf("put salvaged record: %w", err)
+		}
+		q.queued.Add(int64(len(rec)) + 4)
+		recovered++
 	}
 	cause := job.cause
 	if cause == "" {

@@ -172,6 +172,10 @@ type queueRef struct {
 	// directory's name (a removed output's backlog, kept on disk, or an
 	// output of another configuration); empty for a configured output.
 	orphanOf string
+	// link is where the queue directory points when it is a symbolic
+	// link: the relay and the read-only commands follow it, purge does
+	// not.
+	link string
 }
 
 // findQueues returns the data dir and the queues o selects.
@@ -194,7 +198,13 @@ func findQueues(o *queueOptions) (string, []queueRef, error) {
 	}
 	des, _ := os.ReadDir(dataDir) // a data dir not yet created holds no queue
 	for _, de := range des {
-		if !de.IsDir() || slices.Contains(configured, de.Name()) || !isQueueDir(filepath.Join(dataDir, de.Name()), de.Name()) {
+		// A symbolic link to a directory counts: the relay follows it.
+		isDir := de.IsDir()
+		if de.Type()&fs.ModeSymlink != 0 {
+			fi, err := os.Stat(filepath.Join(dataDir, de.Name()))
+			isDir = err == nil && fi.IsDir()
+		}
+		if !isDir || slices.Contains(configured, de.Name()) || !isQueueDir(filepath.Join(dataDir, de.Name()), de.Name()) {
 			continue
 		}
 		var orphanOf string
@@ -207,6 +217,9 @@ func findQueues(o *queueOptions) (string, []queueRef, error) {
 		}
 		queues = append(queues, queueRef{name: de.Name(), dir: filepath.Join(dataDir, de.Name()), orphanOf: orphanOf})
 	}
+	for i := range queues {
+		queues[i].link = linkTarget(queues[i].dir)
+	}
 	if o.output != "" {
 		i := slices.IndexFunc(queues, func(q queueRef) bool { return q.name == o.output })
 		if i >= 0 {
@@ -215,11 +228,23 @@ func findQueues(o *queueOptions) (string, []queueRef, error) {
 		// A queue directory emptied by a purge holds no queue file.
 		dir := filepath.Join(dataDir, o.output)
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && queue.CheckName(o.output) == nil {
-			return dataDir, []queueRef{{name: o.output, dir: dir}}, nil
+			return dataDir, []queueRef{{name: o.output, dir: dir, link: linkTarget(dir)}}, nil
 		}
 		return "", nil, &usageError{fmt.Sprintf("-output %q: no such output or queue in data_dir %s (there are: %s)", o.output, dataDir, queueNames(queues))}
 	}
 	return dataDir, queues, nil
+}
+
+// linkTarget returns what dir points to if it is a symbolic link, or "".
+func linkTarget(dir string) string {
+	fi, err := os.Lstat(dir)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return ""
+	}
+	if t, err := os.Readlink(dir); err == nil {
+		return t
+	}
+	return "?"
 }
 
 // usageError is a command line that names what is not there.
@@ -278,6 +303,9 @@ func inspect(q queueRef, opts queue.InspectOptions) (*queue.Report, error) {
 
 func queueTitle(q queueRef) string {
 	t := fmt.Sprintf("output %q (%s)", q.name, q.dir)
+	if q.link != "" {
+		t = fmt.Sprintf("output %q (%s, a symbolic link to %s)", q.name, q.dir, q.link)
+	}
 	if q.orphanOf != "" {
 		t += ", not an output of " + q.orphanOf + ": a removed output's backlog, or another configuration's"
 	}
@@ -461,6 +489,12 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 func queuePurge(dataDir string, q queueRef, o *queueOptions, stdin io.Reader, stdout, stderr io.Writer) int {
+	if q.link != "" {
+		// Removing files through a link would reach wherever it points,
+		// which need not be this queue's, nor in data_dir.
+		fmt.Fprintf(stderr, "relay queue purge: refused: %s is a symbolic link to %s; purge removes files only in a queue directory that is not a link (replace the link with the directory, or remove the files there by hand)\n", q.dir, q.link)
+		return 1
+	}
 	if pid, held, err := relay.DataDirHolder(dataDir); err == nil && held {
 		who := "a running relay"
 		if pid > 0 {

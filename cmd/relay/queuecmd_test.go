@@ -382,3 +382,42 @@ func TestQueueDumpJSON(t *testing.T) {
 		t.Errorf("dump -since yesterday: exit %d, want 2", code)
 	}
 }
+
+// TestQueueSymlinkDir: a queue directory that is a symbolic link is
+// listed, marked as one, and purge refuses to remove files through it.
+func TestQueueSymlinkDir(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "head")
+	q, err := queue.Open(queue.Options{Name: "head", Dir: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Append(queue.Entry{Listener: "udp", Data: []byte("<13>kept")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadDir(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	if err := os.Symlink(target, filepath.Join(data, "head")); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := queueCommand([]string{"stat", "-data-dir", data}, nil, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "a symbolic link to "+target) || !strings.Contains(out.String(), "waiting:   1 message ") {
+		t.Errorf("stat: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, args := range [][]string{{"purge", "-data-dir", data, "-output", "head", "-yes"}, {"purge", "-data-dir", data, "-output", "head"}} {
+		out.Reset()
+		errOut.Reset()
+		if code := queueCommand(args, strings.NewReader("y\n"), &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "refused: "+filepath.Join(data, "head")+" is a symbolic link") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out.String(), errOut.String())
+		}
+	}
+	if after, err := os.ReadDir(target); err != nil || len(after) != len(before) {
+		t.Errorf("files in the link's target: %d before, %d after (%v)", len(before), len(after), err)
+	}
+}
