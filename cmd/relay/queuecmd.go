@@ -222,7 +222,8 @@ func findQueues(o *queueOptions) (string, []queueRef, error) {
 	return dataDir, queues, nil
 }
 
-// usageError is a command line that names what is not there.
+// usageError is a command line that is wrong: a bad flag or argument, or
+// one that names what is not there. It exits 2.
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
