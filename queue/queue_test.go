@@ -699,3 +699,18 @@ func TestOpenOptions(t *testing.T) {
 		t.Errorf("queue directory mode = %v, want at most 0750", perm)
 	}
 }
+
+func TestInFlightNote(t *testing.T) {
+	for _, tc := range []struct {
+		records, msgs int
+		want          string
+	}{
+		{1, 1, "1 record (1 message) was in flight at the last stop, not confirmed delivered; it is sent again first"},
+		{1, 1024, "1 record (1024 messages) was in flight at the last stop, not confirmed delivered; it is sent again first"},
+		{3, 3, "3 records (3 messages) were in flight at the last stop, not confirmed delivered; they are sent again first"},
+	} {
+		if got := inFlightNote(tc.records, tc.msgs); got != tc.want {
+			t.Errorf("inFlightNote(%d, %d) = %q, want %q", tc.records, tc.msgs, got, tc.want)
+		}
+	}
+}
