@@ -443,7 +443,7 @@ func TestRecipes(t *testing.T) {
 }
 
 // headPerHostLines are sent to head-per-host.toml, each with the file it
-// must land in (under /var/log/remote/HOST/).
+// must land in (under /var/log/relay/remote/HOST/).
 var headPerHostLines = []struct{ msg, file string }{
 	{"<189>Nov 23 10:00:01 sw1 ios: %LINEPROTO-5-UPDOWN: Line protocol on Interface Gi0/1, changed state to up", "sw1/links.log"},
 	{"<187>Nov 23 10:00:02 sw2 ios: %LINK-3-UPDOWN: Interface Gi0/2, changed state to down", "sw2/links.log"},
@@ -519,7 +519,7 @@ var recipeChecks = map[string]func(t *testing.T, env *recipeEnv, r *testRelay, c
 	"head-per-host.toml": func(t *testing.T, env *recipeEnv, r *testRelay, cfg *Config) {
 		// Every file the lines name holds exactly those lines, in order;
 		// sendAll's messages (host "device") are in device/messages.log.
-		root := strings.TrimSuffix(env.files["/var/log/remote/{hostname}/links.log"], "{hostname}/links.log")
+		root := strings.TrimSuffix(env.files["/var/log/relay/remote/{hostname}/links.log"], "{hostname}/links.log")
 		want := map[string][]string{}
 		for _, l := range headPerHostLines {
 			want[l.file] = append(want[l.file], l.msg)
