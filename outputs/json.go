@@ -48,11 +48,11 @@ func (j *jsonWriter) appendJSON(dst []byte, v *fieldValues, stamp *jsonStamp) []
 	dst = append(dst, SeverityName(m.Severity())...)
 	dst = append(dst, `","severity_code":`...)
 	dst = strconv.AppendInt(dst, int64(m.Severity()), 10)
-	if m.Problem == syslog.ProblemNone && len(m.StructuredData) > 0 {
+	if m.HeaderRead() && len(m.StructuredData) > 0 {
 		dst = j.appendSD(dst, m.StructuredData)
 	}
 	dst = append(dst, `,"message":`...)
-	if m.Problem != syslog.ProblemNone {
+	if !m.HeaderRead() {
 		dst = appendJSONString(dst, m.Raw[bodyStart(m):])
 		dst = append(dst, `,"problem":"`...)
 		dst = append(dst, m.Problem.String()...)

@@ -260,7 +260,7 @@ func (v *fieldValues) appendField(dst []byte, f field) []byte {
 		}
 		return append(dst, m.StructuredData...)
 	case fieldMessage:
-		if m.Problem != syslog.ProblemNone {
+		if !m.HeaderRead() {
 			return append(dst, m.Raw[bodyStart(m):]...)
 		}
 		return append(dst, m.Msg...)

@@ -317,7 +317,7 @@ func TestCrashRecoverySegments(t *testing.T) {
 			}
 
 			q, logs := openQueue(t, dir, oneEntryRecords)
-			if !strings.Contains(logs.String(), fmt.Sprintf("%d records taken but not delivered", crashHeld)) {
+			if !strings.Contains(logs.String(), inFlightNote(crashHeld, crashHeld)) {
 				t.Errorf("log does not report %d recovered records:\n%s", crashHeld, logs)
 			}
 			// The child delivered every record before the held ones.

@@ -42,6 +42,10 @@ type Options struct {
 
 	// Logf receives warnings and errors; it may be nil.
 	Logf func(format string, args ...any)
+	// Infof receives notes on normal events an administrator may want to
+	// see (records in flight at the last stop, sent again first); it may
+	// be nil.
+	Infof func(format string, args ...any)
 	// Debugf receives notes on normal events an administrator need not see
 	// (a fully read file set aside at a roll and removed); it may be nil.
 	Debugf func(format string, args ...any)
@@ -158,6 +162,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
+	if o.Infof == nil {
+		o.Infof = func(string, ...any) {}
+	}
 	if o.Debugf == nil {
 		o.Debugf = func(string, ...any) {}
 	}
@@ -203,6 +210,7 @@ type Queue struct {
 	name   string
 	dir    string
 	logf   func(format string, args ...any)
+	infof  func(format string, args ...any)
 	debugf func(format string, args ...any)
 	onDrop func(count int, reason string, err error)
 
@@ -321,6 +329,7 @@ func Open(opts Options) (*Queue, error) {
 		name:      opts.Name,
 		dir:       opts.Dir,
 		logf:      opts.Logf,
+		infof:     opts.Infof,
 		debugf:    opts.Debugf,
 		onDrop:    opts.OnDrop,
 		maxMsgs:   opts.BatchMessages,
@@ -361,7 +370,9 @@ func Open(opts Options) (*Queue, error) {
 		for _, r := range recovered {
 			msgs += recordCount(r.rec)
 		}
-		q.logf("queue %q: %d records taken but not delivered before the last stop will be delivered again (%d messages)", q.name, len(recovered), msgs)
+		// Normal after any stop with records unconfirmed (an upstream
+		// down at a clean stop, too): a note, not a warning.
+		q.infof("queue %q: %s", q.name, inFlightNote(len(recovered), msgs))
 	}
 	if added > 0 {
 		q.debugf("queue %q: %d records on disk that go-diskqueue's metadata did not count (the relay did not stop cleanly) are counted now", q.name, added)
@@ -1051,4 +1062,17 @@ func (q *Queue) Close() error {
 	}
 	q.rl.Stop()
 	return errors.Join(errs...)
+}
+
+// inFlightNote says, in words, that records messages were in flight at the
+// last stop (taken, not confirmed delivered) and are sent first.
+func inFlightNote(records, msgs int) string {
+	ms := "messages"
+	if msgs == 1 {
+		ms = "message"
+	}
+	if records == 1 {
+		return fmt.Sprintf("1 record (%d %s) was in flight at the last stop, not confirmed delivered; it is sent again first", msgs, ms)
+	}
+	return fmt.Sprintf("%d records (%d %s) were in flight at the last stop, not confirmed delivered; they are sent again first", records, msgs, ms)
 }

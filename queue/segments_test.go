@@ -162,7 +162,7 @@ func TestSegmentsReopen(t *testing.T) {
 	if d := q.Depth(); d != int64(len(live)+records-taken) {
 		t.Errorf("Depth after reopen = %d, want %d", d, len(live)+records-taken)
 	}
-	if !strings.Contains(logs.String(), fmt.Sprintf("%d records taken but not delivered", len(live))) {
+	if !strings.Contains(logs.String(), inFlightNote(len(live), len(live))) {
 		t.Errorf("log does not report %d recovered records:\n%s", len(live), logs)
 	}
 	first := next(t, q)

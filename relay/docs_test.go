@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -424,6 +425,9 @@ func TestRecipes(t *testing.T) {
 			env.localize(cfg)
 			r := docsStartRelay(t, cfg)
 			env.sendAll(r, cfg)
+			if send := recipeSends[name]; send != nil {
+				send(t, r)
+			}
 			want := 2 * len(cfg.Listeners)
 			if !testpeer.WaitFor(30*time.Second, func() bool { return r.metric("relay_messages_accepted_total") >= float64(want) }) {
 				t.Fatalf("accepted %v of %d messages", r.metric("relay_messages_accepted_total"), want)
@@ -438,6 +442,33 @@ func TestRecipes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// headPerHostLines are sent to head-per-host.toml, each with the file it
+// must land in (under /var/log/relay/remote/HOST/).
+var headPerHostLines = []struct{ msg, file string }{
+	{"<189>Nov 23 10:00:01 sw1 ios: %LINEPROTO-5-UPDOWN: Line protocol on Interface Gi0/1, changed state to up", "sw1/links.log"},
+	{"<187>Nov 23 10:00:02 sw2 ios: %LINK-3-UPDOWN: Interface Gi0/2, changed state to down", "sw2/links.log"},
+	{"<28>Nov 23 10:00:03 srv1 kernel: e1000e: eth0 NIC Link is Down", "srv1/links.log"},
+	{"<187>Nov 23 10:00:04 sw2 ios: %PM-4-ERR_DISABLE: bpduguard error detected on Gi0/3, putting Gi0/3 in err-disable state, changed state to down", "sw2/links.log"},
+	{"<187>Nov 23 10:00:05 sw1 app: ERROR disk quota exceeded", "sw1/errors.log"},
+	{"<190>Nov 23 10:00:06 srv1 nginx: upstream timed out: connect() failed with error 110", "srv1/errors.log"},
+	{"<190>Nov 23 10:00:07 sw2 ifmon: Gi0/1 rx 0 errors, tx 0 errors", "sw2/messages.log"},
+	{"<190>Nov 23 10:00:08 sw1 sshd[42]: session opened for user admin", "sw1/messages.log"},
+}
+
+// recipeSends send, after sendAll's messages, what a recipe needs for
+// every output to have something to deliver.
+var recipeSends = map[string]func(t *testing.T, r *testRelay){
+	"head-per-host.toml": func(t *testing.T, r *testRelay) {
+		var stream strings.Builder
+		for _, l := range headPerHostLines {
+			fmt.Fprintf(&stream, "%d %s", len(l.msg), l.msg)
+		}
+		if err := testpeer.SendRaw(r.addr("edges-tcp"), stream.String()); err != nil {
+			t.Fatal(err)
+		}
+	},
 }
 
 // recipeChecks hold what recipes.md promises about a recipe beyond "it
@@ -485,6 +516,51 @@ var recipeChecks = map[string]func(t *testing.T, env *recipeEnv, r *testRelay, c
 		testpeer.WaitFor(5*time.Second, func() bool { return strings.Contains(strings.Join(testpeer.ReadLines(archive), "\n"), "both-paths") })
 		if got := strings.Count(strings.Join(testpeer.ReadLines(archive), "\n"), "both-paths"); got != 1 {
 			t.Errorf("archive has %d copies of the stamped message, want 1", got)
+		}
+	},
+	"head-per-host.toml": func(t *testing.T, env *recipeEnv, r *testRelay, cfg *Config) {
+		// Every file the lines name holds exactly those lines, in order;
+		// sendAll's messages (host "device") are in device/messages.log.
+		root := strings.TrimSuffix(env.files["/var/log/relay/remote/{hostname}/links.log"], "{hostname}/links.log")
+		want := map[string][]string{}
+		for _, l := range headPerHostLines {
+			want[l.file] = append(want[l.file], l.msg)
+		}
+		for _, l := range cfg.Listeners {
+			want["device/messages.log"] = append(want["device/messages.log"], "<14>Nov 23 10:00:00 device docs: info-"+l.Name, "<12>Nov 23 10:00:00 device docs: warning-"+l.Name)
+		}
+		filesNow := func() map[string][]string {
+			got := map[string][]string{}
+			filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(root, p)
+					got[rel] = testpeer.ReadLines(p)
+				}
+				return nil
+			})
+			return got
+		}
+		var got map[string][]string
+		testpeer.WaitFor(10*time.Second, func() bool {
+			got = filesNow()
+			n := 0
+			for _, ls := range got {
+				n += len(ls)
+			}
+			return n >= len(headPerHostLines)+2*len(cfg.Listeners)
+		})
+		if len(got) != len(want) {
+			t.Errorf("files %v, want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+		}
+		for f, w := range want {
+			g := got[f]
+			if f == "device/messages.log" {
+				// Two listeners, two connections: their order is not set.
+				g, w = slices.Sorted(slices.Values(g)), slices.Sorted(slices.Values(w))
+			}
+			if !slices.Equal(g, w) {
+				t.Errorf("%s holds\n%s\nwant\n%s", f, strings.Join(g, "\n"), strings.Join(w, "\n"))
+			}
 		}
 	},
 	"head.toml": func(t *testing.T, env *recipeEnv, r *testRelay, cfg *Config) {
@@ -705,6 +781,10 @@ func (e *recipeEnv) localize(cfg *Config) {
 		o.RetryInitial.Duration, o.RetryMax.Duration = 20*time.Millisecond, 200*time.Millisecond
 		if o.Protocol == "file" {
 			p := filepath.Join(e.dir, "files", filepath.Base(o.Path))
+			if strings.Contains(o.Path, "{") {
+				// A path template keeps its directories: they hold fields.
+				p = filepath.Join(e.dir, "files", o.Path)
+			}
 			e.files[o.Path] = p
 			o.Path = p
 			continue

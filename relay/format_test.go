@@ -35,6 +35,7 @@ outputs = ["raw", "conv", "legacy"]
 		"<189>123: *Mar  1 00:00:00.123 UTC: %SYS-5-CONFIG_I: Configured from console",
 		"no header at all, just words",
 		"<13>Nov 23 10:00:00 sshd[4711]: Accepted publickey for admin",
+		"<189>124: Mar  1 00:00:00.123 IST: %SYS-5-CONFIG_I: Configured from vty",
 	}
 	var stream strings.Builder
 	for _, l := range lines {
@@ -79,6 +80,15 @@ outputs = ["raw", "conv", "legacy"]
 	}
 	if got := r.metric("relay_parse_problems_total", "output", "conv", "reason", "no_pri"); got != 1 {
 		t.Errorf("parse problems no_pri = %v, want 1", got)
+	}
+	// A zone name the relay does not know is counted, and the line is
+	// still converted from its header, in the listener's zone (EST in
+	// March: -05:00).
+	if got := r.metric("relay_parse_problems_total", "output", "conv", "reason", "unknown_zone"); got != 1 {
+		t.Errorf("parse problems unknown_zone = %v, want 1", got)
+	}
+	if !strings.Contains(c[5], "T00:00:00.123-05:00 127.0.0.1 - - - [origin ip=\"127.0.0.1\"][meta sequenceId=\"124\"] %SYS-5-CONFIG_I: Configured from vty") {
+		t.Errorf("converted line with an unknown zone = %q", c[5])
 	}
 	// rfc3164: every line is a BSD line.
 	for i, got := range legacy.Messages() {

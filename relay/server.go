@@ -415,6 +415,7 @@ func openQueue(dataDir string, oc OutputConfig, log *slog.Logger, m *metrics.Met
 		FullPolicy:      oc.Queue.FullPolicy,
 		BlockTimeout:    oc.Queue.BlockTimeout.Duration,
 		Logf:            func(format string, args ...any) { qlog.Warn(fmt.Sprintf(format, args...)) },
+		Infof:           func(format string, args ...any) { qlog.Info(fmt.Sprintf(format, args...)) },
 		Debugf:          func(format string, args ...any) { qlog.Debug(fmt.Sprintf(format, args...)) },
 		OnDrop: func(count int, reason string, err error) {
 			dropped.WithLabelValues(reason).Add(float64(count))

@@ -76,7 +76,7 @@ func steadySender(addr, run string, rate int, stop <-chan struct{}) (next *atomi
 	return next, fin
 }
 
-var recoveredRE = regexp.MustCompile(`(\d+) records taken but not delivered before the last stop will be delivered again \((\d+) messages\)`)
+var recoveredRE = regexp.MustCompile(`(\d+) records? \((\d+) messages?\) (?:was|were) in flight at the last stop`)
 
 // TestFaultKill9DuplicatesSteady kills the relay with SIGKILL at random
 // moments while a steady stream of about 50,000 messages a second flows

@@ -48,8 +48,61 @@ Examples:
   relay queue dump -config relay.toml -output head -json -since 2h -n 100
   relay queue purge -config relay.toml -output archive
 
+relay queue COMMAND -h describes one command and its flags.
+
 Flags:
 `
+
+// queueCommandUsages are printed, with the command's own flags, by relay
+// queue COMMAND -h.
+var queueCommandUsages = map[string]string{
+	"stat": `Usage: relay queue stat [flags]
+
+Per output: messages and bytes waiting, files, records in flight, oldest and
+newest receive time. Beside a running relay it reads a snapshot of files
+that change as it reads.
+
+Examples:
+  relay queue stat -config /etc/relay/relay.toml
+  relay queue stat -data-dir /var/lib/relay -output head
+
+Flags:
+`,
+	"verify": `Usage: relay queue verify [flags]
+
+Read every record and check every checksum; report damaged regions (file,
+offset, messages or bytes). Exit status 0: sound, 1: damaged (or
+unreadable).
+
+Examples:
+  relay queue verify -config /etc/relay/relay.toml
+  relay queue verify -data-dir /var/lib/relay -output head
+
+Flags:
+`,
+	"dump": `Usage: relay queue dump [flags]
+
+Print the waiting messages in delivery order, one per line as received
+(-json: one JSON object per message with receive time, listener and
+sender). -n, -since and -until select; -since must be before -until.
+
+Examples:
+  relay queue dump -config relay.toml -output head -json -since 2h -n 100
+  relay queue dump -config relay.toml -since 2026-01-02T15:00:00Z -until 2026-01-02T16:00:00Z
+
+Flags:
+`,
+	"purge": `Usage: relay queue purge -output NAME [flags]
+
+Discard one output's backlog. Asks first unless -yes; refused while a relay
+runs on the data dir.
+
+Example:
+  relay queue purge -config relay.toml -output archive
+
+Flags:
+`,
+}
 
 // queueOptions are the flags of the relay queue commands.
 type queueOptions struct {
@@ -86,10 +139,10 @@ func queueCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	fs, o := queueFlags(cmd)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printQueueUsage(fs, stdout)
+			printUsageText(queueCommandUsages[cmd], fs, stdout)
 			return 0
 		}
-		fmt.Fprintf(stderr, "relay queue %s: %v (relay queue -h lists the flags)\n", cmd, err)
+		fmt.Fprintf(stderr, "relay queue %s: %v (relay queue %s -h lists the flags)\n", cmd, err, cmd)
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -103,6 +156,14 @@ func queueCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	if cmd == "purge" && o.output == "" {
 		fmt.Fprintln(stderr, "relay queue purge: -output is required: purge discards one output's backlog")
 		return 2
+	}
+	var since, until time.Time
+	if cmd == "dump" {
+		var err error
+		if since, until, err = dumpSelection(o, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "relay queue dump: %v\n", err)
+			return 2
+		}
 	}
 	dataDir, queues, err := findQueues(o)
 	if err != nil {
@@ -124,7 +185,7 @@ func queueCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	case "purge":
 		return queuePurge(dataDir, queues[0], o, stdin, stdout, stderr)
 	case "dump":
-		return queueDump(dataDir, queues, o, stdout, stderr)
+		return queueDump(dataDir, queues, o, since, until, stdout, stderr)
 	}
 	live, note := dataDirState(dataDir)
 	fmt.Fprintln(stdout, note)
@@ -145,7 +206,14 @@ func queueFlags(cmd string) (*flag.FlagSet, *queueOptions) {
 	o := &queueOptions{}
 	fs.StringVar(&o.configPath, "config", "", "configuration file whose data_dir and outputs to use; without it and -data-dir, the built-in configuration")
 	fs.StringVar(&o.dataDir, "data-dir", "", "data dir to use instead of a configuration's: every queue directory in it")
-	fs.StringVar(&o.output, "output", "", "only the queue of this output (purge: required)")
+	outputUsage := "only the queue of this output (purge: required)"
+	switch cmd {
+	case "purge":
+		outputUsage = "the output whose backlog to discard (required)"
+	case "stat", "verify", "dump":
+		outputUsage = "only the queue of this output"
+	}
+	fs.StringVar(&o.output, "output", "", outputUsage)
 	if cmd == "" || cmd == "dump" {
 		fs.BoolVar(&o.asJSON, "json", false, "dump: one JSON object per message (received, listener, sender, epoch, seq, message or message_base64, output)")
 		fs.IntVar(&o.limit, "n", 0, "dump: at most this many messages (0: all)")
@@ -159,7 +227,12 @@ func queueFlags(cmd string) (*flag.FlagSet, *queueOptions) {
 }
 
 func printQueueUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprint(w, queueUsage)
+	printUsageText(queueUsage, fs, w)
+}
+
+// printUsageText prints usage and the flags of fs to w.
+func printUsageText(usage string, fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, usage)
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
@@ -247,7 +320,8 @@ func linkTarget(dir string) string {
 	return "?"
 }
 
-// usageError is a command line that names what is not there.
+// usageError is a command line that is wrong: a bad flag or argument, or
+// one that names what is not there. It exits 2.
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
@@ -394,22 +468,28 @@ type dumpLine struct {
 	MessageBase64 []byte `json:"message_base64,omitempty"`
 }
 
-func queueDump(dataDir string, queues []queueRef, o *queueOptions, stdout, stderr io.Writer) int {
-	now := time.Now()
-	since, err := parseWhen(o.since, now)
-	if err != nil {
-		fmt.Fprintf(stderr, "relay queue dump: -since: %v\n", err)
-		return 2
+// dumpSelection checks dump's -n, -since and -until and returns the
+// times; an error is a usage error.
+func dumpSelection(o *queueOptions, now time.Time) (since, until time.Time, err error) {
+	if since, err = parseWhen(o.since, now); err != nil {
+		return since, until, fmt.Errorf("-since: %w", err)
 	}
-	until, err := parseWhen(o.until, now)
-	if err != nil {
-		fmt.Fprintf(stderr, "relay queue dump: -until: %v\n", err)
-		return 2
+	if until, err = parseWhen(o.until, now); err != nil {
+		return since, until, fmt.Errorf("-until: %w", err)
 	}
 	if o.limit < 0 {
-		fmt.Fprintln(stderr, "relay queue dump: -n must not be negative")
-		return 2
+		return since, until, errors.New("-n must not be negative")
 	}
+	// -since is inclusive, -until exclusive: a range that does not put
+	// -since first selects nothing, which is a mistake, not an answer.
+	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+		return since, until, fmt.Errorf("-since %s (%s) is not before -until %s (%s): the range selects no message",
+			o.since, since.UTC().Format(time.RFC3339Nano), o.until, until.UTC().Format(time.RFC3339Nano))
+	}
+	return since, until, nil
+}
+
+func queueDump(dataDir string, queues []queueRef, o *queueOptions, since, until time.Time, stdout, stderr io.Writer) int {
 	live, note := dataDirState(dataDir)
 	fmt.Fprintln(stderr, note)
 	w := bufio.NewWriterSize(stdout, 64<<10)

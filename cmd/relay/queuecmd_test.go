@@ -381,6 +381,68 @@ func TestQueueDumpJSON(t *testing.T) {
 	if code := queueCommand([]string{"dump", "-data-dir", data, "-since", "yesterday"}, nil, &out, &errOut); code != 2 {
 		t.Errorf("dump -since yesterday: exit %d, want 2", code)
 	}
+	out.Reset()
+	if code := queueCommand([]string{"dump", "-data-dir", data, "-since", "2026-01-02T15:04:00Z", "-until", "2026-01-02T15:05:00Z"}, nil, &out, &errOut); code != 0 || out.String() != "<13>plain text\n" {
+		t.Errorf("dump -since -until: exit %d, %q", code, out.String())
+	}
+	// A range that selects nothing by its own bounds is a usage error, not
+	// "0 messages dumped".
+	for _, r := range [][2]string{
+		{"2026-01-02T15:05:00Z", "2026-01-02T15:05:00Z"}, // empty: -until is exclusive
+		{"2026-01-02T15:06:00Z", "2026-01-02T15:04:00Z"}, // inverted
+		{"1h", "2h"}, // 1h ago is after 2h ago
+	} {
+		out.Reset()
+		errOut.Reset()
+		code := queueCommand([]string{"dump", "-data-dir", data, "-since", r[0], "-until", r[1]}, nil, &out, &errOut)
+		if code != 2 || out.Len() != 0 || !strings.Contains(errOut.String(), "is not before -until") {
+			t.Errorf("dump -since %s -until %s: exit %d, stdout %q, stderr %q; want exit 2, nothing dumped, a usage error", r[0], r[1], code, out.String(), errOut.String())
+		}
+	}
+}
+
+// TestQueueCommandHelp checks that relay queue COMMAND -h describes that
+// command and its flags only, and relay queue -h all of them.
+func TestQueueCommandHelp(t *testing.T) {
+	for _, tc := range []struct {
+		cmd       string
+		has, lack []string
+	}{
+		{"stat", []string{"-config", "-data-dir", "-output"}, []string{"-json", "-since", "-yes", "verify", "purge"}},
+		{"verify", []string{"-config", "-data-dir", "-output", "checksum"}, []string{"-json", "-since", "-yes", "purge"}},
+		{"dump", []string{"-json", "-n ", "-since", "-until"}, []string{"-yes", "purge", "verify"}},
+		{"purge", []string{"-output", "-yes"}, []string{"-json", "-since", "verify"}},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := queueCommand([]string{tc.cmd, "-h"}, nil, &out, &errOut); code != 0 || errOut.Len() != 0 {
+				t.Fatalf("relay queue %s -h: exit %d, stderr %q", tc.cmd, code, errOut.String())
+			}
+			usage := out.String()
+			if !strings.HasPrefix(usage, "Usage: relay queue "+tc.cmd+" ") || !strings.Contains(usage, "\nFlags:\n") {
+				t.Errorf("relay queue %s -h does not start with its own usage line:\n%s", tc.cmd, usage)
+			}
+			for _, w := range tc.has {
+				if !strings.Contains(usage, w) {
+					t.Errorf("relay queue %s -h lacks %q:\n%s", tc.cmd, w, usage)
+				}
+			}
+			for _, w := range tc.lack {
+				if strings.Contains(usage, w) {
+					t.Errorf("relay queue %s -h has %q, which is another command's:\n%s", tc.cmd, w, usage)
+				}
+			}
+		})
+	}
+	var out, errOut bytes.Buffer
+	if code := queueCommand([]string{"-h"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("relay queue -h: exit %d", code)
+	}
+	for _, w := range []string{"Usage: relay queue COMMAND", "stat", "verify", "dump", "purge", "-json", "-yes"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("relay queue -h lacks %q:\n%s", w, out.String())
+		}
+	}
 }
 
 // TestQueueSymlinkDir: a queue directory that is a symbolic link is

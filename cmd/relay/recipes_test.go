@@ -203,6 +203,12 @@ func TestRecipesOnOneHost(t *testing.T) {
 					t.Fatalf("%s: %v\n%s", line, err, out)
 				}
 				sentLogger = true
+			case strings.HasPrefix(line, "bin/relay send "):
+				cmd := exec.Command("sh", "-c", relayBin+strings.TrimPrefix(local(line), "bin/relay"))
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v\n%s", line, err, out)
+				}
+				sentLogger = true
 			case strings.HasPrefix(line, "tail ") || strings.HasPrefix(line, "curl "):
 				// What these show is checked by checkTryStage.
 			default:
@@ -336,6 +342,15 @@ func checkTryStage(t *testing.T, stage []*tryRelay, work string, n int) {
 		}
 	case has["tls-head.toml"]:
 		wantLines("archive.log", "over TLS")
+	case has["head-per-host.toml"]:
+		wantLines("remote/sw1/links.log", "changed state to down")
+		wantLines("remote/sw1/errors.log", "ERROR disk quota exceeded")
+		wantLines("remote/sw2/messages.log", "rx 0 errors")
+		for _, f := range []string{"remote/sw1/messages.log", "remote/sw2/errors.log", "remote/sw2/links.log"} {
+			if _, err := os.Stat(filepath.Join(head, "log", f)); err == nil {
+				t.Errorf("%s exists: a message went to the wrong file", f)
+			}
+		}
 	case has["kafka-head.toml"]:
 		// In one of the heads' files, once; a head reports the lag of
 		// the partition it read it from.

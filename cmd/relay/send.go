@@ -25,7 +25,9 @@ const sendUsage = `Usage: relay send [flags] [MESSAGE...]
 
 Send test syslog messages to a relay or any syslog server, over UDP, TCP
 (RFC 6587, either framing), TLS (RFC 5425), RELP or a local Unix datagram
-socket, in RFC 5424 or RFC 3164.
+socket, in RFC 5424 or RFC 3164, or raw: with -format raw each message is
+sent exactly as given, with no header added, so a line such as
+"<13>Dec 31 23:59:59 host app: x" tests how the receiver reads it.
 
 The message is the arguments joined by spaces. Without arguments, each line
 read from standard input is one message, sent as it is read (so
@@ -34,7 +36,8 @@ terminal or /dev/null, the message is "test message from relay send".
 With -count N, each message is sent N times.
 
 A one-line summary goes to standard error; the exit status is 0 when every
-message was sent (over RELP: acknowledged), 1 otherwise.
+message was sent (over RELP: acknowledged), 2 on a usage error (a bad flag or
+argument), 1 otherwise.
 
 Examples:
   relay send -address 127.0.0.1:5514 hello
@@ -42,6 +45,7 @@ Examples:
   relay send -proto tls -address logs.example.net:6514 -tls-ca ca.pem -severity err disk full
   relay send -proto relp -address 127.0.0.1:2514 -format rfc3164 -facility local7 link down
   relay send -proto unix -sd '[test@32473 run="7"]' -msgid TEST hello
+  relay send -format raw '<13>Dec 31 23:59:59 host app: year and zone test'
 
 Flags:
 `
@@ -84,6 +88,10 @@ func sendCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "relay send: %v\n", err)
+		// A bad flag or argument exits 2, as relay's own usage errors do.
+		if errors.As(err, new(*usageError)) {
+			return 2
+		}
 		return 1
 	}
 	var src messageSource
@@ -92,7 +100,7 @@ func sendCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		text := strings.Join(words, " ")
 		if cfg.framing == outputs.LF && (cfg.proto == relay.ProtocolTCP || cfg.proto == relay.ProtocolTLS) && strings.Contains(text, "\n") {
 			fmt.Fprintln(stderr, "relay send: the message contains a line feed, which -framing lf would split: use -framing octet-counting")
-			return 1
+			return 2
 		}
 		src = &repeatSource{text: text}
 	case stdin != nil:
@@ -166,16 +174,21 @@ func parseSendFlags(args []string, stdout io.Writer) (*sendConfig, []string, err
 			f.fs.PrintDefaults()
 			return nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("%w (see relay send -h)", err)
+		return nil, nil, &usageError{err.Error() + " (see relay send -h)"}
 	}
 	f.set = map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 
 	cfg := &sendConfig{count: f.count, rate: f.rate, seq: f.seq, timeout: f.timeout}
-	for _, check := range []func(*sendConfig) error{f.transport, f.header, f.limits, f.tlsClient} {
+	for _, check := range []func(*sendConfig) error{f.transport, f.header, f.limits, f.tlsFlags} {
 		if err := check(cfg); err != nil {
-			return nil, nil, err
+			return nil, nil, &usageError{err.Error()}
 		}
+	}
+	// The files the TLS flags name are read last: a file that cannot be
+	// read is an error (exit 1), not a usage error.
+	if err := f.tlsClient(cfg); err != nil {
+		return nil, nil, err
 	}
 	return cfg, f.fs.Args(), nil
 }
@@ -193,7 +206,7 @@ func defineSendFlags() *sendFlags {
 	fs.StringVar(&f.proto, "protocol", "udp", "the same as -proto")
 	fs.StringVar(&f.address, "address", "", "where to send: host:port (default 127.0.0.1:514, for tls 127.0.0.1:6514); for unix the socket path (default /dev/log)")
 	fs.StringVar(&f.framing, "framing", "octet-counting", "tcp and tls: octet-counting (RFC 6587 \"LEN MSG\") or lf (a line feed after each message)")
-	fs.StringVar(&f.format, "format", "rfc5424", "message format: rfc5424 or rfc3164")
+	fs.StringVar(&f.format, "format", "rfc5424", "message format: rfc5424, rfc3164, or raw (each message sent as given, no header added)")
 	fs.StringVar(&f.facility, "facility", "user", "facility: a name (kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, ntp, security, console, solaris-cron, local0-local7) or 0-23")
 	fs.StringVar(&f.severity, "severity", "notice", "severity: a name (emerg, alert, crit, err, warning, notice, info, debug) or 0-7")
 	fs.StringVar(&f.app, "app", "relay-send", "APP-NAME (RFC 3164: the TAG)")
@@ -257,8 +270,18 @@ func (f *sendFlags) header(cfg *sendConfig) error {
 	switch f.format {
 	case "rfc5424", "rfc3164":
 		cfg.format = f.format
+	case "raw":
+		cfg.format = f.format
+		// A raw message carries its own header: a header flag would be
+		// silently ignored.
+		for _, name := range []string{"facility", "severity", "app", "hostname", "procid", "msgid", "sd"} {
+			if f.set[name] {
+				return fmt.Errorf("-%s is not used with -format raw: the message is sent as given, header included", name)
+			}
+		}
+		return nil
 	default:
-		return fmt.Errorf("-format %q: use rfc5424 or rfc3164", f.format)
+		return fmt.Errorf("-format %q: use rfc5424, rfc3164 or raw", f.format)
 	}
 	fac, ok := syslog.LookupFacility(f.facility)
 	if !ok {
@@ -335,9 +358,8 @@ var sendTLSNames = outputs.TLSNames{
 	Insecure:       "-tls-insecure",
 }
 
-// tlsClient checks the -tls-* flags and, for -proto tls, reads the files
-// they name.
-func (f *sendFlags) tlsClient(cfg *sendConfig) error {
+// tlsFlags checks that the -tls-* flags go together.
+func (f *sendFlags) tlsFlags(cfg *sendConfig) error {
 	tlsSet := ""
 	for _, name := range []string{"tls-ca", "tls-cert", "tls-key", "tls-server-name", "tls-insecure"} {
 		if f.set[name] {
@@ -348,6 +370,20 @@ func (f *sendFlags) tlsClient(cfg *sendConfig) error {
 		if tlsSet != "" {
 			return fmt.Errorf("-%s is for -proto tls, not %s", tlsSet, cfg.proto)
 		}
+		return nil
+	}
+	switch {
+	case f.tlsCert != "" && f.tlsKey == "":
+		return fmt.Errorf("%s needs %s", sendTLSNames.CertFile, sendTLSNames.KeyFile)
+	case f.tlsKey != "" && f.tlsCert == "":
+		return fmt.Errorf("%s needs %s", sendTLSNames.KeyFile, sendTLSNames.CertFile)
+	}
+	return nil
+}
+
+// tlsClient reads, for -proto tls, the files the -tls-* flags name.
+func (f *sendFlags) tlsClient(cfg *sendConfig) error {
+	if cfg.proto != relay.ProtocolTLS {
 		return nil
 	}
 	var err error
@@ -486,8 +522,11 @@ func send(cfg *sendConfig, src messageSource) (int, error) {
 }
 
 // format1 appends one message with text to dst, built from the header the
-// flags gave, stamped now.
+// flags gave, stamped now; under -format raw, text alone.
 func (cfg *sendConfig) format1(dst []byte, m *syslog.Message, text string) []byte {
+	if cfg.format == "raw" {
+		return append(dst, text...)
+	}
 	*m = syslog.Message{
 		PRI: cfg.pri, HasPRI: true,
 		Timestamp: time.Now(), HasTimestamp: true,

@@ -307,6 +307,47 @@ func TestSendRFC3164KeepsMSGIDAndSDInContent(t *testing.T) {
 	checkLine(t, line, wantMsg{format: syslog.FormatRFC3164, pri: 13, app: "relay-send", msg: `M1: [a@1 b="c"] ` + tok})
 }
 
+// TestSendRaw sends lines with their own header, as given: the relay's
+// file output keeps a message as received, so each line must come back
+// byte for byte.
+func TestSendRaw(t *testing.T) {
+	r := mustStartSendRelay(t)
+	for _, tc := range []struct {
+		name     string
+		listener string
+		args     []string
+	}{
+		{"udp", "udp", []string{"-proto", "udp"}},
+		{"tcp-lf", "tcp", []string{"-proto", "tcp", "-framing", "lf"}},
+		{"tcp-octet-counting", "tcp", []string{"-proto", "tcp"}},
+		{"relp", "relp", []string{"-proto", "relp"}},
+		{"unix", "unix", []string{"-proto", "unix"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := token(t)
+			text := "<13>Dec 31 23:59:59 host app: year test " + tok
+			args := append(append([]string{}, tc.args...), "-format", "raw", "-address", r.addr(t, tc.listener), text)
+			sendOK(t, args...)
+			if got := r.waitLines(t, tok, 1)[0]; got != text {
+				t.Errorf("received %q, want %q as sent", got, text)
+			}
+		})
+	}
+	t.Run("stdin", func(t *testing.T) {
+		tok := token(t)
+		in := fmt.Sprintf("<165>1 2026-12-31T23:59:59Z h a - - - one %[1]s\nno header at all %[1]s\n", tok)
+		var out, errOut bytes.Buffer
+		if code := sendCommand([]string{"-proto", "tcp", "-address", r.addr(t, "tcp"), "-format", "raw"}, strings.NewReader(in), &out, &errOut); code != 0 {
+			t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
+		}
+		got := r.waitLines(t, tok, 2)
+		want := strings.Split(strings.TrimSuffix(in, "\n"), "\n")
+		if !slices.Equal(got, want) {
+			t.Errorf("received %q, want %q", got, want)
+		}
+	})
+}
+
 // seqs returns the seq=N numbers of lines, in order.
 func seqs(t *testing.T, lines []string) []int {
 	t.Helper()
@@ -428,41 +469,46 @@ func TestSendBadFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string // in stderr
+		code int    // exit status: 2 for a usage error
 	}{
-		{[]string{"-facility", "bogus"}, `-facility "bogus": unknown facility`},
-		{[]string{"-facility", "24"}, `-facility "24"`},
-		{[]string{"-severity", "8"}, `-severity "8": unknown severity`},
-		{[]string{"-severity", "loud"}, `-severity "loud"`},
-		{[]string{"-proto", "sctp"}, `-proto "sctp"`},
-		{[]string{"-format", "json"}, `-format "json"`},
-		{[]string{"-proto", "tcp", "-framing", "nul"}, `-framing "nul"`},
-		{[]string{"-proto", "udp", "-framing", "lf"}, `-framing is for -proto tcp and tls`},
-		{[]string{"-proto", "tcp", "-framing", "lf", "two\nlines"}, `line feed, which -framing lf would split`},
-		{[]string{"-address", "127.0.0.1"}, `-address "127.0.0.1": use host:port`},
-		{[]string{"-proto", "unix", "-address", ""}, `-address: empty`},
-		{[]string{"-sd", `[bad`}, `-sd "[bad": not valid`},
-		{[]string{"-sd", `x="y"`}, `-sd`},
-		{[]string{"-count", "0"}, `-count 0`},
-		{[]string{"-rate", "-1"}, `-rate -1`},
-		{[]string{"-timeout", "0s"}, `-timeout`},
-		{[]string{"-app", "has space"}, `-app "has space"`},
-		{[]string{"-format", "rfc3164", "-app", "a:b"}, `-app "a:b"`},
-		{[]string{"-msgid", strings.Repeat("m", 33)}, `-msgid`},
-		{[]string{"-hostname", strings.Repeat("h", 256)}, `-hostname`},
-		{[]string{"-procid", "ü"}, `-procid`},
-		{[]string{"-tls-ca", "ca.pem"}, `-tls-ca is for -proto tls`},
-		{[]string{"-proto", "tls", "-tls-cert", "c.pem"}, `-tls-cert needs -tls-key`},
-		{[]string{"-proto", "tls", "-tls-key", "k.pem"}, `-tls-key needs -tls-cert`},
-		{[]string{"-proto", "tls", "-tls-ca", filepath.Join(dir, "missing.pem")}, `-tls-ca: open`},
-		{[]string{"-proto", "tls", "-tls-ca", writeFile(t, dir, "empty.pem", "not pem")}, `-tls-ca ` + filepath.Join(dir, "empty.pem") + `: no PEM certificate`},
-		{[]string{"-bogus"}, `flag provided but not defined: -bogus`},
-		{[]string{"-count", "many"}, `invalid value "many" for flag -count`},
+		{[]string{"-facility", "bogus"}, `-facility "bogus": unknown facility`, 2},
+		{[]string{"-facility", "24"}, `-facility "24"`, 2},
+		{[]string{"-severity", "8"}, `-severity "8": unknown severity`, 2},
+		{[]string{"-severity", "loud"}, `-severity "loud"`, 2},
+		{[]string{"-proto", "sctp"}, `-proto "sctp"`, 2},
+		{[]string{"-format", "json"}, `-format "json"`, 2},
+		{[]string{"-proto", "tcp", "-framing", "nul"}, `-framing "nul"`, 2},
+		{[]string{"-proto", "udp", "-framing", "lf"}, `-framing is for -proto tcp and tls`, 2},
+		{[]string{"-proto", "tcp", "-framing", "lf", "two\nlines"}, `line feed, which -framing lf would split`, 2},
+		{[]string{"-address", "127.0.0.1"}, `-address "127.0.0.1": use host:port`, 2},
+		{[]string{"-proto", "unix", "-address", ""}, `-address: empty`, 2},
+		{[]string{"-sd", `[bad`}, `-sd "[bad": not valid`, 2},
+		{[]string{"-sd", `x="y"`}, `-sd`, 2},
+		{[]string{"-count", "0"}, `-count 0`, 2},
+		{[]string{"-rate", "-1"}, `-rate -1`, 2},
+		{[]string{"-timeout", "0s"}, `-timeout`, 2},
+		{[]string{"-app", "has space"}, `-app "has space"`, 2},
+		{[]string{"-format", "rfc3164", "-app", "a:b"}, `-app "a:b"`, 2},
+		{[]string{"-msgid", strings.Repeat("m", 33)}, `-msgid`, 2},
+		{[]string{"-hostname", strings.Repeat("h", 256)}, `-hostname`, 2},
+		{[]string{"-procid", "ü"}, `-procid`, 2},
+		{[]string{"-tls-ca", "ca.pem"}, `-tls-ca is for -proto tls`, 2},
+		{[]string{"-proto", "tls", "-tls-cert", "c.pem"}, `-tls-cert needs -tls-key`, 2},
+		{[]string{"-proto", "tls", "-tls-key", "k.pem"}, `-tls-key needs -tls-cert`, 2},
+		{[]string{"-format", "raw", "-severity", "err"}, `-severity is not used with -format raw`, 2},
+		{[]string{"-format", "raw", "-hostname", "h"}, `-hostname is not used with -format raw`, 2},
+		{[]string{"-format", "raw", "-sd", `[a@1 b="c"]`}, `-sd is not used with -format raw`, 2},
+		// A file that cannot be read is an error, not a usage error.
+		{[]string{"-proto", "tls", "-tls-ca", filepath.Join(dir, "missing.pem")}, `-tls-ca: open`, 1},
+		{[]string{"-proto", "tls", "-tls-ca", writeFile(t, dir, "empty.pem", "not pem")}, `-tls-ca ` + filepath.Join(dir, "empty.pem") + `: no PEM certificate`, 1},
+		{[]string{"-bogus"}, `flag provided but not defined: -bogus`, 2},
+		{[]string{"-count", "many"}, `invalid value "many" for flag -count`, 2},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			code := runSend(append(tc.args, "msg"), &out, &errOut)
-			if code != 1 {
-				t.Errorf("exit %d, want 1", code)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
 			}
 			if !strings.Contains(errOut.String(), tc.want) {
 				t.Errorf("stderr = %q, want it to contain %q", errOut.String(), tc.want)

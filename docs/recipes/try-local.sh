@@ -35,11 +35,13 @@ esac
 [ "$net" -le 255 ] || usage
 [ -r "$recipe" ] || { echo "$0: cannot read $recipe" >&2; exit 1; }
 
+# Log paths become relative without "./": a path with fields may not hold
+# a "." element.
 sed \
 	-e "s|0\.0\.0\.0:|$as:|g" \
 	-e "s|head-1\.example\.net|192.0.2.10|g" \
 	-e "s|\"/var/lib/relay\"|\"./try-$as/data\"|" \
-	-e "s|/var/log/relay/|./try-$as/log/|g" \
+	-e "s|/var/log/relay/|try-$as/log/|g" \
 	-e "s|/etc/relay/tls/|./try-tls/|g" \
 	-e "s|192\.0\.2\.|127.$net.2.|g" \
 	-e "s|198\.51\.100\.|127.$net.100.|g" \

@@ -54,7 +54,8 @@ var metaID = []byte("meta")
 //     `[meta sequenceId="N"]` (RFC 5424 §7.3.1, as Cisco's own RFC 5424
 //     output writes it), and the content becomes MSG. No BOM is added:
 //     the encoding of BSD content is unknown.
-//   - A message with a Problem is wrapped: a header from what Parse found
+//   - A message with a Problem, other than ProblemUnknownZone (which
+//     leaves the header read: see HeaderRead), is wrapped: a header from what Parse found
 //     (its PRI or 13, its stamp or the receive time, hostname, app-name,
 //     procid and msgid), only opts.ExtraSD as structured data, and as MSG
 //     every byte after a valid PRI — the whole message when the PRI was
@@ -70,9 +71,9 @@ var metaID = []byte("meta")
 // AppendRFC5424 allocates only when dst must grow.
 func AppendRFC5424(dst []byte, m *Message, opts FormatOptions) []byte {
 	switch {
-	case m.Raw != nil && m.Problem == ProblemNone && m.Format == FormatRFC5424:
+	case m.Raw != nil && m.HeaderRead() && m.Format == FormatRFC5424:
 		return appendPassthrough5424(dst, m, &opts)
-	case m.Raw != nil && m.Problem != ProblemNone:
+	case m.Raw != nil && !m.HeaderRead():
 		dst = appendHeader5424(dst, m, &opts)
 		dst = append(dst, ' ')
 		dst = appendExtraSD(dst, nil, opts.ExtraSD, nil)
@@ -350,7 +351,7 @@ var pidSpecials = []byte{']'}
 // its own MSGIDs, rather than being lost. The BOM and a Cisco counter are
 // not written.
 //
-// A message with a Problem keeps all its bytes: every byte after a valid
+// A message with a Problem (HeaderRead false) keeps all its bytes: every byte after a valid
 // PRI (the whole message otherwise) follows the hostname. AppendRFC3164
 // allocates only when dst must grow.
 func AppendRFC3164(dst []byte, m *Message, opts FormatOptions) []byte {
@@ -377,7 +378,7 @@ func AppendRFC3164(dst []byte, m *Message, opts FormatOptions) []byte {
 
 // append3164Content writes what follows the HOSTNAME in AppendRFC3164.
 func append3164Content(dst []byte, m *Message) []byte {
-	if m.Raw != nil && m.Problem != ProblemNone {
+	if m.Raw != nil && !m.HeaderRead() {
 		return append(dst, m.Raw[m.bodyStart():]...)
 	}
 	tagged := len(m.AppName) > 0 || len(m.ProcID) > 0

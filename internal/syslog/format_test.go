@@ -421,7 +421,7 @@ func checkConvert(t testing.TB, b []byte, m *Message, opts FormatOptions) {
 		content = append(append([]byte{}, bom...), r.Msg...)
 	}
 	switch {
-	case m.Problem != ProblemNone:
+	case !m.HeaderRead():
 		if want := b[m.bodyStart():]; !bytes.Equal(content, want) {
 			t.Fatalf("AppendRFC5424(Parse(%q)) = %q: MSG %q, want the original %q", b, out, content, want)
 		}
@@ -502,7 +502,7 @@ func check3164(t testing.TB, m *Message) {
 		t.Fatalf("AppendRFC3164 = %q, re-parsed as %v, PRI %d, problem %v; want rfc3164, PRI %d", out, r.Format, r.PRI, r.Problem, m.PRI)
 	}
 	want := m.Msg
-	if m.Problem != ProblemNone {
+	if !m.HeaderRead() {
 		want = m.Raw[m.bodyStart():]
 	}
 	if !bytes.HasSuffix(out, want) {

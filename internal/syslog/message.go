@@ -57,6 +57,12 @@ const (
 	ProblemBadHeader
 	// ProblemBadStructuredData: RFC 5424 STRUCTURED-DATA is malformed.
 	ProblemBadStructuredData
+	// ProblemUnknownZone: an RFC 3164 stamp names a zone the relay does
+	// not know ("12:00:00 IST: …"); the stamp is read in the listener's
+	// zone (ParseOptions.Location). Unlike the others, this problem leaves
+	// the header read whole: HeaderRead is true, and formatting treats the
+	// message as clean.
+	ProblemUnknownZone
 
 	numProblems
 )
@@ -69,10 +75,12 @@ var problemNames = [numProblems]string{
 	ProblemBadTimestamp:      "bad_timestamp",
 	ProblemBadHeader:         "bad_header",
 	ProblemBadStructuredData: "bad_structured_data",
+	ProblemUnknownZone:       "unknown_zone",
 }
 
 // String returns the problem's label: "none", "no_pri", "bad_pri",
-// "no_header", "bad_timestamp", "bad_header" or "bad_structured_data".
+// "no_header", "bad_timestamp", "bad_header", "bad_structured_data" or
+// "unknown_zone".
 func (p Problem) String() string {
 	if p < numProblems {
 		return problemNames[p]
@@ -173,6 +181,13 @@ func (m *Message) Facility() int { return Facility(m.PRI) }
 // Severity returns the severity code of the message's PRI.
 func (m *Message) Severity() int { return Severity(m.PRI) }
 
+// HeaderRead reports whether Parse read the message's header whole, so
+// that its fields stand for it: no problem, or only ProblemUnknownZone.
+// A message without it is formatted wrapped, every byte kept.
+func (m *Message) HeaderRead() bool {
+	return m.Problem == ProblemNone || m.Problem == ProblemUnknownZone
+}
+
 // setProblem records p unless an earlier problem was found.
 func (m *Message) setProblem(p Problem) {
 	if m.Problem == ProblemNone {
@@ -221,6 +236,9 @@ func (m *Message) setStamp(st *stamp, valid bool, opts *ParseOptions) {
 	if !valid {
 		m.setProblem(ProblemBadTimestamp)
 		return
+	}
+	if st.unknownZone {
+		m.setProblem(ProblemUnknownZone)
 	}
 	m.HasTimestamp = true
 	if !opts.SkipTimestamp {

@@ -234,7 +234,7 @@ var goldens = []golden{
 		ts: "2024-03-01T11:00:00.001Z", msg: "%SEC-6-IPACCESSLOGP: list 101 denied tcp 192.0.2.1(1234) -> 198.51.100.1(80), 1 packet",
 	},
 	{
-		name: "cisco ios administrator-named zone keeps the listener's zone", format: FormatRFC3164, pri: 189, seq: "7",
+		name: "cisco ios administrator-named zone keeps the listener's zone", format: FormatRFC3164, problem: ProblemUnknownZone, pri: 189, seq: "7",
 		in: "<189>7: Mar  1 11:00:00 HQT: %SYS-5-RESTART: System restarted", ts: "2024-03-01T11:00:00Z",
 		msg: "%SYS-5-RESTART: System restarted",
 	},
@@ -794,8 +794,63 @@ func TestTimezoneOption(t *testing.T) {
 	} {
 		var m Message
 		Parse([]byte(tc.in), ParseOptions{Location: tc.loc, Received: recv}, &m)
-		if got := m.Timestamp.Format(time.RFC3339Nano); got != tc.want || m.Problem != ProblemNone {
-			t.Errorf("Parse(%q) in %v: timestamp %s, problem %v; want %s", tc.in, tc.loc, got, m.Problem, tc.want)
+		wantProblem := ProblemNone
+		if strings.Contains(tc.in, " HQT: ") {
+			wantProblem = ProblemUnknownZone
+		}
+		if got := m.Timestamp.Format(time.RFC3339Nano); got != tc.want || m.Problem != wantProblem {
+			t.Errorf("Parse(%q) in %v: timestamp %s, problem %v; want %s, %v", tc.in, tc.loc, got, m.Problem, tc.want, wantProblem)
+		}
+	}
+}
+
+// TestUnknownZone checks that a zone name the table does not know is
+// reported, so that an administrator sees senders whose stamps the relay
+// reads in the listener's zone, while the header is still read whole.
+func TestUnknownZone(t *testing.T) {
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := time.Date(2024, 3, 9, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in       string
+		problem  Problem
+		ts, host string
+		msg      string
+	}{
+		// IST is not in the table (India, Ireland and Israel all use it).
+		{"<189>7: Mar  9 12:00:00 IST: %SYS-5-CONFIG_I: Configured", ProblemUnknownZone, "2024-03-09T12:00:00+05:30", "", "%SYS-5-CONFIG_I: Configured"},
+		{"<189>7: Mar  9 12:00:00.250 HQT: %SYS-5-CONFIG_I: Configured", ProblemUnknownZone, "2024-03-09T12:00:00.25+05:30", "", "%SYS-5-CONFIG_I: Configured"},
+		// A known name is no problem.
+		{"<189>7: Mar  9 12:00:00 UTC: %SYS-5-CONFIG_I: Configured", ProblemNone, "2024-03-09T12:00:00Z", "", "%SYS-5-CONFIG_I: Configured"},
+		// Without ':' the capitals are a hostname, not a zone.
+		{"<13>Mar  9 12:00:00 IST app: x", ProblemNone, "2024-03-09T12:00:00+05:30", "IST", "x"},
+		// A stamp out of range is the first problem found.
+		{"<189>7: Feb 30 12:00:00 IST: %SYS-5-CONFIG_I: Configured", ProblemBadTimestamp, "", "", ""},
+	} {
+		var m Message
+		Parse([]byte(tc.in), ParseOptions{Location: kolkata, Received: recv}, &m)
+		if m.Problem != tc.problem {
+			t.Errorf("Parse(%q): problem %v, want %v", tc.in, m.Problem, tc.problem)
+			continue
+		}
+		if tc.problem == ProblemBadTimestamp {
+			if m.HeaderRead() {
+				t.Errorf("Parse(%q): HeaderRead true with %v", tc.in, m.Problem)
+			}
+			continue
+		}
+		if !m.HeaderRead() {
+			t.Errorf("Parse(%q): HeaderRead false, want true with %v", tc.in, m.Problem)
+		}
+		if got := m.Timestamp.Format(time.RFC3339Nano); got != tc.ts || string(m.Hostname) != tc.host || string(m.Msg) != tc.msg {
+			t.Errorf("Parse(%q): timestamp %s, hostname %q, MSG %q; want %s, %q, %q", tc.in, got, m.Hostname, m.Msg, tc.ts, tc.host, tc.msg)
+		}
+		// Converted as a clean message, not wrapped.
+		out := AppendRFC5424(nil, &m, FormatOptions{})
+		if want := "<" + fmt.Sprint(m.PRI) + ">1 " + tc.ts + " "; !bytes.HasPrefix(out, []byte(want)) || !bytes.HasSuffix(out, []byte(" "+tc.msg)) || bytes.Contains(out, []byte(" IST: ")) || bytes.Contains(out, []byte(" HQT: ")) {
+			t.Errorf("AppendRFC5424(Parse(%q)) = %q, want it converted: %q … %q", tc.in, out, want, tc.msg)
 		}
 	}
 }

@@ -305,7 +305,8 @@ func scanClock(c []byte, i int, st *stamp) (end int, ok bool) {
 // IOS lets the administrator name the zone anything, and the ':' makes it
 // certain the token is not a hostname. Such a stamp keeps the listener's
 // zone (ParseOptions.Location), which is the zone the operator said that
-// listener's senders use.
+// listener's senders use, and the message reports ProblemUnknownZone, so
+// that a sender whose zone the relay does not know is counted.
 //
 // The risk the table takes: a host literally named "UTC" or "EST" after a
 // stamp is read as a zone.
@@ -325,6 +326,7 @@ func scanZoneName(c []byte, j int, st *stamp) int {
 	off, known := zoneOffset(c[start:k])
 	if !known {
 		if k < len(c) && c[k] == ':' {
+			st.unknownZone = true
 			return k
 		}
 		return j

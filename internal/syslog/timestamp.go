@@ -17,6 +17,7 @@ type stamp struct {
 	hasYear              bool // false for BSD stamps: the year is inferred
 	hasOffset            bool // false: the zone is ParseOptions.Location
 	mark                 byte // Cisco's '*' or '.' before a BSD stamp, or 0
+	unknownZone          bool // a zone name not in zoneOffset's table: the stamp is in ParseOptions.Location
 }
 
 // maxOffsetMinutes bounds the UTC offsets a stamp may carry: RFC 3339
