@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,50 +35,7 @@ name = "all"
 outputs = ["kafka"]
 `, `"`+strings.Join(c.Addrs, `", "`)+`"`))
 	const total, chunk, kills = 60000, 2000, 6
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 42))
-	t.Logf("kill timing seed %d", seed)
-
-	var proven atomic.Int64 // messages [0, proven) are known accepted
-	for k := 0; k < kills; k++ {
-		p := s.start(t, relayBin)
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			var sentThisRun float64
-			for from := int(proven.Load()); from < total; from += chunk {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := testpeer.SendTCP(s.tcpAddr, "kk", from, from+chunk, true); err != nil {
-					return
-				}
-				sentThisRun += chunk
-				ok := testpeer.WaitFor(5*time.Second, func() bool {
-					acc, up1 := p.metric("relay_messages_accepted_total")
-					unw, up2 := p.metric("relay_queue_unwritten_messages")
-					return up1 && up2 && acc >= sentThisRun && unw == 0
-				})
-				if !ok {
-					return
-				}
-				proven.Store(int64(from + chunk))
-			}
-		}()
-		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond) // the fault's moment, not synchronisation
-		p.kill9()
-		close(stop)
-		<-done
-	}
-	p := s.start(t, relayBin)
-	for from := int(proven.Load()); from < total; from += chunk {
-		if err := testpeer.SendTCP(s.tcpAddr, "kk", from, from+chunk, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p := sendThroughKills(t, s, "kk", total, chunk, kills, 100*time.Millisecond, time.Second)
 	if !testpeer.WaitFor(2*time.Minute, func() bool {
 		depth, ok := p.metric("relay_queue_depth_records", `output="kafka"`)
 		return ok && depth == 0

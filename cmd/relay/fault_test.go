@@ -141,6 +141,24 @@ name = "all"
 outputs = ["head"]
 `, upstream.Addr()))
 	const total, chunk, kills = 200000, 2000, 20
+	p := sendThroughKills(t, s, "k9", total, chunk, kills, 50*time.Millisecond, 500*time.Millisecond)
+	if !testpeer.WaitFor(2*time.Minute, func() bool { return testpeer.Check("k9", total, upstream.Messages()).Delivered() == total }) {
+		t.Fatalf("after %d kills: %v\n%s", kills, testpeer.Check("k9", total, upstream.Messages()), p.logs.String())
+	}
+	p.stop()
+	tally := testpeer.Check("k9", total, upstream.Messages())
+	t.Logf("kill -9 x%d: sent %d, delivered %d, duplicates %d, missing %d", kills, total, tally.Delivered(), tally.Duplicates, len(tally.Missing))
+}
+
+// sendThroughKills sends messages 0..total-1 of run to s's TCP listener in
+// chunks while the relay is killed with SIGKILL kills times, each at a
+// random moment between minPause and maxPause after its start. A chunk
+// counts as accepted only once the relay's own metrics showed every message
+// of it accepted and written to the queue files; a chunk cut off by a kill
+// is sent again, as a real sender would. It returns the relay of a last,
+// clean run, which took what was left.
+func sendThroughKills(t *testing.T, s relaySetup, run string, total, chunk, kills int, minPause, maxPause time.Duration) *proc {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 42))
 	t.Logf("kill timing seed %d", seed)
@@ -159,10 +177,10 @@ outputs = ["head"]
 					return
 				default:
 				}
-				if err := testpeer.SendTCP(s.tcpAddr, "k9", from, from+chunk, true); err != nil {
+				if err := testpeer.SendTCP(s.tcpAddr, run, from, from+chunk, true); err != nil {
 					return
 				}
-				sentThisRun += chunk
+				sentThisRun += float64(chunk)
 				// Proven once accepted and written; a kill makes /metrics
 				// stop answering and the chunk stays unproven.
 				ok := testpeer.WaitFor(5*time.Second, func() bool {
@@ -176,24 +194,18 @@ outputs = ["head"]
 				proven.Store(int64(from + chunk))
 			}
 		}()
-		time.Sleep(time.Duration(50+rng.IntN(450)) * time.Millisecond) // the fault's moment, not synchronisation
+		time.Sleep(minPause + time.Duration(rng.Int64N(int64(maxPause-minPause)))) // the fault's moment, not synchronisation
 		p.kill9()
 		close(stop)
 		<-done
 	}
-	// A last, clean run takes what is left and drains the backlog.
 	p := s.start(t, relayBin)
 	for from := int(proven.Load()); from < total; from += chunk {
-		if err := testpeer.SendTCP(s.tcpAddr, "k9", from, from+chunk, true); err != nil {
+		if err := testpeer.SendTCP(s.tcpAddr, run, from, from+chunk, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !testpeer.WaitFor(2*time.Minute, func() bool { return testpeer.Check("k9", total, upstream.Messages()).Delivered() == total }) {
-		t.Fatalf("after %d kills: %v\n%s", kills, testpeer.Check("k9", total, upstream.Messages()), p.logs.String())
-	}
-	p.stop()
-	tally := testpeer.Check("k9", total, upstream.Messages())
-	t.Logf("kill -9 x%d: sent %d, delivered %d, duplicates %d, missing %d", kills, total, tally.Delivered(), tally.Duplicates, len(tally.Missing))
+	return p
 }
 
 // TestFaultFlippedBytesInQueueFile damages a stopped relay's queue file —
