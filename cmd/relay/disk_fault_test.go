@@ -261,17 +261,7 @@ func TestFaultRestartOnFullDisk(t *testing.T) {
 		t.Skip("fault test")
 	}
 	upstreamAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	s := newSetup(t, fmt.Sprintf(`
-[[output]]
-name = "head"
-protocol = "tcp"
-address = %q
-retry_initial = "20ms"
-retry_max = "200ms"
-[[route]]
-name = "all"
-outputs = ["head"]
-`, upstreamAddr))
+	s := newSetup(t, headOutputTOML(upstreamAddr))
 	data := filepath.Join(s.dir, "data")
 	mountTmpfs(t, data, "8m")
 	p := s.start(t, relayBin)
@@ -327,17 +317,7 @@ func TestFaultDiskRefusesUpstreamHealthy(t *testing.T) {
 		t.Skip("fault test")
 	}
 	upstream := testpeer.NewReceiver(t, "127.0.0.1:0")
-	s := newSetup(t, fmt.Sprintf(`
-[[output]]
-name = "head"
-protocol = "tcp"
-address = %q
-retry_initial = "20ms"
-retry_max = "200ms"
-[[route]]
-name = "all"
-outputs = ["head"]
-`, upstream.Addr()))
+	s := newSetup(t, headOutputTOML(upstream.Addr()))
 	data := filepath.Join(s.dir, "data")
 	mountTmpfs(t, data, "8m")
 	p := s.start(t, relayBin)
@@ -470,17 +450,7 @@ func TestFaultQueueDirRemoved(t *testing.T) {
 		t.Skip("fault test")
 	}
 	upstreamAddr := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
-	s := newSetup(t, fmt.Sprintf(`
-[[output]]
-name = "head"
-protocol = "tcp"
-address = %q
-retry_initial = "20ms"
-retry_max = "200ms"
-[[route]]
-name = "all"
-outputs = ["head"]
-`, upstreamAddr))
+	s := newSetup(t, headOutputTOML(upstreamAddr))
 	qdir := filepath.Join(s.dir, "data", "head")
 	written := func(p *proc) bool {
 		u, _ := p.metric("relay_queue_unwritten_messages")

@@ -118,6 +118,22 @@ func (p *proc) metric(name string, labels ...string) (v float64, ok bool) {
 	return v, true
 }
 
+// headOutputTOML is the output most fault tests use: one TCP output
+// "head" to addr that retries quickly, and a route sending it everything.
+func headOutputTOML(addr string) string {
+	return fmt.Sprintf(`
+[[output]]
+name = "head"
+protocol = "tcp"
+address = %q
+retry_initial = "20ms"
+retry_max = "200ms"
+[[route]]
+name = "all"
+outputs = ["head"]
+`, addr)
+}
+
 // TestFaultKill9Repeatedly kills the relay with SIGKILL 20 times at random
 // moments while 200,000 sequence-numbered messages flow through it to an
 // upstream. A chunk counts as accepted only once the relay's own metrics
@@ -129,17 +145,7 @@ func TestFaultKill9Repeatedly(t *testing.T) {
 		t.Skip("fault test")
 	}
 	upstream := testpeer.NewReceiver(t, "127.0.0.1:0")
-	s := newSetup(t, fmt.Sprintf(`
-[[output]]
-name = "head"
-protocol = "tcp"
-address = %q
-retry_initial = "20ms"
-retry_max = "200ms"
-[[route]]
-name = "all"
-outputs = ["head"]
-`, upstream.Addr()))
+	s := newSetup(t, headOutputTOML(upstream.Addr()))
 	const total, chunk, kills = 200000, 2000, 20
 	p := sendThroughKills(t, s, "k9", total, chunk, kills, 50*time.Millisecond, 500*time.Millisecond)
 	if !testpeer.WaitFor(2*time.Minute, func() bool { return testpeer.Check("k9", total, upstream.Messages()).Delivered() == total }) {
