@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -128,6 +129,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		debug.SetMemoryLimit(int64(*cfg.MemoryLimit))
 	}
 
+	if *opts.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*opts.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "relay: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer stopProfile()
+	}
+
 	// Signals are taken over before anything is bound: once a socket
 	// answers, a supervisor may signal, and SIGHUP would otherwise kill the
 	// process.
@@ -201,8 +211,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // relayFlagValues are the relay's flags, as relayFlags defines them.
 type relayFlagValues struct {
-	configPath, logLevel, logFormat *string
-	checkOnly, showVersion          *bool
+	configPath, logLevel, logFormat, cpuProfile *string
+	checkOnly, showVersion                      *bool
 }
 
 func relayFlags() (*flag.FlagSet, relayFlagValues) {
@@ -216,6 +226,7 @@ func relayFlags() (*flag.FlagSet, relayFlagValues) {
 	v.showVersion = fs.Bool("version", false, "print the version and exit (as relay version does)")
 	v.logLevel = fs.String("log-level", "info", "least severe log lines written: debug, info, warn (or warning) or error")
 	v.logFormat = fs.String("log-format", "text", `log line format: "text" (key=value) or "json" (one object per line)`)
+	v.cpuProfile = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file, for performance work")
 	return fs, v
 }
 
@@ -345,4 +356,21 @@ func displayName(path string) string {
 		return "(built-in config.toml.example)"
 	}
 	return path
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called: on a clean stop, so a SIGTERM ends the profile.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

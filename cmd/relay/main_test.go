@@ -380,3 +380,52 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestCPUProfileFlag: -cpuprofile leaves a profile (gzipped, as go tool
+// pprof reads it) after a SIGTERM.
+func TestCPUProfileFlag(t *testing.T) {
+	dir := t.TempDir()
+	tcpPort := testpeer.FreePort(t)
+	cfg := fmt.Sprintf(`data_dir = %q
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:%d"
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+[[route]]
+name = "all"
+outputs = ["file"]
+`, filepath.Join(dir, "data"), tcpPort, filepath.Join(dir, "out.log"))
+	path := filepath.Join(dir, "relay.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	profile := filepath.Join(dir, "cpu.pprof")
+	cmd := exec.Command(relayBin, "-config", path, "-cpuprofile", profile)
+	logs := new(syncBuffer)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, testpeer.TCPReady(fmt.Sprintf("127.0.0.1:%d", tcpPort))) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("relay did not start:\n%s", logs.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	b, err := os.ReadFile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile is not a gzipped pprof file (%d bytes)", len(b))
+	}
+}
