@@ -109,8 +109,67 @@ func (d *configDecoder) table(m map[string]toml.Primitive, rv reflect.Value, at 
 	}
 	slices.Sort(unknown)
 	for _, name := range unknown {
-		d.p.badValue(at.table, at.index, at.key(name), "unknown key "+strconv.Quote(at.dotted(name)))
+		msg := "unknown key " + strconv.Quote(at.dotted(name))
+		if guess := closestName(name, known); guess != "" {
+			msg += " (did you mean " + strconv.Quote(at.key(guess)) + "?)"
+		}
+		d.p.badValue(at.table, at.index, at.key(name), msg)
 	}
+}
+
+// didYouMean is " (did you mean "x"?)" for the name in known that name
+// most likely misspells, or "".
+func didYouMean(name string, known map[string]bool) string {
+	if guess := closestName(name, known); guess != "" {
+		return " (did you mean " + strconv.Quote(guess) + "?)"
+	}
+	return ""
+}
+
+// closestName returns the known name a misspelt one most likely meant: the
+// nearest by edit distance, when it is within a third of the name's length
+// (at least one edit), and the only one that near. Otherwise "".
+func closestName(name string, known map[string]bool) string {
+	best, bestDist, ties := "", max(1, len(name)/3)+1, 0
+	for k := range known {
+		switch d := editDistance(name, k); {
+		case d < bestDist:
+			best, bestDist, ties = k, d, 0
+		case d == bestDist:
+			ties++
+		}
+	}
+	if ties > 0 {
+		return ""
+	}
+	return best
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of neighbours that turn a into b (optimal string alignment, in bytes):
+// the usual typing errors, each one edit.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 var (

@@ -400,7 +400,7 @@ func (r *RouteConfig) validate(problem problemFunc, names, listeners, outputName
 	compileConditions(*r, listeners, problem)
 	for _, name := range r.Outputs {
 		if !outputNames[name] {
-			problem("outputs", "names output %q, which is not defined", name)
+			problem("outputs", "names output %q, which is not defined%s", name, didYouMean(name, outputNames))
 		}
 	}
 }

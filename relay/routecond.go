@@ -81,7 +81,7 @@ func compileConditions(rc RouteConfig, listeners map[string]bool, problem func(k
 	}
 	for _, l := range rc.Listeners {
 		if !listeners[l] {
-			problem("listeners", "names listener %q, which is not defined", l)
+			problem("listeners", "names listener %q, which is not defined%s", l, didYouMean(l, listeners))
 		}
 	}
 	c.listeners = rc.Listeners
