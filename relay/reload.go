@@ -111,8 +111,8 @@ func (s *Server) apply(cfg *Config) (err error) {
 			s.metrics.RemoveRoute(rc.Name)
 		}
 	}
-	s.log.Info("applied configuration", "listeners", len(s.listeners), "outputs", len(s.outputs),
-		"outputs_added", len(p.added), "outputs_changed", len(p.replaced))
+	s.log.Info("applied configuration", append([]any{"listeners", len(s.listeners), "outputs", len(s.outputs)},
+		configChanges(old, cfg)...)...)
 	if err := errors.Join(errs...); err != nil {
 		return partlyApplied{err}
 	}
@@ -391,4 +391,63 @@ func outputNamed(outs []OutputConfig, name string) (OutputConfig, bool) {
 		}
 	}
 	return OutputConfig{}, false
+}
+
+// configChanges names, per kind of table, what a reload added, changed
+// and removed, as log attributes ("outputs_changed", [names]); kinds
+// without a change are left out, and a reload that changed nothing says
+// so. An administrator reading the log sees what the SIGHUP did.
+func configChanges(old, cfg *Config) []any {
+	var attrs []any
+	diff := func(kind string, oldNames, newNames []string, same func(o, n int) bool) {
+		var added, changed, removed []string
+		for n, name := range newNames {
+			o := slices.Index(oldNames, name)
+			switch {
+			case o < 0:
+				added = append(added, name)
+			case !same(o, n):
+				changed = append(changed, name)
+			}
+		}
+		for _, name := range oldNames {
+			if !slices.Contains(newNames, name) {
+				removed = append(removed, name)
+			}
+		}
+		for _, c := range []struct {
+			what  string
+			names []string
+		}{{"added", added}, {"changed", changed}, {"removed", removed}} {
+			if len(c.names) > 0 {
+				attrs = append(attrs, kind+"_"+c.what, c.names)
+			}
+		}
+	}
+	names := func(n int, name func(int) string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = name(i)
+		}
+		return out
+	}
+	diff("listeners",
+		names(len(old.Listeners), func(i int) string { return old.Listeners[i].Name }),
+		names(len(cfg.Listeners), func(i int) string { return cfg.Listeners[i].Name }),
+		func(o, n int) bool { return reflect.DeepEqual(old.Listeners[o], cfg.Listeners[n]) })
+	diff("outputs",
+		names(len(old.Outputs), func(i int) string { return old.Outputs[i].Name }),
+		names(len(cfg.Outputs), func(i int) string { return cfg.Outputs[i].Name }),
+		func(o, n int) bool { return reflect.DeepEqual(old.Outputs[o], cfg.Outputs[n]) })
+	diff("routes",
+		names(len(old.Routes), func(i int) string { return old.Routes[i].Name }),
+		names(len(cfg.Routes), func(i int) string { return cfg.Routes[i].Name }),
+		func(o, n int) bool { return reflect.DeepEqual(old.Routes[o], cfg.Routes[n]) })
+	if cfg.RelayID != old.RelayID {
+		attrs = append(attrs, "relay_id_changed", true)
+	}
+	if len(attrs) == 0 {
+		attrs = append(attrs, "changes", "none")
+	}
+	return attrs
 }

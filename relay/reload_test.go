@@ -625,3 +625,35 @@ func TestServerCloseStopsRun(t *testing.T) {
 		t.Errorf("Reload after Run = %v, want ErrNotRunning", err)
 	}
 }
+
+// TestReloadLogNamesChanges: the line a reload logs names what it added,
+// changed and removed, and says when nothing changed.
+func TestReloadLogNamesChanges(t *testing.T) {
+	base := `data_dir = "d"` + listenersTOML() + tcpOutputTOML("head", "127.0.0.1:1") + tcpOutputTOML("gone", "127.0.0.1:2") + `
+[[route]]
+name = "all"
+outputs = ["head", "gone"]
+`
+	next := `data_dir = "d"` + listenersTOML() + strings.Replace(tcpOutputTOML("head", "127.0.0.1:1"), `name = "head"`, "name = \"head\"\nconfirm_delay = \"10ms\"", 1) +
+		tcpOutputTOML("new", "127.0.0.1:3") + `
+[[route]]
+name = "all"
+outputs = ["head", "new"]
+`
+	parse := func(text string) *Config {
+		cfg, err := ParseConfig("test.toml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	old, cfg := parse(base), parse(next)
+	got := fmt.Sprint(configChanges(old, cfg))
+	want := "[outputs_added [new] outputs_changed [head] outputs_removed [gone] routes_changed [all]]"
+	if got != want {
+		t.Errorf("changes = %s, want %s", got, want)
+	}
+	if got := fmt.Sprint(configChanges(old, parse(base))); got != "[changes none]" {
+		t.Errorf("changes of the same file = %s, want [changes none]", got)
+	}
+}
