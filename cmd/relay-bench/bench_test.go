@@ -539,10 +539,14 @@ func needSyslogNG(t *testing.T) *syslogNG {
 // own syntax check.
 func TestSyslogNGConfigValid(t *testing.T) {
 	ng := needSyslogNG(t)
-	for _, mode := range []string{"reliable", "mem"} {
+	for _, c := range []struct {
+		mode   string
+		framed bool
+	}{{"reliable", true}, {"mem", false}} {
+		mode := c.mode
 		dir := t.TempDir()
 		conf := filepath.Join(dir, "syslog-ng.conf")
-		if err := os.WriteFile(conf, []byte(syslogNGConfig(dir, mode, 5514, 4<<20, []string{"127.0.0.1:6000", "127.0.0.1:6001"})), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(syslogNGConfig(dir, mode, 5514, 4<<20, c.framed, []string{"127.0.0.1:6000", "127.0.0.1:6001"})), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(ng.daemon, "--syntax-only", "-f", conf)
@@ -581,6 +585,39 @@ func TestBenchLoggen(t *testing.T) {
 	}
 	for _, r := range rep.Results {
 		if r.Error != "" || r.Sent == 0 || r.Lost != 0 || r.Delivered != r.Sent || r.CPUSeconds <= 0 {
+			t.Errorf("%s: %+v", r.Scenario, r)
+		}
+	}
+}
+
+// TestBenchSyslogNG runs the harness's own tcp (octet-counted, the
+// default framing) and udp loads through syslog-ng: every message arrives
+// as it was sent.
+func TestBenchSyslogNG(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs syslog-ng")
+	}
+	needSyslogNG(t)
+	path := filepath.Join(t.TempDir(), "out.json")
+	var out bytes.Buffer
+	o, err := parseFlags([]string{"-targets", "syslog-ng-mem", "-scenarios", "tcp,udp", "-duration", "500ms",
+		"-tcp-count", "20000", "-udp-rate", "5000", "-json", path}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bench(context.Background(), o, &out, io.Discard); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	var rep report
+	b, _ := os.ReadFile(path)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("results:\n%s", out.String())
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" || r.Sent == 0 || r.Lost != 0 || r.BadFrames != 0 || r.Delivered != r.Sent {
 			t.Errorf("%s: %+v", r.Scenario, r)
 		}
 	}

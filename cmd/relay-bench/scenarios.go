@@ -163,6 +163,9 @@ func (h *harness) open(ctx context.Context, name string, t target, spec loadSpec
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, err
 	}
+	if ng, ok := t.(*syslogNGTarget); ok {
+		ng.framed = spec.Proto == "tcp" && spec.Framing == framingOctet
+	}
 	var err error
 	if s.gen, err = newGenerator(spec, s.run, h.clock); err != nil {
 		return nil, err
