@@ -359,7 +359,8 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if o.duration != 5*time.Second || o.udpRate != 200_000 || o.latencyRate != 100_000 || o.outageRate != 50_000 || len(o.scenarios) != 8 {
+	if o.duration != 5*time.Second || o.udpRate != 200_000 || o.latencyRate != 100_000 || o.outageRate != 50_000 || len(o.scenarios) != 8 ||
+		o.dualRuns != 5 || o.loggenUDPRuns != 3 {
 		t.Errorf("defaults = %+v", o)
 	}
 	for _, bad := range [][]string{
@@ -372,6 +373,8 @@ func TestParseFlags(t *testing.T) {
 		{"-loggen-tcp-rates", "50000,x"},
 		{"-loggen-udp-senders", "0"},
 		{"-udp-buffer", "0"},
+		{"-dual-runs", "0"},
+		{"-loggen-udp-runs", "51"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
