@@ -123,7 +123,8 @@ func TestGeneratorIntoSink(t *testing.T) {
 	for _, spec := range []loadSpec{
 		{Proto: "tcp", Framing: framingOctet, Conns: 1, Count: 20000, Duration: 10 * time.Second, Size: 200},
 		{Proto: "tcp", Framing: framingLF, Conns: 3, Count: 10001, Duration: 10 * time.Second, Size: 120},
-		{Proto: "tcp", Framing: framingOctet, Conns: 2, Rate: 20000, Count: 100000, Duration: 300 * time.Millisecond, Size: 200},
+		// A count that would take 50 s at the rate: the duration must end it.
+		{Proto: "tcp", Framing: framingOctet, Conns: 2, Rate: 20000, Count: 1_000_000, Duration: 300 * time.Millisecond, Size: 200},
 	} {
 		t.Run(fmt.Sprintf("%v-conns=%d-rate=%v", spec.Framing, spec.Conns, spec.Rate), func(t *testing.T) {
 			s, err := newSink("127.0.0.1:0", "test", spec.Count, c)
@@ -144,7 +145,7 @@ func TestGeneratorIntoSink(t *testing.T) {
 			want := spec.Count
 			if spec.Rate > 0 {
 				want = uint64(spec.Rate * spec.Duration.Seconds())
-				if took < spec.Duration || took > spec.Duration+time.Second {
+				if took < spec.Duration || took > spec.Duration+10*time.Second {
 					t.Errorf("a %s load took %s", spec.Duration, took)
 				}
 				if n := sent.total(); n < want*8/10 || n > want*12/10+10 {
@@ -858,8 +859,10 @@ func TestBenchSyslogNG(t *testing.T) {
 	needSyslogNG(t)
 	path := filepath.Join(t.TempDir(), "out.json")
 	var out bytes.Buffer
-	o, err := parseFlags([]string{"-targets", "syslog-ng-mem", "-scenarios", "tcp,udp", "-duration", "500ms",
-		"-tcp-count", "20000", "-udp-rate", "5000", "-json", path}, io.Discard)
+	// About 300 datagrams: they fit the smallest receive buffer syslog-ng
+	// may get (net.core.rmem_max's default) while it waits for a busy CPU.
+	o, err := parseFlags([]string{"-targets", "syslog-ng-mem", "-scenarios", "tcp,udp", "-duration", "300ms",
+		"-tcp-count", "20000", "-udp-rate", "1000", "-json", path}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
