@@ -542,9 +542,9 @@ func syslogNGGoals(results []result) []goal {
 			lack = append(lack, absent(results, "tcp", "relay", ng))
 		}
 		udp := false
-		if rel, o := find(results, "udp", "relay"), find(results, "udp", ng); rel != nil && o != nil {
+		if rel, o := find(results, "udp", "relay"), find(results, "udp", ng); rel != nil && o != nil && rel.Sent > 0 && o.Sent > 0 {
 			udp = true
-			have = append(have, fmt.Sprintf("udp lost %d vs %d", rel.Lost, o.Lost))
+			have = append(have, fmt.Sprintf("udp lost %.2f%% vs %.2f%%", 100*lossShare(rel), 100*lossShare(o)))
 		}
 		for _, r := range results {
 			if !strings.HasPrefix(r.Scenario, "loggen-udp") || r.Target != ng || r.Error != "" || r.Sent == 0 {
