@@ -47,7 +47,65 @@ func (h *harness) applies(sc string, t target) bool {
 	return true
 }
 
-func (h *harness) runScenario(ctx context.Context, sc string, t target) []result {
+// step is one measurement of a scenario through one target; round counts
+// from 1 in a scenario repeated for a median and is 0 otherwise.
+type step struct {
+	t     target
+	round int
+}
+
+// schedule orders the measurements of scenario sc. A scenario that a
+// target of issue 18 judges by a median (dual: the relay, -dual-runs
+// rounds; loggen-udp: the relay against rsyslog-da, -loggen-udp-runs
+// rounds) runs its first round through every target it applies to and the
+// later ones through the targets compared only; each round reverses the
+// previous one's order, so neither target always runs first.
+func (h *harness) schedule(sc string, targets []target) []step {
+	var ts []target
+	for _, t := range targets {
+		if h.applies(sc, t) {
+			ts = append(ts, t)
+		}
+	}
+	var rounds int
+	var repeated []string
+	switch sc {
+	case "dual":
+		rounds, repeated = h.o.dualRuns, []string{"relay"}
+	case "loggen-udp":
+		rounds, repeated = h.o.loggenUDPRuns, []string{"relay", "rsyslog-da"}
+	}
+	for _, name := range repeated {
+		if !slices.ContainsFunc(ts, func(t target) bool { return t.Name() == name }) {
+			rounds = 0 // nothing to compare: one measurement each
+		}
+	}
+	if rounds <= 1 {
+		steps := make([]step, len(ts))
+		for i, t := range ts {
+			steps[i] = step{t: t}
+		}
+		return steps
+	}
+	var steps []step
+	for r := 1; r <= rounds; r++ {
+		var round []step
+		for _, t := range ts {
+			if r == 1 || slices.Contains(repeated, t.Name()) {
+				round = append(round, step{t: t, round: r})
+			}
+		}
+		if r%2 == 0 {
+			slices.Reverse(round)
+		}
+		steps = append(steps, round...)
+	}
+	return steps
+}
+
+// runScenario measures scenario sc through t; round is the step's (dual
+// runs its two measurements in the opposite order in even rounds).
+func (h *harness) runScenario(ctx context.Context, sc string, t target, round int) []result {
 	o := h.o
 	tcp := loadSpec{Proto: "tcp", Framing: o.framing, Conns: o.conns, Size: o.size, Duration: o.duration}
 	switch sc {
@@ -75,7 +133,12 @@ func (h *harness) runScenario(ctx context.Context, sc string, t target) []result
 		spec := tcp
 		spec.Rate = o.dualRate
 		spec.Count = countFor(spec.Rate, spec.Duration)
-		return []result{h.steady(ctx, "dual-1", t, spec, 1), h.steady(ctx, "dual-2", t, spec, 2)}
+		if round%2 == 0 && round > 0 {
+			two := h.steady(ctx, "dual-2", t, spec, 2)
+			return []result{two, h.steady(ctx, "dual-1", t, spec, 1)}
+		}
+		one := h.steady(ctx, "dual-1", t, spec, 1)
+		return []result{one, h.steady(ctx, "dual-2", t, spec, 2)}
 	}
 	return []result{{Scenario: sc, Target: t.Name(), Error: "unknown scenario"}}
 }
@@ -162,6 +225,9 @@ func (h *harness) open(ctx context.Context, name string, t target, spec loadSpec
 	}
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, err
+	}
+	if ng, ok := t.(*syslogNGTarget); ok {
+		ng.framed = spec.Proto == "tcp" && spec.Framing == framingOctet
 	}
 	var err error
 	if s.gen, err = newGenerator(spec, s.run, h.clock); err != nil {

@@ -90,6 +90,10 @@ type syslogNGTarget struct {
 	ng     *syslogNG
 	mode   string // "reliable" or "mem"
 	rcvbuf int    // UDP receive buffer, bytes
+	// framed makes the TCP source read RFC 6587 octet counting rather than
+	// lines: a network() source reads one framing only, so the harness sets
+	// it to the load's before each Start.
+	framed bool
 	p      *process
 	tcp    string
 }
@@ -99,14 +103,19 @@ func (s *syslogNGTarget) TCPAddr() string { return s.tcp }
 func (s *syslogNGTarget) UDPAddr() string { return s.tcp }
 func (s *syslogNGTarget) Pid() int        { return s.p.cmd.Process.Pid }
 
-// syslogNGConfig is the configuration of mode "reliable" or "mem".
-// so-rcvbuf is SO_RCVBUF, capped by net.core.rmem_max.
-func syslogNGConfig(dir, mode string, port, rcvbuf int, sinks []string) string {
+// syslogNGConfig is the configuration of mode "reliable" or "mem", its TCP
+// source framed (octet counting) or reading lines. so-rcvbuf is SO_RCVBUF,
+// capped by net.core.rmem_max.
+func syslogNGConfig(dir, mode string, port, rcvbuf int, framed bool, sinks []string) string {
 	var b strings.Builder
 	b.WriteString("@version: 3.38\n")
 	b.WriteString("options { threaded(yes); use-dns(no); dns-cache(no); use-fqdn(no); keep-hostname(yes); stats-freq(0); };\n")
 	b.WriteString("source s_net {\n")
-	fmt.Fprintf(&b, "  network(ip(\"127.0.0.1\") port(%d) transport(\"tcp\") flags(no-parse) log-iw-size(100000) max-connections(100));\n", port)
+	transport := "tcp"
+	if framed {
+		transport = "framed"
+	}
+	fmt.Fprintf(&b, "  network(ip(\"127.0.0.1\") port(%d) transport(%q) flags(no-parse) log-iw-size(100000) max-connections(100));\n", port, transport)
 	fmt.Fprintf(&b, "  network(ip(\"127.0.0.1\") port(%d) transport(\"udp\") flags(no-parse) so-rcvbuf(%d));\n", port, rcvbuf)
 	b.WriteString("};\n")
 	var dests []string
@@ -132,7 +141,7 @@ func (s *syslogNGTarget) Start(_ context.Context, dir string, sinks []string) er
 		return err
 	}
 	conf := filepath.Join(dir, "syslog-ng.conf")
-	if err := os.WriteFile(conf, []byte(syslogNGConfig(dir, s.mode, port, s.rcvbuf, sinks)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(syslogNGConfig(dir, s.mode, port, s.rcvbuf, s.framed, sinks)), 0o644); err != nil {
 		return err
 	}
 	s.tcp = fmt.Sprintf("127.0.0.1:%d", port)
