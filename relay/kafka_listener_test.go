@@ -250,6 +250,38 @@ allowed_networks = ["10.0.0.0/8"]`, []string{
 		{`protocol = "tcp"
 address = "127.0.0.1:0"
 group = "g"`, []string{`line 6: listener[0].group: does not apply to protocol "tcp" (only to "kafka")`}},
+		{`protocol = "tcp"
+address = "127.0.0.1:0"
+sasl.mechanism = "PLAIN"
+tls.ca_file = "ca.pem"`, []string{
+			`line 6: listener[0].sasl.mechanism: does not apply to protocol "tcp" (only to "kafka")`,
+			`line 7: listener[0].tls.ca_file: does not apply to protocol "tcp" (only to "kafka")`,
+		}},
+		{`protocol = "kafka"
+brokers = ["127.0.0.1:9092"]
+topics = ["t"]
+group = "g"
+tls.ca_file = "ca.pem"
+tls.cert_file = "head.pem"
+tls.client_ca_file = "clients.pem"
+tls.min_version = "1.1"
+[listener.sasl]
+mechanism = "GSSAPI"`, []string{
+			`line 8: listener[0].tls.ca_file: needs tls.enable = true`,
+			`line 9: listener[0].tls.cert_file: tls.cert_file and tls.key_file go together`,
+			`line 10: listener[0].tls.client_ca_file: does not apply to protocol "kafka" (only to "tls", "relp")`,
+			`line 11: listener[0].tls.min_version: unsupported version "1.1"`,
+			`line 13: listener[0].sasl.mechanism: unknown mechanism "GSSAPI"`,
+		}},
+		{`protocol = "kafka"
+brokers = ["127.0.0.1:9092"]
+topics = ["t"]
+group = "g"
+tls.enable = true
+sasl.mechanism = "SCRAM-SHA-512"`, []string{
+			`listener[0].sasl.username: is required with sasl.mechanism`,
+			`listener[0].sasl.password_file: is required with sasl.mechanism: a file holding the password`,
+		}},
 	} {
 		text := `data_dir = "d"
 [[listener]]
