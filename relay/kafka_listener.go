@@ -141,6 +141,10 @@ func newKafkaListener(cfg ListenerConfig, in *ingest, m *kafkaMetrics, log *slog
 	if err != nil {
 		return nil, err
 	}
+	// The group's members share the partitions, and one stream's
+	// numbers are spread over them: what this relay does not read is not
+	// lost.
+	in.partial = true
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	session := cfg.SessionTimeout.Duration
 	// Kafka's advice: heartbeats at most a third of the session timeout.
