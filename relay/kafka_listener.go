@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/relay-syslog/relay/internal/repeatlog"
 	"github.com/relay-syslog/relay/outputs"
@@ -443,7 +445,10 @@ func kafkaConnectProblem(err error, withSASL bool) (reason, check string) {
 		alert  tls.AlertError
 	)
 	const checkSASL = "check sasl.mechanism, sasl.username and the password in sasl.password_file against the user the brokers know"
+	var pathErr *fs.PathError
 	switch {
+	case errors.As(err, &pathErr):
+		return "auth_failed", "the password file cannot be read: check sasl.password_file"
 	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
 		return "auth_failed", "the SASL login was refused: " + checkSASL
 	case errors.As(err, &verify):
@@ -461,10 +466,16 @@ func kafkaConnectProblem(err error, withSASL bool) (reason, check string) {
 	return "connect_error", ""
 }
 
+// kafkaDialTimeout bounds a kafka listener's connection to a broker, TLS
+// handshake included (kgo's own default).
+const kafkaDialTimeout = 10 * time.Second
+
 // kafkaSecurity returns the client options for the TLS and SASL keys of a
-// kafka listener. The certificate files and the password file are read
-// now: a changed file applies when the listener is made again (a reload
-// that changes it, or a restart).
+// kafka listener. The files are read now, so that a missing or broken one
+// stops the listener from starting, and again at each new connection to a
+// broker when they changed (the certificates) or always (the password):
+// the client lives as long as the listener, and a renewed certificate or a
+// changed password applies without a restart.
 func kafkaSecurity(what string, tc OutputTLSConfig, sc KafkaSASLConfig, brokers []string, log *slog.Logger) ([]kgo.Opt, error) {
 	var opts []kgo.Opt
 	if tc.Enable {
@@ -472,20 +483,40 @@ func kafkaSecurity(what string, tc OutputTLSConfig, sc KafkaSASLConfig, brokers 
 		if err != nil {
 			return nil, err
 		}
-		c, err := build()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(c))
+		dialer := &net.Dialer{Timeout: kafkaDialTimeout}
+		opts = append(opts, kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+			c, err := build()
+			if err != nil {
+				return nil, err
+			}
+			if c.ServerName == "" {
+				c = c.Clone()
+				c.ServerName, _, _ = net.SplitHostPort(host)
+			}
+			return (&tls.Dialer{NetDialer: dialer, Config: c}).DialContext(ctx, network, host)
+		}))
 	}
 	if sc.Mechanism != "" {
-		m, err := outputs.KafkaSASL(sc.Mechanism, sc.Username, sc.PasswordFile)
-		if err != nil {
+		if _, err := outputs.KafkaSASL(sc.Mechanism, sc.Username, sc.PasswordFile); err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.SASL(m))
+		opts = append(opts, kgo.SASL(kafkaSASLFromFile{sc}))
 	}
 	return opts, nil
+}
+
+// kafkaSASLFromFile is a SASL mechanism whose password is read from
+// sasl.password_file at each login.
+type kafkaSASLFromFile struct{ cfg KafkaSASLConfig }
+
+func (m kafkaSASLFromFile) Name() string { return m.cfg.Mechanism }
+
+func (m kafkaSASLFromFile) Authenticate(ctx context.Context, host string) (sasl.Session, []byte, error) {
+	mech, err := outputs.KafkaSASL(m.cfg.Mechanism, m.cfg.Username, m.cfg.PasswordFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mech.Authenticate(ctx, host)
 }
 
 // newKafkaTLS returns the TLS configuration of a kafka client (output or

@@ -56,10 +56,10 @@ func securedKafka(t *testing.T, ca *testpeer.TestCA, mech string, mutual bool) *
 }
 
 // securedListenerTOML is a kafka listener of cluster c with TLS checked
-// against ca, SASL over mech with password pass (written to a file, with
-// a trailing line feed as editors leave it), and, with mutual, a client
-// certificate.
-func securedListenerTOML(t *testing.T, c *kafkatest.Cluster, ca *testpeer.TestCA, mech, pass string, mutual bool) string {
+// against ca, SASL over mech with password pass (written to the file it
+// returns, with a trailing line feed as editors leave it), and, with
+// mutual, a client certificate.
+func securedListenerTOML(t *testing.T, c *kafkatest.Cluster, ca *testpeer.TestCA, mech, pass string, mutual bool) (string, string) {
 	t.Helper()
 	pwFile := filepath.Join(t.TempDir(), "kafka-password")
 	if err := os.WriteFile(pwFile, []byte(pass+"\n"), 0o600); err != nil {
@@ -73,7 +73,7 @@ func securedListenerTOML(t *testing.T, c *kafkatest.Cluster, ca *testpeer.TestCA
 		cert := ca.Client("head", "head.test")
 		extra += fmt.Sprintf("tls.cert_file = %q\ntls.key_file = %q\n", cert.CertFile, cert.KeyFile)
 	}
-	return kafkatest.ListenerTOML("kafka", c.Addrs, kafkaTopic, "heads", extra)
+	return kafkatest.ListenerTOML("kafka", c.Addrs, kafkaTopic, "heads", extra), pwFile
 }
 
 // kafkaFileConfig is a relay config with listeners (TOML) all going to one
@@ -112,7 +112,8 @@ func TestKafkaListenerTLSAndSASL(t *testing.T) {
 			ca := testpeer.NewTestCA(t, "kafka")
 			c := securedKafka(t, ca, tc.mech, tc.mutual)
 			dir := t.TempDir()
-			cfg, out := kafkaFileConfig(dir, securedListenerTOML(t, c, ca, tc.mech, "s3cret", tc.mutual))
+			listener, _ := securedListenerTOML(t, c, ca, tc.mech, "s3cret", tc.mutual)
+			cfg, out := kafkaFileConfig(dir, listener)
 			r := startRelay(t, dir, cfg)
 			const n = 300
 			run := "ks" + strings.ToLower(strings.ReplaceAll(tc.mech, "-", ""))
@@ -138,7 +139,8 @@ func TestKafkaListenerTLSAndSASL(t *testing.T) {
 // TestKafkaListenerAuthFailure: a wrong password, or a broker certificate
 // the listener does not trust, is not a silent stall: it is counted as a
 // listener error with its own reason and logged with what to check, and
-// nothing is committed.
+// nothing is committed. Once the file is put right the listener connects
+// at its next attempt, without a restart, and reads what waited.
 func TestKafkaListenerAuthFailure(t *testing.T) {
 	needLong(t)
 	t.Parallel()
@@ -158,7 +160,8 @@ func TestKafkaListenerAuthFailure(t *testing.T) {
 				trusted = testpeer.NewTestCA(t, "other")
 			}
 			dir := t.TempDir()
-			cfg, _ := kafkaFileConfig(dir, securedListenerTOML(t, c, trusted, "SCRAM-SHA-256", tc.pass, false))
+			listener, pwFile := securedListenerTOML(t, c, trusted, "SCRAM-SHA-256", tc.pass, false)
+			cfg, out := kafkaFileConfig(dir, listener)
 			r, logs := startRelayLogged(t, dir, cfg)
 			c.ProduceKgo(t, kafkaTopic, seqMessages("kf", 0, 10))
 			if !testpeer.WaitFor(60*time.Second, func() bool {
@@ -172,6 +175,29 @@ func TestKafkaListenerAuthFailure(t *testing.T) {
 			if got := c.Committed("heads", kafkaTopic); got != 0 {
 				t.Errorf("committed %d records without being let in", got)
 			}
+			if tc.otherCA {
+				pem, err := os.ReadFile(ca.CAFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeReplacing(t, trusted.CAFile, pem)
+			} else {
+				writeReplacing(t, pwFile, []byte("s3cret\n"))
+			}
+			waitAll(t, "kf", 10, out)
 		})
+	}
+}
+
+// writeReplacing replaces the file at path with data, through a rename as
+// a careful operator (or systemd) does.
+func writeReplacing(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }
