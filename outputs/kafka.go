@@ -265,9 +265,9 @@ func (k *Kafka) saslMechanism() (sasl.Mechanism, error) {
 
 // KafkaSASL returns the SASL mechanism named mechanism (one of
 // KafkaSASLMechanisms) for user, with the password read from passwordFile
-// now, less a trailing line feed. A Kafka client (output or listener)
-// calls it for each new client, so a changed password file applies from
-// the next one.
+// now, less a trailing line feed. The Kafka output calls it for each new
+// client, the relay's kafka listener at each login, so a changed password
+// file applies without a restart.
 func KafkaSASL(mechanism, user, passwordFile string) (sasl.Mechanism, error) {
 	pw, err := os.ReadFile(passwordFile)
 	if err != nil {

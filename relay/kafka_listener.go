@@ -440,12 +440,12 @@ func (h kafkaConnectHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Durati
 // withSASL says the client logs in with SASL.
 func kafkaConnectProblem(err error, withSASL bool) (reason, check string) {
 	var (
-		verify *tls.CertificateVerificationError
-		header tls.RecordHeaderError
-		alert  tls.AlertError
+		pathErr *fs.PathError
+		verify  *tls.CertificateVerificationError
+		header  tls.RecordHeaderError
+		alert   tls.AlertError
 	)
 	const checkSASL = "check sasl.mechanism, sasl.username and the password in sasl.password_file against the user the brokers know"
-	var pathErr *fs.PathError
 	switch {
 	case errors.As(err, &pathErr):
 		return "auth_failed", "the password file cannot be read: check sasl.password_file"
