@@ -312,7 +312,8 @@ outputs = ["f"]
 }
 
 // TestKafkaListenerWithoutCluster: a relay whose brokers do not answer
-// starts, serves its other listeners and stops.
+// starts, serves its other listeners and stops; the failed connections
+// are counted.
 func TestKafkaListenerWithoutCluster(t *testing.T) {
 	needLong(t)
 	t.Parallel()
@@ -322,6 +323,11 @@ func TestKafkaListenerWithoutCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAll(t, "nk", 10, out)
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		return r.metric("relay_listener_errors_total", "listener", "kafka", "reason", "connect_error") > 0
+	}) {
+		t.Error("failed connections to the brokers were not counted as connect_error")
+	}
 	r.stop()
 }
 
