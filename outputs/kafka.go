@@ -260,20 +260,29 @@ func (k *Kafka) connectContext(ctx context.Context) (context.Context, context.Ca
 }
 
 func (k *Kafka) saslMechanism() (sasl.Mechanism, error) {
-	pw, err := os.ReadFile(k.opts.SASLPasswordFile)
+	return KafkaSASL(k.opts.SASLMechanism, k.opts.SASLUsername, k.opts.SASLPasswordFile)
+}
+
+// KafkaSASL returns the SASL mechanism named mechanism (one of
+// KafkaSASLMechanisms) for user, with the password read from passwordFile
+// now, less a trailing line feed. The Kafka output calls it for each new
+// client, the relay's kafka listener at each login, so a changed password
+// file applies without a restart.
+func KafkaSASL(mechanism, user, passwordFile string) (sasl.Mechanism, error) {
+	pw, err := os.ReadFile(passwordFile)
 	if err != nil {
 		return nil, fmt.Errorf("sasl.password_file: %w", err)
 	}
 	pass := strings.TrimRight(string(pw), "\r\n")
-	switch k.opts.SASLMechanism {
+	switch mechanism {
 	case "PLAIN":
-		return plain.Auth{User: k.opts.SASLUsername, Pass: pass}.AsMechanism(), nil
+		return plain.Auth{User: user, Pass: pass}.AsMechanism(), nil
 	case "SCRAM-SHA-256":
-		return scram.Auth{User: k.opts.SASLUsername, Pass: pass}.AsSha256Mechanism(), nil
+		return scram.Auth{User: user, Pass: pass}.AsSha256Mechanism(), nil
 	case "SCRAM-SHA-512":
-		return scram.Auth{User: k.opts.SASLUsername, Pass: pass}.AsSha512Mechanism(), nil
+		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(), nil
 	}
-	return nil, fmt.Errorf("sasl.mechanism %q: use %s", k.opts.SASLMechanism, strings.Join(KafkaSASLMechanisms, ", "))
+	return nil, fmt.Errorf("sasl.mechanism %q: use %s", mechanism, strings.Join(KafkaSASLMechanisms, ", "))
 }
 
 // readLimit sets the batch limit from the topic's max.message.bytes, so a

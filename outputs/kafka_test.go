@@ -235,27 +235,55 @@ func TestKafkaProduceErrorsLoseNothing(t *testing.T) {
 
 // TestKafkaOversizeDropped: a message larger than the topic's
 // max.message.bytes is dropped and counted, once, and the messages around
-// it are delivered: with the limit set on the topic, which the output reads,
-// and set on the broker, which kfake does not describe as the topic's, so
-// the output learns it from refused batches.
+// it are delivered: with the limit set on the topic, which the output reads;
+// set on the topic, but the output may not read the topic's config; and set
+// on the broker, which kfake does not describe as the topic's. In the last
+// two the output learns the limit from the batches the broker refuses as
+// too large.
 func TestKafkaOversizeDropped(t *testing.T) {
-	for _, where := range []string{"topic", "broker"} {
+	for _, where := range []string{"topic", "topic unreadable", "broker"} {
 		t.Run(where, func(t *testing.T) {
 			var c *kafkatest.Cluster
-			if where == "topic" {
+			if strings.HasPrefix(where, "topic") {
 				c = kafkatest.Start(t, 1, "other", 1)
 				if err := c.CreateTopic("logs", 3, map[string]string{"max.message.bytes": "8192"}); err != nil {
 					t.Fatal(err)
 				}
+				if where == "topic unreadable" {
+					refuseDescribeConfigs(c)
+				}
 			} else {
 				c = kafkatest.Start(t, 1, "logs", 3, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "8192"}))
 			}
-			testOversize(t, c)
+			m := testOversize(t, c)
+			// Where the limit is not known, the broker refused batches:
+			// the drop came from its answer, not from the client's check.
+			refused := testfixture.CollectorSum(t, m.KafkaProduceErrors.WithLabelValues("out", kerr.MessageTooLarge.Message))
+			if known := where == "topic"; known != (refused == 0) {
+				t.Errorf("limit known %v, yet %v batches refused as MESSAGE_TOO_LARGE", known, refused)
+			}
 		})
 	}
 }
 
-func testOversize(t *testing.T, c *kafkatest.Cluster) {
+// refuseDescribeConfigs makes the cluster answer every DescribeConfigs as
+// a broker does to a client without the permission.
+func refuseDescribeConfigs(c *kafkatest.Cluster) {
+	c.ControlKey(int16(kmsg.DescribeConfigs), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.DescribeConfigsRequest)
+		resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+		for _, r := range req.Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+			rr.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Resources = append(resp.Resources, rr)
+		}
+		return resp, nil, true
+	})
+}
+
+func testOversize(t *testing.T, c *kafkatest.Cluster) *metrics.Metrics {
 	const n = 400
 	rnd := rand.New(rand.NewPCG(1, 2))
 	noise := make([]byte, 20000)
@@ -291,6 +319,7 @@ func testOversize(t *testing.T, c *kafkatest.Cluster) {
 	if len(tally.Missing) > 0 || tally.Foreign > 0 {
 		t.Fatalf("around the oversize message: %v", tally)
 	}
+	return m
 }
 
 // TestKafkaTLSAndSASL: the output authenticates with each SASL mechanism

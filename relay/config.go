@@ -55,6 +55,8 @@ type ListenerConfig struct {
 	Group          string   `toml:"group"`
 	SessionTimeout Duration `toml:"session_timeout"` // how long the group waits for a silent member
 
+	SASL KafkaSASLConfig `toml:"sasl"` // kafka: as an output's
+
 	// How an output that converts formats completes this listener's messages.
 	Timezone     Timezone `toml:"timezone"`      // for RFC 3164 stamps; default the host's
 	FillHostname *bool    `toml:"fill_hostname"` // default true
@@ -70,7 +72,8 @@ type ListenerConfig struct {
 }
 
 // ListenerTLSConfig is the tls table of a listener with protocol "tls"
-// (RFC 5425).
+// (RFC 5425) or "relp", the server side; of a kafka listener, the client
+// side, with the keys and meaning of an output's.
 type ListenerTLSConfig struct {
 	CertFile     string   `toml:"cert_file"`
 	KeyFile      string   `toml:"key_file"`
@@ -78,6 +81,12 @@ type ListenerTLSConfig struct {
 	AllowedNames []string `toml:"allowed_names"`  // client certificate subject CN or SAN allow-list
 	MinVersion   string   `toml:"min_version"`    // "1.2" (default) or "1.3"
 	CipherSuites []string `toml:"cipher_suites"`  // TLS 1.2 suites by Go name; empty = Go's defaults
+
+	// kafka: the brokers' side is checked as an output checks its upstream.
+	Enable             bool   `toml:"enable"`
+	CAFile             string `toml:"ca_file"`     // empty: the system roots
+	ServerName         string `toml:"server_name"` // empty: each broker's host
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
 }
 
 // OutputTLSConfig is the tls table of an output with protocol "tls".
@@ -117,7 +126,7 @@ type OutputConfig struct {
 	Topic          string           `toml:"topic"`       // kafka
 	Key            outputs.KafkaKey `toml:"key"`         // kafka: hostname, relay_id or none
 	Compression    string           `toml:"compression"` // kafka: none, gzip, snappy, lz4 or zstd
-	SASL           OutputSASLConfig `toml:"sasl"`        // kafka
+	SASL           KafkaSASLConfig  `toml:"sasl"`        // kafka
 
 	// file
 	FileMode     *FileMode           `toml:"file_mode"` // default 0640
@@ -126,8 +135,8 @@ type OutputConfig struct {
 	Fsync        outputs.FsyncPolicy `toml:"fsync"`
 }
 
-// OutputSASLConfig is the sasl table inside a kafka [[output]].
-type OutputSASLConfig struct {
+// KafkaSASLConfig is the sasl table of a kafka [[output]] or [[listener]].
+type KafkaSASLConfig struct {
 	Mechanism    string `toml:"mechanism"` // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
 	Username     string `toml:"username"`
 	PasswordFile string `toml:"password_file"` // read at each new client

@@ -9,7 +9,8 @@ import (
 // Keys that only some protocols use. Set for another protocol, such a key
 // would be ignored without a word, which hides a mistake (framing on a
 // file output, confirm_delay on a RELP one): validation refuses it. A key
-// ending in "." stands for every key of that table ("tls." is tls.*).
+// ending in "." stands for every key of that table ("tls." is tls.*) that
+// has no rule of its own.
 var (
 	listenerKeyProtocols = map[string][]ListenerProtocol{
 		"read_buffer":     {ProtocolUDP, ProtocolUnix},
@@ -17,11 +18,19 @@ var (
 		"idle_timeout":    {ProtocolTCP, ProtocolTLS, ProtocolRELP},
 		"socket_mode":     {ProtocolUnix},
 		"window":          {ProtocolRELP},
-		"tls.":            {ProtocolTLS, ProtocolRELP},
+		"tls.":            {ProtocolTLS, ProtocolRELP, ProtocolKafka},
 		"brokers":         {ProtocolKafka},
 		"topics":          {ProtocolKafka},
 		"group":           {ProtocolKafka},
 		"session_timeout": {ProtocolKafka},
+		"sasl.":           {ProtocolKafka},
+		// A kafka listener is a TLS client; the others are TLS servers.
+		"tls.client_ca_file":       {ProtocolTLS, ProtocolRELP},
+		"tls.allowed_names":        {ProtocolTLS, ProtocolRELP},
+		"tls.enable":               {ProtocolKafka},
+		"tls.ca_file":              {ProtocolKafka},
+		"tls.server_name":          {ProtocolKafka},
+		"tls.insecure_skip_verify": {ProtocolKafka},
 	}
 	outputKeyProtocols = map[string][]OutputProtocol{
 		"framing":         {ProtocolTCP, ProtocolTLS},
@@ -55,7 +64,10 @@ func checkKeysApply[P ~string](p *problems, table string, index int, protocol P,
 		if head, _, nested := strings.Cut(key, "."); nested {
 			rule = head + "."
 		}
-		protocols, limited := uses[rule]
+		protocols, limited := uses[key]
+		if !limited {
+			protocols, limited = uses[rule]
+		}
 		if !limited || slices.Contains(protocols, protocol) {
 			continue
 		}

@@ -63,6 +63,8 @@ func TestConfigKafkaOutputErrors(t *testing.T) {
 			[]string{`output[0].sasl.password_file: is required with sasl.mechanism`}},
 		{"bad sasl mechanism", set(`topic = "syslog"`, "topic = \"syslog\"\n[output.sasl]\nmechanism = \"GSSAPI\"\nusername = \"u\"\npassword_file = \"/p\""),
 			[]string{`line 13: output[0].sasl.mechanism: unknown mechanism "GSSAPI"`}},
+		{"tls keys without tls.enable", set(`topic = "syslog"`, "topic = \"syslog\"\ntls.ca_file = \"/etc/ca.pem\""),
+			[]string{`line 12: output[0].tls.ca_file: needs tls.enable = true: without it the brokers are reached in plain text`}},
 		{"kafka key on a file output", strings.Replace(validBase, `path = "/tmp/x/out.log"`, "path = \"/tmp/x/out.log\"\ntopic = \"t\"", 1),
 			[]string{`line 11: output[0].topic: is only for protocol "kafka"`}},
 	}

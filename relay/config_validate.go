@@ -331,7 +331,12 @@ func (o *OutputConfig) validateKafka(problem problemFunc) {
 	if o.Path != "" {
 		problem("path", "is only for protocol \"file\"")
 	}
-	s := o.SASL
+	checkKafkaSASL(o.SASL, problem)
+	checkKafkaTLS(o.TLS, problem)
+}
+
+// checkKafkaSASL checks the sasl table of a kafka output or listener.
+func checkKafkaSASL(s KafkaSASLConfig, problem problemFunc) {
 	switch {
 	case s.Mechanism == "":
 		if s.Username != "" || s.PasswordFile != "" {
@@ -346,6 +351,25 @@ func (o *OutputConfig) validateKafka(problem problemFunc) {
 		}
 		if s.PasswordFile == "" {
 			problem("sasl.password_file", "is required with sasl.mechanism: a file holding the password")
+		}
+	}
+}
+
+// checkKafkaTLS refuses the tls keys of a kafka output or listener
+// without tls.enable: the client would reach the brokers in plain text,
+// which the keys suggest it does not.
+func checkKafkaTLS(c OutputTLSConfig, problem problemFunc) {
+	if c.Enable {
+		return
+	}
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"tls.ca_file", c.CAFile != ""}, {"tls.server_name", c.ServerName != ""}, {"tls.cert_file", c.CertFile != ""},
+		{"tls.key_file", c.KeyFile != ""}, {"tls.insecure_skip_verify", c.InsecureSkipVerify},
+		{"tls.min_version", c.MinVersion != ""}, {"tls.cipher_suites", len(c.CipherSuites) > 0}} {
+		if k.set {
+			problem(k.key, "needs tls.enable = true: without it the brokers are reached in plain text")
 		}
 	}
 }

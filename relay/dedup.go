@@ -49,6 +49,13 @@ func readStamp(m *syslog.Message) (origin string, epoch, seq uint64, ok bool) {
 // Holes still inside the window are exported as a gauge, so gaps at the end
 // of a stream are visible before the window moves past them.
 //
+// A stream read through a kafka listener is read in part: its numbers are
+// spread over the topic's partitions, which the group shares among its
+// members, and partitions are read in no common order. A number this relay
+// never sees is then no evidence of a loss (another member read it, or
+// its partition is behind), so such a stream counts duplicates and late
+// numbers but no gaps, and shows no holes.
+//
 // What a restart would forget is kept in data_dir/dedup.json: per stream,
 // the highest number seen and the holes left in the window. It is written
 // at most every dedupSaveInterval while messages arrive, and when the relay
@@ -95,11 +102,15 @@ type stream struct {
 	seen     uint64   // bits set
 	bits     []uint64 // bit (seq - base) % window set when seen
 	lastUsed time.Time
+	// partial: some of the stream came through a kafka listener; its
+	// holes are not counted (see dedup).
+	partial bool
 }
 
-// missing is the count of numbers from base to highest not seen.
+// missing is the count of numbers from base to highest not seen, 0 for a
+// stream read in part.
 func (s *stream) missing() uint64 {
-	if s.highest < s.base {
+	if s.highest < s.base || s.partial {
 		return 0
 	}
 	return s.highest - s.base + 1 - s.seen
@@ -151,8 +162,15 @@ func newDedup(window int, reg prometheus.Registerer, dataDir string, log *slog.L
 // check reports whether the message stamped (origin, epoch, seq) is a
 // duplicate.
 func (d *dedup) check(origin string, epoch, seq uint64, now time.Time) (duplicate bool) {
+	return d.checkFrom(origin, epoch, seq, now, false)
+}
+
+// checkFrom is check; partial says the message came through a listener
+// that reads only part of its stream (a kafka listener): the stream's
+// holes are then not gaps.
+func (d *dedup) checkFrom(origin string, epoch, seq uint64, now time.Time, partial bool) (duplicate bool) {
 	d.mu.Lock()
-	duplicate = d.checkLocked(origin, epoch, seq, now)
+	duplicate = d.checkLocked(origin, epoch, seq, now, partial)
 	d.dirty = true
 	var snap []savedStream
 	// One caller saves per interval; one that finds a save still being
@@ -169,7 +187,7 @@ func (d *dedup) check(origin string, epoch, seq uint64, now time.Time) (duplicat
 	return duplicate
 }
 
-func (d *dedup) checkLocked(origin string, epoch, seq uint64, now time.Time) (duplicate bool) {
+func (d *dedup) checkLocked(origin string, epoch, seq uint64, now time.Time, partial bool) (duplicate bool) {
 	key := streamKey{origin, epoch}
 	s := d.streams[key]
 	if s == nil {
@@ -185,6 +203,7 @@ func (d *dedup) checkLocked(origin string, epoch, seq uint64, now time.Time) (du
 		d.streams[key] = s
 	}
 	s.lastUsed = now
+	s.partial = s.partial || partial
 	if s.bits == nil { // new, or restored from the state file
 		s.bits = make([]uint64, d.window/64)
 	}
@@ -227,7 +246,7 @@ func (d *dedup) slide(s *stream, origin string, newBase uint64) {
 		gaps += newBase - end // a jump past a whole window: all unseen
 	}
 	s.base = newBase
-	if gaps > 0 {
+	if gaps > 0 && !s.partial {
 		d.gaps.WithLabelValues(origin).Add(float64(gaps))
 	}
 }
@@ -266,6 +285,7 @@ type savedStream struct {
 	Highest  uint64 `json:"highest"`
 	Missing  uint64 `json:"missing"`   // holes in the window when saved
 	LastUsed int64  `json:"last_used"` // Unix seconds
+	Partial  bool   `json:"partial,omitempty"`
 }
 
 type savedDedup struct {
@@ -278,7 +298,7 @@ func (d *dedup) snapshotLocked() []savedStream {
 	out := make([]savedStream, 0, len(d.streams))
 	for k, s := range d.streams {
 		out = append(out, savedStream{Origin: k.origin, Epoch: k.epoch, Highest: s.highest,
-			Missing: s.missing(), LastUsed: s.lastUsed.Unix()})
+			Missing: s.missing(), LastUsed: s.lastUsed.Unix(), Partial: s.partial})
 	}
 	return out
 }
@@ -375,8 +395,8 @@ func (d *dedup) restore() {
 		}
 		// The window is allocated when the stream is next heard from: a
 		// stream that never comes back costs no window.
-		d.streams[key] = &stream{base: ss.Highest + 1, highest: ss.Highest, lastUsed: time.Unix(ss.LastUsed, 0)}
-		if ss.Missing > 0 {
+		d.streams[key] = &stream{base: ss.Highest + 1, highest: ss.Highest, lastUsed: time.Unix(ss.LastUsed, 0), partial: ss.Partial}
+		if ss.Missing > 0 && !ss.Partial {
 			d.gaps.WithLabelValues(ss.Origin).Add(float64(ss.Missing))
 			gaps += ss.Missing
 		}

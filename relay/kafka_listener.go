@@ -2,17 +2,23 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/relay-syslog/relay/internal/repeatlog"
 	"github.com/relay-syslog/relay/outputs"
@@ -133,11 +139,19 @@ func newKafkaListener(cfg ListenerConfig, in *ingest, m *kafkaMetrics, log *slog
 		commitErrors: m.commitErrors.WithLabelValues(cfg.Name),
 		errLog:       repeatlog.New(kafkaErrorLogInterval),
 	}
+	security, err := kafkaSecurity("listener "+strconv.Quote(cfg.Name), cfg.TLS.client(), cfg.SASL, cfg.Brokers, l.log)
+	if err != nil {
+		return nil, err
+	}
+	// The group's members share the partitions, and one stream's
+	// numbers are spread over them: what this relay does not read is not
+	// lost.
+	in.partial = true
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	session := cfg.SessionTimeout.Duration
 	// Kafka's advice: heartbeats at most a third of the session timeout.
 	heartbeat := min(3*time.Second, session/5)
-	client, err := kgo.NewClient(
+	client, err := kgo.NewClient(append(security,
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -157,7 +171,8 @@ func newKafkaListener(cfg ListenerConfig, in *ingest, m *kafkaMetrics, log *slog
 		kgo.FetchMaxBytes(kafkaFetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(int32(max(int64(cfg.MaxMessageSize)*4, 1<<20))),
 		kgo.WithLogger(kgoLogger{l.log}),
-	)
+		kgo.WithHooks(kafkaConnectHook{l: l, sasl: cfg.SASL.Mechanism != ""}),
+	)...)
 	if err != nil {
 		l.cancel()
 		return nil, fmt.Errorf("kafka client: %w", err)
@@ -393,6 +408,144 @@ func (l *kafkaListener) commitFailed(err error) {
 	})
 }
 
+// kafkaConnectHook reports the connections to brokers that failed.
+type kafkaConnectHook struct {
+	l    *kafkaListener
+	sasl bool // the listener logs in with SASL
+}
+
+// OnBrokerConnect counts a failed connection (the client tries again,
+// after a backoff) under a reason that says what to check. A refused login
+// or an untrusted certificate would otherwise leave the listener waiting
+// for ever in silence: the client does not log them, nor does a poll return
+// them, so they are logged here as errors.
+func (h kafkaConnectHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		return
+	}
+	l := h.l
+	reason, check := kafkaConnectProblem(err, h.sasl)
+	l.in.countError(reason)
+	if check == "" {
+		return // the client logs failed dials itself
+	}
+	l.errLog.Log(reason, 1, func(n int, summary bool) {
+		l.log.Error("kafka brokers: cannot connect, and nothing is read until this is fixed: "+check,
+			"broker", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), "reason", reason, "err", err, "errors", n)
+	})
+}
+
+// kafkaConnectProblem names the reason a connection to a broker failed
+// and, when the relay's settings are the likely cause, what to check.
+// withSASL says the client logs in with SASL.
+func kafkaConnectProblem(err error, withSASL bool) (reason, check string) {
+	var (
+		pathErr *fs.PathError
+		verify  *tls.CertificateVerificationError
+		header  tls.RecordHeaderError
+		alert   tls.AlertError
+	)
+	const checkSASL = "check sasl.mechanism, sasl.username and the password in sasl.password_file against the user the brokers know"
+	switch {
+	case errors.As(err, &pathErr):
+		return "auth_failed", "the password file cannot be read: check sasl.password_file"
+	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
+		return "auth_failed", "the SASL login was refused: " + checkSASL
+	case errors.As(err, &verify):
+		return "tls_failed", "the broker's certificate is not trusted: tls.ca_file must hold the CA that signed it, and it must name the broker's host (or tls.server_name)"
+	case errors.As(err, &header):
+		return "tls_failed", "the broker does not speak TLS there: check brokers and tls.enable"
+	case errors.As(err, &alert):
+		return "tls_failed", "the broker refused the TLS handshake: check tls.cert_file and tls.key_file (a broker that requires mutual TLS) and tls.min_version"
+	case withSASL && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+		// A connection that was opened and then closed by the broker
+		// while the client set it up: some brokers refuse a login so,
+		// without an error code.
+		return "auth_failed", "the broker closed the connection during the SASL login, which is how some brokers refuse it: " + checkSASL
+	}
+	return "connect_error", ""
+}
+
+// kafkaDialTimeout bounds a kafka listener's connection to a broker, TLS
+// handshake included (kgo's own default).
+const kafkaDialTimeout = 10 * time.Second
+
+// kafkaSecurity returns the client options for the TLS and SASL keys of a
+// kafka listener. The files are read now, so that a missing or broken one
+// stops the listener from starting, and again at each new connection to a
+// broker when they changed (the certificates) or always (the password):
+// the client lives as long as the listener, and a renewed certificate or a
+// changed password applies without a restart.
+func kafkaSecurity(what string, tc OutputTLSConfig, sc KafkaSASLConfig, brokers []string, log *slog.Logger) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if tc.Enable {
+		build, err := newKafkaTLS(what, tc, brokers, log)
+		if err != nil {
+			return nil, err
+		}
+		dialer := &net.Dialer{Timeout: kafkaDialTimeout}
+		opts = append(opts, kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+			c, err := build()
+			if err != nil {
+				return nil, err
+			}
+			if c.ServerName == "" {
+				c = c.Clone()
+				c.ServerName, _, _ = net.SplitHostPort(host)
+			}
+			return (&tls.Dialer{NetDialer: dialer, Config: c}).DialContext(ctx, network, host)
+		}))
+	}
+	if sc.Mechanism != "" {
+		if _, err := outputs.KafkaSASL(sc.Mechanism, sc.Username, sc.PasswordFile); err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(kafkaSASLFromFile{sc}))
+	}
+	return opts, nil
+}
+
+// kafkaSASLFromFile is a SASL mechanism whose password is read from
+// sasl.password_file at each login.
+type kafkaSASLFromFile struct{ cfg KafkaSASLConfig }
+
+func (m kafkaSASLFromFile) Name() string { return m.cfg.Mechanism }
+
+func (m kafkaSASLFromFile) Authenticate(ctx context.Context, host string) (sasl.Session, []byte, error) {
+	mech, err := outputs.KafkaSASL(m.cfg.Mechanism, m.cfg.Username, m.cfg.PasswordFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mech.Authenticate(ctx, host)
+}
+
+// newKafkaTLS returns the TLS configuration of a kafka client (output or
+// listener) built from its tls keys, read again when the files changed.
+// Each broker's certificate must carry that broker's name, which the client
+// fills in when ServerName is empty, unless tls.server_name says another.
+func newKafkaTLS(what string, c OutputTLSConfig, brokers []string, log *slog.Logger) (func() (*tls.Config, error), error) {
+	build, err := newClientTLS(what, c, brokers[0], log)
+	if err != nil {
+		return nil, err
+	}
+	return func() (*tls.Config, error) {
+		tc, err := build()
+		if err != nil || c.ServerName != "" {
+			return tc, err
+		}
+		tc = tc.Clone()
+		tc.ServerName = ""
+		return tc, nil
+	}, nil
+}
+
+// client returns the tls keys of a kafka listener as an output's, whose
+// meaning they have.
+func (c ListenerTLSConfig) client() OutputTLSConfig {
+	return OutputTLSConfig{Enable: c.Enable, CAFile: c.CAFile, ServerName: c.ServerName, CertFile: c.CertFile, KeyFile: c.KeyFile,
+		InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: c.MinVersion, CipherSuites: c.CipherSuites}
+}
+
 // kgoLogger passes the client's warnings and errors to the relay's log.
 type kgoLogger struct{ log *slog.Logger }
 
@@ -434,6 +587,11 @@ func (l *ListenerConfig) validateKafka(problem problemFunc) {
 	if s := l.SessionTimeout.Duration; s < time.Second || s > 30*time.Minute {
 		problem("session_timeout", "%v is out of range: use 1s to 30m", s)
 	}
+	if (l.TLS.CertFile == "") != (l.TLS.KeyFile == "") {
+		problem("tls.cert_file", "tls.cert_file and tls.key_file go together")
+	}
+	checkKafkaTLS(l.TLS.client(), problem)
+	checkKafkaSASL(l.SASL, problem)
 	for key, set := range map[string]bool{"allowed_networks": len(l.AllowedNetworks) > 0, "rate_limit": l.RateLimit > 0, "rate_burst": l.RateBurst > 0} {
 		if set {
 			problem(key, "does not apply to kafka listeners (records have no sender address)")

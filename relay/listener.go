@@ -36,6 +36,9 @@ type ingest struct {
 	errors   *prometheus.CounterVec
 	// dedup, when set, drops second copies of stamped messages.
 	dedup *dedup
+	// partial: the listener reads a share of each stamped stream (a
+	// kafka listener), so dedup counts no gaps in them.
+	partial bool
 }
 
 func newIngest(name string, r *atomic.Pointer[router], m *metrics.Metrics) *ingest {
@@ -67,7 +70,7 @@ func (in *ingest) handle(data []byte, source string, now time.Time) (accepted bo
 func (in *ingest) handleStamped(data []byte, source string, now time.Time, origin string, epoch, seq uint64) (accepted bool) {
 	in.received.Inc()
 	in.bytes.Add(float64(len(data)))
-	if in.dedup != nil && in.dedup.check(origin, epoch, seq, now) {
+	if in.dedup != nil && in.dedup.checkFrom(origin, epoch, seq, now, in.partial) {
 		return true // the first copy was accepted
 	}
 	return in.route(data, source, now)
@@ -123,7 +126,7 @@ func listenerReasons(lc ListenerConfig) []string {
 			reasons = append(reasons, tlsHandshakeReasons...)
 		}
 	case "kafka":
-		reasons = []string{"truncated", "empty", "fetch_error", "store_failed"}
+		reasons = []string{"truncated", "empty", "fetch_error", "store_failed", "connect_error", "auth_failed", "tls_failed"}
 	}
 	return reasons
 }
@@ -153,5 +156,5 @@ func (in *ingest) isDuplicate(data []byte, now time.Time) bool {
 	var m syslog.Message
 	syslog.Parse(data, syslog.ParseOptions{SkipTimestamp: true}, &m)
 	origin, epoch, seq, ok := readStamp(&m)
-	return ok && in.dedup.check(origin, epoch, seq, now)
+	return ok && in.dedup.checkFrom(origin, epoch, seq, now, in.partial)
 }

@@ -9,7 +9,6 @@ package relay
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -516,21 +515,11 @@ func newKafkaDestination(oc OutputConfig, relayID string, m *metrics.Metrics, lo
 		Log:              log.With("output", oc.Name),
 	}
 	if oc.TLS.Enable {
-		build, err := newOutputTLS(oc, oc.Brokers[0], log)
+		build, err := newKafkaTLS(fmt.Sprintf("output %q", oc.Name), oc.TLS, oc.Brokers, log.With("output", oc.Name))
 		if err != nil {
 			return nil, err
 		}
-		// Each broker's certificate must carry that broker's name, which
-		// the client fills in when ServerName is empty.
-		opts.TLS = func() (*tls.Config, error) {
-			c, err := build()
-			if err != nil || oc.TLS.ServerName != "" {
-				return c, err
-			}
-			c = c.Clone()
-			c.ServerName = ""
-			return c, nil
-		}
+		opts.TLS = build
 	}
 	return outputs.NewKafka(opts)
 }

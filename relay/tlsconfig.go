@@ -315,7 +315,12 @@ func allowedNamesCheck(allowed []string) func(tls.ConnectionState) error {
 // (re)connects, and read again when they changed, so a renewed client
 // certificate or CA applies from the next connection without a restart.
 func newOutputTLS(oc OutputConfig, address string, log *slog.Logger) (func() (*tls.Config, error), error) {
-	c := oc.TLS
+	return newClientTLS(fmt.Sprintf("output %q target %s", oc.Name, address), oc.TLS, address, log.With("output", oc.Name))
+}
+
+// newClientTLS is newOutputTLS for any TLS client of the relay (an output,
+// a kafka listener); what names it in log lines.
+func newClientTLS(what string, c OutputTLSConfig, address string, log *slog.Logger) (func() (*tls.Config, error), error) {
 	var files []string
 	for _, f := range []string{c.CAFile, c.CertFile, c.KeyFile} {
 		if f != "" {
@@ -332,18 +337,17 @@ func newOutputTLS(oc OutputConfig, address string, log *slog.Logger) (func() (*t
 		MinVersion:         tlsMinVersion(c.MinVersion),
 		CipherSuites:       tlsCipherSuites(c.CipherSuites),
 	}.Config
-	what := fmt.Sprintf("output %q target %s", oc.Name, address)
 	r, err := newTLSReloader(what, files, 0, build, log)
 	if err != nil {
 		return nil, err
 	}
 	if certs := r.cur.Load().Certificates; len(certs) > 0 && certs[0].Leaf != nil {
-		warnValidity(log.With("output", oc.Name), "tls.cert_file", certs[0].Leaf)
+		warnValidity(log, "tls.cert_file", certs[0].Leaf)
 	}
 	if c.InsecureSkipVerify {
 		log.Warn("INSECURE: tls.insecure_skip_verify is set: the upstream's certificate and name are NOT checked, "+
 			"so anyone on the path can pose as the upstream and read every message. Use it for tests only; set tls.ca_file instead.",
-			"output", oc.Name, "address", address)
+			"address", address)
 	}
 	return func() (*tls.Config, error) { return r.config(), nil }, nil
 }

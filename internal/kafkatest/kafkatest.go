@@ -25,6 +25,11 @@ type Cluster struct {
 	*kfake.Cluster
 	// Addrs are the brokers' loopback addresses, to use as seeds.
 	Addrs []string
+	// ClientOpts are added to the options of the franz-go clients the
+	// helpers make (TLS and SASL, for a cluster that requires them).
+	ClientOpts []kgo.Opt
+	// KcatArgs are added to kcat's arguments, as ClientOpts are.
+	KcatArgs []string
 }
 
 // Start starts a cluster of brokers brokers with topic created with
@@ -88,8 +93,9 @@ func (c *Cluster) Consume(t testing.TB, topic string) []Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Kcat(t), "-C", "-b", c.Seeds(), "-t", topic, "-o", "beginning", "-e", "-q", "-J",
-		"-X", "topic.metadata.refresh.interval.ms=1000")
+	args := append([]string{"-C", "-b", c.Seeds(), "-t", topic, "-o", "beginning", "-e", "-q", "-J",
+		"-X", "topic.metadata.refresh.interval.ms=1000"}, c.KcatArgs...)
+	cmd := exec.CommandContext(ctx, Kcat(t), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -130,7 +136,7 @@ func (c *Cluster) Produce(t testing.TB, topic, key string, values []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	args := []string{"-P", "-b", c.Seeds(), "-t", topic, "-D", "\n"}
+	args := append([]string{"-P", "-b", c.Seeds(), "-t", topic, "-D", "\n"}, c.KcatArgs...)
 	var in strings.Builder
 	if key != "" {
 		args = append(args, "-K", "\t")
@@ -163,7 +169,8 @@ func (c *Cluster) Producer(t testing.TB) *kgo.Client {
 
 func (c *Cluster) producer(t testing.TB) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	opts := append([]kgo.Opt{kgo.SeedBrokers(c.Addrs...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, c.ClientOpts...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatalf("kafka producer: %v", err)
 	}
