@@ -51,17 +51,17 @@ import (
 // inflight.journal, then inflight.journal.1, .2 and so on. Appends go to the
 // newest; once it holds segmentBytes and a live entry, the next append
 // starts a new segment. An older segment whose last live entry is done is
-// deleted. Outputs finish their batches in the order they took them, so the
+// retired (below). Outputs finish their batches in the order they took them, so the
 // oldest segment empties first and the journal stays about one segment plus
 // the records in flight, without ever copying an entry: compacting one file
 // by copying its live entries and fsyncing costs about a third of the output
 // worker's time at 1M msg/s.
 //
-// A drained segment is not deleted but kept as the next one to start (one
-// such spare at a time): the next segment renames it and writes over it
-// from the start. Deleting a 4 MiB file and creating the next one made the
-// kernel free and allocate its page cache, blocks and inode again, about a
-// third of what a journal append cost. A segment is retired by an end mark,
+// A retired segment is kept as the next one to start (one such spare at a
+// time; another is deleted): the next segment renames it and writes over
+// it from the start. Deleting a 4 MiB file and creating the next one would
+// make the kernel free and allocate its page cache, blocks and inode again,
+// about a third of what a journal append costs. A segment is retired by an end mark,
 // [u32 0][u32 endMarkSum], at its start, and every append to a reused one is
 // followed by an end mark, which the next append overwrites: recovery stops
 // there, so the older, done entries further on are never read (nor can the
@@ -69,7 +69,7 @@ import (
 // more the spare is deleted, so an idle journal is one empty file.
 //
 // Recovery reads the segments in sequence order, each in file order, which
-// is the order the entries were appended in. A segment deleted after its
+// is the order the entries were appended in. A segment retired after its
 // entries were done needs no fsync: if a power loss brings it back, its
 // entries come back as duplicates, never as losses.
 //
@@ -187,11 +187,11 @@ type journal struct {
 
 	// segmentMax is segmentBytes except in tests.
 	segmentMax int64
-	// rotations counts segments started, deletions segments deleted, for
+	// rotations counts segments started, deletions segments retired, for
 	// tests.
 	rotations, deletions int
-	// testHook, if set, is called after a new segment was created
-	// ("rotated") and after an emptied one was deleted ("deleted"), so that
+	// testHook, if set, is called after a new segment was started
+	// ("rotated") and after an emptied one was retired ("deleted"), so that
 	// tests can kill the process there.
 	testHook func(step string)
 }
