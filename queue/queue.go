@@ -456,16 +456,32 @@ func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any)
 // in memory for a retry. A nil return means e is accepted: in the record
 // being packed, on disk within Linger.
 func (q *Queue) Append(e Entry) error {
+	return q.append(&e, Encoded{})
+}
+
+// AppendEncoded is Append of an entry EncodeEntry encoded: a message that
+// goes to several outputs is encoded once, and each queue copies the bytes.
+// enc is copied.
+func (q *Queue) AppendEncoded(enc Encoded) error {
+	return q.append(nil, enc)
+}
+
+// append adds *e, or enc if e is nil.
+func (q *Queue) append(e *Entry, enc Encoded) error {
+	dataLen, size := enc.dataLen, int64(len(enc.b))
+	if e != nil {
+		dataLen, size = len(e.Data), entrySize(*e)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return ErrClosed
 	}
-	if len(e.Data) > MaxDataLen {
-		return &DropError{Count: 1, Reason: ReasonTooLarge, Err: fmt.Errorf("queue %q: message of %d bytes: %w", q.name, len(e.Data), ErrTooLarge)}
+	if dataLen > MaxDataLen {
+		return &DropError{Count: 1, Reason: ReasonTooLarge, Err: fmt.Errorf("queue %q: message of %d bytes: %w", q.name, dataLen, ErrTooLarge)}
 	}
 	if q.maxQueued > 0 || q.full.Load() {
-		if err := q.makeRoom(entrySize(e)); err != nil {
+		if err := q.makeRoom(size); err != nil {
 			return err
 		}
 	}
@@ -475,7 +491,11 @@ func (q *Queue) Append(e Entry) error {
 		// the output. The recovery timer tries the disk (diskfull.go).
 		return dropError(1, q.Err())
 	}
-	q.rb.Add(e)
+	if e != nil {
+		q.rb.Add(*e)
+	} else {
+		q.rb.addEncoded(enc.b)
+	}
 	if q.rb.Len() >= q.maxMsgs || q.rb.Size() >= q.maxBytes {
 		// A failed write keeps the record, e included, for a retry: e was
 		// accepted, and only a stop before the disk takes it again can

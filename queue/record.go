@@ -121,6 +121,43 @@ func (b *RecordBuilder) Add(e Entry) {
 	b.count++
 }
 
+// addEncoded appends an entry encoded by AppendEntry to the record.
+func (b *RecordBuilder) addEncoded(enc []byte) {
+	if len(b.buf) < headerRoom {
+		b.buf = append(b.buf[:0], make([]byte, headerRoom)...)
+	}
+	b.buf = append(b.buf, enc...)
+	b.count++
+}
+
+// Encoded is an entry encoded once for the queues of several outputs
+// (EncodeEntry), which AppendEncoded copies into their records as it is.
+type Encoded struct {
+	b       []byte
+	dataLen int
+}
+
+// EncodeEntry encodes e, appending to dst (which the result aliases), for
+// AppendEncoded.
+func EncodeEntry(dst []byte, e Entry) Encoded {
+	return Encoded{b: AppendEntry(dst, e), dataLen: len(e.Data)}
+}
+
+// Bytes returns the encoding, which aliases the buffer given to EncodeEntry.
+func (enc Encoded) Bytes() []byte { return enc.b }
+
+// Entry decodes enc back into the entry it holds, for what stands in for a
+// queue in tests.
+func (enc Encoded) Entry() (Entry, error) {
+	var b RecordBuilder
+	b.addEncoded(enc.b)
+	entries, err := DecodeRecord(b.Bytes())
+	if err != nil {
+		return Entry{}, err
+	}
+	return entries[0], nil
+}
+
 // Len returns the number of entries added since the last Reset.
 func (b *RecordBuilder) Len() int { return b.count }
 

@@ -141,8 +141,9 @@ func BenchmarkRouterDispatchParallel(b *testing.B) {
 // measured.
 type discardAppender struct{}
 
-func (discardAppender) Append(queue.Entry) error { return nil }
-func (discardAppender) Flush() error             { return nil }
+func (discardAppender) Append(queue.Entry) error          { return nil }
+func (discardAppender) AppendEncoded(queue.Encoded) error { return nil }
+func (discardAppender) Flush() error                      { return nil }
 
 // BenchmarkRouteMatch measures finding the routes of a message (PRI read,
 // conditions, de-duplication of outputs) without storing it.
