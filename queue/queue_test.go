@@ -768,3 +768,30 @@ func TestAppendEncoded(t *testing.T) {
 		t.Errorf("AppendEncoded of %d bytes = %v, want a %s drop", len(huge.Data), err, ReasonTooLarge)
 	}
 }
+
+// TestDoneRecyclesEntries checks that Done takes a batch's entries back,
+// and that the next record is decoded into them, correctly.
+func TestDoneRecyclesEntries(t *testing.T) {
+	t.Parallel()
+	q, _ := openQueue(t, t.TempDir(), nil)
+	for _, r := range [][2]int{{0, 5}, {5, 8}} {
+		appendRange(t, q, r[0], r[1])
+		if err := q.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := next(t, q)
+	checkSequence(t, entryIndexes(t, first), 0, 5)
+	reused := &first.Entries[0]
+	if err := q.Done(first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Entries != nil {
+		t.Errorf("a done batch still has %d entries", len(first.Entries))
+	}
+	second := next(t, q)
+	checkSequence(t, entryIndexes(t, second), 5, 8)
+	if &second.Entries[0] != reused {
+		t.Error("the second record's entries were not decoded into the first's")
+	}
+}

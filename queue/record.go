@@ -223,7 +223,7 @@ func DecodeRecord(rec []byte) ([]Entry, error) {
 	if len(rec) < 1+4 {
 		return nil, corruptf("%d bytes is too short", len(rec))
 	}
-	return decodeRecord(rec, crc32.Checksum(rec[5:], castagnoli))
+	return decodeRecord(rec, crc32.Checksum(rec[5:], castagnoli), nil)
 }
 
 // bodySum returns the CRC32C of what a record's checksum covers (all after
@@ -237,8 +237,9 @@ func bodySum(rec []byte) uint32 {
 
 // decodeRecord is DecodeRecord with the checksum of rec[5:] already
 // computed (bodySum), so that the queue's consumer, which checksums a
-// record for the journal too, reads each record's bytes once for both.
-func decodeRecord(rec []byte, sum uint32) ([]Entry, error) {
+// record for the journal too, reads each record's bytes once for both. The
+// entries are appended to dst[:0] if it has room for them.
+func decodeRecord(rec []byte, sum uint32, dst []Entry) ([]Entry, error) {
 	if len(rec) < 1+4 {
 		return nil, corruptf("%d bytes is too short", len(rec))
 	}
@@ -270,7 +271,10 @@ func decodeRecord(rec []byte, sum uint32) ([]Entry, error) {
 		return nil, corruptf("%d entries cannot fit in %d bytes", count, len(p))
 	}
 
-	entries := make([]Entry, 0, int(count))
+	entries := dst[:0]
+	if uint64(cap(entries)) < count {
+		entries = make([]Entry, 0, int(count))
+	}
 	var listener, source string
 	for i := uint64(0); i < count; i++ {
 		t, n := binary.Uvarint(p)
