@@ -183,3 +183,52 @@ func BenchmarkQueueFsync(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueueNextInFlight is BenchmarkQueueNext with the records of
+// 200 entries each and 25 batches kept in flight, as a TCP output keeps
+// them while it waits for confirmations: the journal never empties, so its
+// segments rotate and retire.
+func BenchmarkQueueNextInFlight(b *testing.B) {
+	q := openBenchQueue(b)
+	e := testfixture.BenchEntry()
+	ctx := context.Background()
+	const perRecord, keep = 200, 25
+	b.SetBytes(int64(len(e.Data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	var inflight []*queue.Batch
+	for remaining := b.N; remaining > 0; {
+		b.StopTimer()
+		n := min(remaining, 100_000)
+		for i := range n {
+			if err := q.Append(e); err != nil {
+				b.Fatal(err)
+			}
+			if (i+1)%perRecord == 0 {
+				if err := q.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := q.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for got := 0; got < n; {
+			batch, err := q.Next(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += len(batch.Entries)
+			inflight = append(inflight, batch)
+			if len(inflight) > keep {
+				if err := q.Done(inflight[0]); err != nil {
+					b.Fatal(err)
+				}
+				inflight = inflight[1:]
+			}
+		}
+		remaining -= n
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

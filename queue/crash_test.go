@@ -326,7 +326,14 @@ func TestCrashRecoverySegments(t *testing.T) {
 				seen[i] = 1
 			}
 			for k := 0; ; k++ {
-				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				// Until every record not delivered before the crash is
+				// back, Next may skip many that were, which takes long on
+				// a busy machine; after that, a short wait finds nothing.
+				wait := 200 * time.Millisecond
+				if k < crashBigRecords-held {
+					wait = 30 * time.Second
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
 				b, err := q.Next(ctx)
 				cancel()
 				if err != nil {

@@ -245,6 +245,11 @@ func copyFile(src, dst string) error {
 // file, and continues in the new files. The offsets of the live entries do
 // not change.
 func (j *journal) rewrite() (int, error) {
+	// The spare's file went with the directory.
+	if j.spare != nil {
+		j.spare.f.Close()
+		j.spare = nil
+	}
 	for i, s := range j.segs {
 		data := make([]byte, s.end)
 		if _, err := s.f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {

@@ -181,6 +181,10 @@ func (in *inspector) journal(des []fs.DirEntry) error {
 		var off int64
 		for off < int64(len(data)) {
 			rest := data[off:]
+			if isEndMark(rest) {
+				off = int64(len(data)) // a reused segment's older content follows
+				break
+			}
 			if len(rest) < journalHeaderLen {
 				break
 			}

@@ -51,14 +51,25 @@ import (
 // inflight.journal, then inflight.journal.1, .2 and so on. Appends go to the
 // newest; once it holds segmentBytes and a live entry, the next append
 // starts a new segment. An older segment whose last live entry is done is
-// deleted. Outputs finish their batches in the order they took them, so the
+// retired (below). Outputs finish their batches in the order they took them, so the
 // oldest segment empties first and the journal stays about one segment plus
 // the records in flight, without ever copying an entry: compacting one file
 // by copying its live entries and fsyncing costs about a third of the output
 // worker's time at 1M msg/s.
 //
+// A retired segment is kept as the next one to start (one such spare at a
+// time; another is deleted): the next segment renames it and writes over
+// it from the start. Deleting a 4 MiB file and creating the next one would
+// make the kernel free and allocate its page cache, blocks and inode again,
+// about a third of what a journal append costs. A segment is retired by an end mark,
+// [u32 0][u32 endMarkSum], at its start, and every append to a reused one is
+// followed by an end mark, which the next append overwrites: recovery stops
+// there, so the older, done entries further on are never read (nor can the
+// bytes of a message be taken for an entry). When nothing is in flight any
+// more the spare is deleted, so an idle journal is one empty file.
+//
 // Recovery reads the segments in sequence order, each in file order, which
-// is the order the entries were appended in. A segment deleted after its
+// is the order the entries were appended in. A segment retired after its
 // entries were done needs no fsync: if a power loss brings it back, its
 // entries come back as duplicates, never as losses.
 //
@@ -113,7 +124,24 @@ const (
 	// takenName is the file of the highest record sequence number taken.
 	takenName = "inflight.taken"
 	takenLen  = 12
+	// endMarkSum is the checksum field of an end mark, whose length word
+	// is 0: no entry has length 0, and a zeroed tail (a file the disk lost
+	// the end of) still reads as torn.
+	endMarkSum = 0x656e6421
 )
+
+// isEndMark reports whether rest starts with an end mark.
+func isEndMark(rest []byte) bool {
+	return len(rest) >= journalHeaderLen && binary.BigEndian.Uint32(rest) == 0 &&
+		binary.BigEndian.Uint32(rest[4:]) == endMarkSum
+}
+
+// putEndMark writes an end mark into b, which must hold journalHeaderLen
+// bytes.
+func putEndMark(b []byte) {
+	binary.BigEndian.PutUint32(b, 0)
+	binary.BigEndian.PutUint32(b[4:], endMarkSum)
+}
 
 // segment is one journal file.
 type segment struct {
@@ -121,6 +149,9 @@ type segment struct {
 	f    *os.File
 	end  int64 // offset of the next entry
 	live int   // entries written and not yet done
+	// reused is set while older content lies past end (a reused spare):
+	// appends then end with an end mark.
+	reused bool
 }
 
 // jentry is the handle of one live journal entry.
@@ -142,6 +173,10 @@ type journal struct {
 	live int        // live entries in all segments
 	buf  []byte     // reused buffer for one entry, so each append is one write
 
+	// spare is a drained segment, retired by an end mark at its start,
+	// that startSegment reuses; nil if none.
+	spare *segment
+
 	// takenF holds the highest record sequence number taken, taken; the
 	// marker is written only when it rises.
 	takenF *os.File
@@ -152,11 +187,11 @@ type journal struct {
 
 	// segmentMax is segmentBytes except in tests.
 	segmentMax int64
-	// rotations counts segments started, deletions segments deleted, for
+	// rotations counts segments started, deletions segments retired, for
 	// tests.
 	rotations, deletions int
-	// testHook, if set, is called after a new segment was created
-	// ("rotated") and after an emptied one was deleted ("deleted"), so that
+	// testHook, if set, is called after a new segment was started
+	// ("rotated") and after an emptied one was retired ("deleted"), so that
 	// tests can kill the process there.
 	testHook func(step string)
 }
@@ -251,8 +286,13 @@ func (j *journal) openSegment(seq uint64) (*segment, []journalRecord, int64, err
 	}
 	var recovered []journalRecord
 	var off int64
+	ended := false
 	for off < int64(len(data)) {
 		rest := data[off:]
+		if isEndMark(rest) {
+			ended = true // what follows is a reused file's older content
+			break
+		}
 		if len(rest) < journalHeaderLen {
 			break
 		}
@@ -275,6 +315,9 @@ func (j *journal) openSegment(seq uint64) (*segment, []journalRecord, int64, err
 		off += journalHeaderLen + size
 	}
 	torn := int64(len(data)) - off
+	if ended {
+		torn = 0
+	}
 	if s.live == 0 {
 		off = 0
 	}
@@ -321,13 +364,20 @@ func (j *journal) appendSum(rec []byte, sum uint32) (*jentry, error) {
 		}
 	}
 	n := journalHeaderLen + len(rec)
-	if cap(j.buf) < n {
-		j.buf = make([]byte, n)
+	w := n
+	if s.reused {
+		w += journalHeaderLen
 	}
-	buf := j.buf[:n]
+	if cap(j.buf) < w {
+		j.buf = make([]byte, w)
+	}
+	buf := j.buf[:w]
 	binary.BigEndian.PutUint32(buf, uint32(len(rec)))
 	binary.BigEndian.PutUint32(buf[4:], sum)
 	copy(buf[journalHeaderLen:], rec)
+	if s.reused {
+		putEndMark(buf[n:])
+	}
 	// WriteAt (pwrite) at our own end offset replaces "seek to 0" after a
 	// truncation: the file offset is never used.
 	if _, err := s.f.WriteAt(buf, s.end); err != nil {
@@ -384,6 +434,9 @@ func (j *journal) writeTaken() error {
 
 // startSegment creates segment seq as the one appends go to.
 func (j *journal) startSegment(seq uint64) (*segment, error) {
+	if s := j.reuseSpare(seq); s != nil {
+		return s, nil
+	}
 	f, err := os.OpenFile(filepath.Join(j.dir, segmentName(seq)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("start journal segment: %w", err)
@@ -402,6 +455,44 @@ func (j *journal) startSegment(seq uint64) (*segment, error) {
 	return s, nil
 }
 
+// dropSpare deletes the spare segment, if any.
+func (j *journal) dropSpare() {
+	if j.spare == nil {
+		return
+	}
+	j.spare.f.Close()
+	_ = os.Remove(filepath.Join(j.dir, segmentName(j.spare.seq)))
+	j.spare = nil
+}
+
+// reuseSpare renames the spare segment to segment seq and returns it as the
+// one appends go to, or returns nil if there is no spare or it cannot be
+// renamed (it is then deleted). Its end mark at the start makes it empty
+// under either name.
+func (j *journal) reuseSpare(seq uint64) *segment {
+	s := j.spare
+	if s == nil {
+		return nil
+	}
+	j.spare = nil
+	from, to := filepath.Join(j.dir, segmentName(s.seq)), filepath.Join(j.dir, segmentName(seq))
+	err := os.Rename(from, to)
+	if err == nil && j.syncDirs {
+		err = syncDir(j.dir)
+	}
+	if err != nil {
+		s.f.Close()
+		_ = os.Remove(from)
+		_ = os.Remove(to)
+		return nil
+	}
+	*s = segment{seq: seq, f: s.f, reused: true}
+	j.segs = append(j.segs, s)
+	j.rotations++
+	j.step("rotated")
+	return s
+}
+
 // done takes the entry e out of the journal.
 func (j *journal) done(e *jentry) error {
 	s := e.seg
@@ -410,7 +501,10 @@ func (j *journal) done(e *jentry) error {
 	last := s == j.segs[len(j.segs)-1]
 	if s.live == 0 && last {
 		if err := s.f.Truncate(0); err == nil {
-			s.end = 0
+			s.end, s.reused = 0, false
+			if j.live == 0 {
+				j.dropSpare()
+			}
 			return nil
 		}
 		// If truncating failed, marking the entry is still correct.
@@ -431,12 +525,24 @@ func markDone(s *segment, e *jentry) error {
 	return nil
 }
 
-// deleteSegment deletes s, whose last live entry, e, is done. Only if the
-// file cannot be removed is e marked done in it, so that the next open
-// finds nothing live there and removes it then. Either way s leaves the
-// journal and its file is closed.
+// deleteSegment retires s, whose last live entry, e, is done: it becomes
+// the spare, by an end mark at its start, or, when there is a spare already
+// or the mark cannot be written, it is deleted. Only if the file cannot be
+// removed either is e marked done in it, so that the next open finds
+// nothing live there and removes it then. Either way s leaves the journal.
 func (j *journal) deleteSegment(s *segment, e *jentry) error {
 	j.segs = slices.DeleteFunc(j.segs, func(x *segment) bool { return x == s })
+	if j.spare == nil {
+		var mark [journalHeaderLen]byte
+		putEndMark(mark[:])
+		if _, err := s.f.WriteAt(mark[:], 0); err == nil {
+			s.end, s.live = 0, 0
+			j.spare = s
+			j.deletions++
+			j.step("deleted")
+			return nil
+		}
+	}
 	var errs []error
 	if err := os.Remove(filepath.Join(j.dir, segmentName(s.seq))); err != nil {
 		errs = append(errs, fmt.Errorf("delete journal segment: %w", err), markDone(s, e))
@@ -473,6 +579,11 @@ func (j *journal) close() error {
 		if err := s.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close journal: %w", err))
 		}
+	}
+	// The spare holds nothing live; the next open removes it.
+	if j.spare != nil {
+		j.spare.f.Close()
+		j.spare = nil
 	}
 	return errors.Join(errs...)
 }

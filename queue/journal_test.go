@@ -255,9 +255,13 @@ func TestJournalSegments(t *testing.T) {
 			}
 		}
 		// The pinned segment, the one the in-flight entries began in, and
-		// the one being appended to.
-		if n := len(journalFiles(t, dir)); n > 3 || n != len(j.segs) {
-			t.Fatalf("after entry %d: %d segment files, %d segments open; want the same, at most 3", i, n, len(j.segs))
+		// the one being appended to, and a retired one kept for reuse.
+		spare := 0
+		if j.spare != nil {
+			spare = 1
+		}
+		if n := len(journalFiles(t, dir)); n > 4 || n != len(j.segs)+spare {
+			t.Fatalf("after entry %d: %d segment files, %d segments open and %d spare; want the same, at most 4", i, n, len(j.segs), spare)
 		}
 	}
 	if j.rotations < 5 || j.deletions < 3 {
@@ -446,5 +450,63 @@ func TestJournalChecksums(t *testing.T) {
 	defer j.close()
 	if got, want := recs(recovered), "[first record]"; got != want || torn == 0 {
 		t.Fatalf("recovered %s with %d torn bytes, want %s and the rest torn", got, torn, want)
+	}
+}
+
+// TestJournalReusedSegment checks that a retired segment is reused for the
+// next one and that its older content, longer than the new and holding an
+// entry never marked done, is neither recovered nor counted as torn, at
+// rest and by the inspector.
+func TestJournalReusedSegment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, _, _ := mustOpenJournal(t, dir)
+	j.segmentMax = 100
+	record := func(msg string) []byte { return AppendRecord(nil, []Entry{{Data: []byte(msg)}}) }
+	long := func(i int) []byte { return record(fmt.Sprintf("a long old record number %03d, done long ago", i)) }
+	var old []*jentry
+	for i := range 3 {
+		e, err := j.append(long(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, e)
+	}
+	if len(j.segs) != 2 || old[2].seg.seq != 1 {
+		t.Fatalf("%d segments, last entry in segment %d; want 2 and 1", len(j.segs), old[2].seg.seq)
+	}
+	for _, e := range old[:2] { // segment 0 drains: it becomes the spare
+		if err := j.done(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j.spare == nil || j.spare.seq != 0 {
+		t.Fatalf("spare %v, want segment 0", j.spare)
+	}
+	if _, err := j.append(long(3)); err != nil { // fills segment 1
+		t.Fatal(err)
+	}
+	fresh, err := j.append(record("new")) // segment 2 reuses the spare
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.seg.seq != 2 || j.spare != nil || j.rotations != 2 {
+		t.Fatalf("new entry in segment %d, spare %v, %d rotations; want 2, none, 2", fresh.seg.seq, j.spare, j.rotations)
+	}
+	if files := journalFiles(t, dir); fmt.Sprint(files) != fmt.Sprint([]string{segmentName(1), segmentName(2)}) {
+		t.Fatalf("journal files %v, want %s and %s", files, segmentName(1), segmentName(2))
+	}
+	if fi, err := os.Stat(filepath.Join(dir, segmentName(2))); err != nil || fi.Size() <= fresh.seg.end {
+		t.Fatalf("reused segment: %v, %v; want older content past the new entry", fi, err)
+	}
+	want := fmt.Sprint([]string{string(long(2)), string(long(3)), string(record("new"))})
+	r, err := Inspect(dir, "out", InspectOptions{})
+	if err != nil || r.InFlightRecords != 3 || len(r.Damage) != 0 {
+		t.Errorf("inspect: %d records in flight, damage %v, %v; want 3, none", r.InFlightRecords, r.Damage, err)
+	}
+	j.close()
+	_, recovered, torn := mustOpenJournal(t, dir)
+	if got := recs(recovered); got != want || torn != 0 {
+		t.Errorf("recovered %s with %d torn bytes, want %s and none", got, torn, want)
 	}
 }

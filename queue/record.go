@@ -121,6 +121,43 @@ func (b *RecordBuilder) Add(e Entry) {
 	b.count++
 }
 
+// addEncoded appends an entry encoded by AppendEntry to the record.
+func (b *RecordBuilder) addEncoded(enc []byte) {
+	if len(b.buf) < headerRoom {
+		b.buf = append(b.buf[:0], make([]byte, headerRoom)...)
+	}
+	b.buf = append(b.buf, enc...)
+	b.count++
+}
+
+// Encoded is an entry encoded once for the queues of several outputs
+// (EncodeEntry), which AppendEncoded copies into their records as it is.
+type Encoded struct {
+	b       []byte
+	dataLen int
+}
+
+// EncodeEntry encodes e, appending to dst (which the result aliases), for
+// AppendEncoded.
+func EncodeEntry(dst []byte, e Entry) Encoded {
+	return Encoded{b: AppendEntry(dst, e), dataLen: len(e.Data)}
+}
+
+// Bytes returns the encoding, which aliases the buffer given to EncodeEntry.
+func (enc Encoded) Bytes() []byte { return enc.b }
+
+// Entry decodes enc back into the entry it holds, for what stands in for a
+// queue in tests.
+func (enc Encoded) Entry() (Entry, error) {
+	var b RecordBuilder
+	b.addEncoded(enc.b)
+	entries, err := DecodeRecord(b.Bytes())
+	if err != nil {
+		return Entry{}, err
+	}
+	return entries[0], nil
+}
+
 // Len returns the number of entries added since the last Reset.
 func (b *RecordBuilder) Len() int { return b.count }
 
@@ -186,7 +223,7 @@ func DecodeRecord(rec []byte) ([]Entry, error) {
 	if len(rec) < 1+4 {
 		return nil, corruptf("%d bytes is too short", len(rec))
 	}
-	return decodeRecord(rec, crc32.Checksum(rec[5:], castagnoli))
+	return decodeRecord(rec, crc32.Checksum(rec[5:], castagnoli), nil)
 }
 
 // bodySum returns the CRC32C of what a record's checksum covers (all after
@@ -200,8 +237,9 @@ func bodySum(rec []byte) uint32 {
 
 // decodeRecord is DecodeRecord with the checksum of rec[5:] already
 // computed (bodySum), so that the queue's consumer, which checksums a
-// record for the journal too, reads each record's bytes once for both.
-func decodeRecord(rec []byte, sum uint32) ([]Entry, error) {
+// record for the journal too, reads each record's bytes once for both. The
+// entries are appended to dst[:0] if it has room for them.
+func decodeRecord(rec []byte, sum uint32, dst []Entry) ([]Entry, error) {
 	if len(rec) < 1+4 {
 		return nil, corruptf("%d bytes is too short", len(rec))
 	}
@@ -233,7 +271,10 @@ func decodeRecord(rec []byte, sum uint32) ([]Entry, error) {
 		return nil, corruptf("%d entries cannot fit in %d bytes", count, len(p))
 	}
 
-	entries := make([]Entry, 0, int(count))
+	entries := dst[:0]
+	if uint64(cap(entries)) < count {
+		entries = make([]Entry, 0, int(count))
+	}
 	var listener, source string
 	for i := uint64(0); i < count; i++ {
 		t, n := binary.Uvarint(p)

@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,7 +55,8 @@ func TestSegmentsBoundJournal(t *testing.T) {
 	t.Parallel()
 	const (
 		records = 5000 // about 20 MiB of journal appends
-		maxFile = 2*segmentBytes + 64<<10
+		// Two segments and the spare.
+		maxFile = 3*segmentBytes + 64<<10
 	)
 	dir := t.TempDir()
 	q, logs := openQueue(t, dir, oneEntryRecords)
@@ -172,9 +172,11 @@ func TestSegmentsReopen(t *testing.T) {
 	if err := q.Done(first); err != nil {
 		t.Fatal(err)
 	}
-	// Batch 0 was all that was live in the first segment.
-	if files := journalFiles(t, dir); len(files) >= len(filesBefore) || slices.Contains(files, journalName) {
-		t.Errorf("segments %v after doing batch 0, were %v; want %s deleted", files, filesBefore, journalName)
+	// Batch 0 was all that was live in the first segment: it is retired,
+	// kept as the spare.
+	if files := journalFiles(t, dir); len(files) != len(filesBefore) || len(q.j.segs) != len(filesBefore)-1 ||
+		q.j.spare == nil || q.j.spare.seq != 0 {
+		t.Errorf("segments %v (%d open) after doing batch 0, were %v; want %s retired as the spare", files, len(q.j.segs), filesBefore, journalName)
 	}
 	var rest []*Batch
 	for range len(live) - 1 {

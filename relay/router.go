@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 // appender is what the router needs from an output's queue.
 type appender interface {
 	Append(e queue.Entry) error
+	AppendEncoded(enc queue.Encoded) error
 	Flush() error
 }
 
@@ -164,23 +168,64 @@ func (r *router) dispatch(e queue.Entry) (routed, accepted bool) {
 	// without such routes not even its buffer is set up.
 	if r.parsesHeader {
 		h := header{data: e.Data}
-		routed = r.match(e, pri, &h, &seen, &accepted)
+		routed = r.match(e, pri, &h, &seen)
 	} else {
-		routed = r.match(e, pri, nil, &seen, &accepted)
+		routed = r.match(e, pri, nil, &seen)
+	}
+	if routed {
+		accepted = r.store(e, &seen)
 	}
 	return routed, routed && accepted
 }
 
-// match applies the routes, then, if none matched, the fallbacks. h is nil
-// when no route needs the header.
-func (r *router) match(e queue.Entry, pri int, h *header, seen *outputSet, accepted *bool) bool {
-	if r.apply(r.routes, e, pri, h, seen, accepted) {
-		return true
+// encBufs holds the buffers store encodes a message into; a buffer on the
+// stack would escape through the appender interface.
+var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxKeptEncBuf is the largest buffer store gives back to encBufs.
+const maxKeptEncBuf = 64 << 10
+
+// store appends e to the queue of every output in seen and reports whether
+// every append succeeded; a failed one is counted as a drop of that output.
+// A message for several outputs is encoded once, and each queue copies the
+// encoding.
+func (r *router) store(e queue.Entry, seen *outputSet) (accepted bool) {
+	accepted = true
+	if seen.n == 1 {
+		out := &r.outputs[seen.first()]
+		if err := out.queue.Append(e); err != nil {
+			accepted = false
+			r.countDrop(out, err)
+		}
+		return accepted
 	}
-	return r.apply(r.fallbacks, e, pri, h, seen, accepted)
+	bp := encBufs.Get().(*[]byte)
+	enc := queue.EncodeEntry((*bp)[:0], e)
+	seen.each(func(i int) {
+		out := &r.outputs[i]
+		if err := out.queue.AppendEncoded(enc); err != nil {
+			accepted = false
+			r.countDrop(out, err)
+		}
+	})
+	if b := enc.Bytes(); cap(b) <= maxKeptEncBuf {
+		*bp = b
+		encBufs.Put(bp)
+	}
+	return accepted
 }
 
-func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, seen *outputSet, accepted *bool) (matched bool) {
+// match applies the routes, then, if none matched, the fallbacks, and
+// collects the outputs they name in seen. h is nil when no route needs the
+// header.
+func (r *router) match(e queue.Entry, pri int, h *header, seen *outputSet) bool {
+	if r.apply(r.routes, e, pri, h, seen) {
+		return true
+	}
+	return r.apply(r.fallbacks, e, pri, h, seen)
+}
+
+func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, seen *outputSet) (matched bool) {
 	for i := range routes {
 		rt := &routes[i]
 		if !rt.cond.matchPRI(pri, e.Listener) {
@@ -192,14 +237,7 @@ func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, seen *
 		matched = true
 		rt.matched.Inc()
 		for _, oi := range rt.outputs {
-			if !seen.add(oi) {
-				continue
-			}
-			out := &r.outputs[oi]
-			if err := out.queue.Append(e); err != nil {
-				*accepted = false
-				r.countDrop(out, err)
-			}
+			seen.add(oi)
 		}
 		if rt.final {
 			break
@@ -208,10 +246,11 @@ func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, seen *
 	return matched
 }
 
-// outputSet records which outputs a message was already stored for.
+// outputSet records which outputs a message goes to.
 type outputSet struct {
 	small uint64
 	big   []bool
+	n     int // outputs in the set
 }
 
 // add marks output i and reports whether it was new.
@@ -221,13 +260,38 @@ func (s *outputSet) add(i int) bool {
 			return false
 		}
 		s.big[i] = true
+		s.n++
 		return true
 	}
 	if s.small&(1<<i) != 0 {
 		return false
 	}
 	s.small |= 1 << i
+	s.n++
 	return true
+}
+
+// first returns the lowest output in the set, which must not be empty.
+func (s *outputSet) first() int {
+	if s.big != nil {
+		return slices.Index(s.big, true)
+	}
+	return bits.TrailingZeros64(s.small)
+}
+
+// each calls f with every output in the set, in index order.
+func (s *outputSet) each(f func(i int)) {
+	if s.big != nil {
+		for i, in := range s.big {
+			if in {
+				f(i)
+			}
+		}
+		return
+	}
+	for m := s.small; m != 0; m &= m - 1 {
+		f(bits.TrailingZeros64(m))
+	}
 }
 
 // dropLogInterval is the longest the router holds back the count of

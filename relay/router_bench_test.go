@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -69,8 +70,11 @@ address = "127.0.0.1:0"
 				if err != nil {
 					return
 				}
+				// Cleanup may close the queue between Next and Done.
 				if err := q.Done(batch); err != nil {
-					b.Error(err)
+					if !errors.Is(err, queue.ErrClosed) {
+						b.Error(err)
+					}
 					return
 				}
 			}
@@ -141,8 +145,9 @@ func BenchmarkRouterDispatchParallel(b *testing.B) {
 // measured.
 type discardAppender struct{}
 
-func (discardAppender) Append(queue.Entry) error { return nil }
-func (discardAppender) Flush() error             { return nil }
+func (discardAppender) Append(queue.Entry) error          { return nil }
+func (discardAppender) AppendEncoded(queue.Encoded) error { return nil }
+func (discardAppender) Flush() error                      { return nil }
 
 // BenchmarkRouteMatch measures finding the routes of a message (PRI read,
 // conditions, de-duplication of outputs) without storing it.

@@ -25,6 +25,13 @@ func (q *recordingQueue) Append(e queue.Entry) error {
 	q.got = append(q.got, string(e.Data))
 	return nil
 }
+func (q *recordingQueue) AppendEncoded(enc queue.Encoded) error {
+	e, err := enc.Entry()
+	if err != nil {
+		return err
+	}
+	return q.Append(e)
+}
 func (q *recordingQueue) Flush() error { return nil }
 
 func testRouter(t *testing.T, routes string) (*router, map[string]*recordingQueue) {
