@@ -536,3 +536,59 @@ func TestDedupPartialStream(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaListenerHostileRecords: whoever may produce to the topic may
+// send anything. Empty values, a forged stamp whose origin is not UTF-8,
+// an absurd sequence number: the head runs on, counts what it drops, and
+// commits every offset once the record is stored or counted.
+func TestKafkaListenerHostileRecords(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := kafkatest.Start(t, 1, kafkaTopic, 3, kafkatest.ShortSessions)
+	r, out := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", c.ListenAddrs(), kafkaTopic, "heads", "dedup = true"))
+	stamp := func(origin, epoch, seq string) []kgo.RecordHeader {
+		return []kgo.RecordHeader{
+			{Key: KafkaHeaderOrigin, Value: []byte(origin)},
+			{Key: KafkaHeaderEpoch, Value: []byte(epoch)},
+			{Key: KafkaHeaderSeq, Value: []byte(seq)},
+		}
+	}
+	records := []*kgo.Record{
+		{Value: nil},
+		{Value: []byte{}},
+		{Value: []byte(testpeer.SeqMessage("hr", 0)), Headers: stamp("\xff\xfe", "1", "3")},
+		{Value: []byte(testpeer.SeqMessage("hr", 1)), Headers: stamp("\xff\xfe", "1", "3")},
+		{Value: []byte(testpeer.SeqMessage("hr", 2)), Headers: stamp("edge-1", "1", "18446744073709551615")},
+		{Value: []byte(testpeer.SeqMessage("hr", 2)), Headers: stamp("edge-1", "1", "18446744073709551615")},
+		{Value: []byte(testpeer.SeqMessage("hr", 3)), Headers: stamp("edge-1", "-1", "x")},
+		{Value: []byte(testpeer.SeqMessage("hr", 4))},
+	}
+	cl := c.Producer(t)
+	for _, rec := range records {
+		rec.Topic = kafkaTopic
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tally := waitAll(t, "hr", 5, out)
+	if tally.Duplicates != 0 {
+		t.Errorf("the absurd stamp's second copy is not dropped: %v", tally)
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool { return c.Committed("heads", kafkaTopic) == int64(len(records)) }) {
+		t.Errorf("group committed %d records, want %d", c.Committed("heads", kafkaTopic), len(records))
+	}
+	for _, m := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"relay_listener_errors_total", []string{"listener", "kafka", "reason", "empty"}, 2},
+		{"relay_dedup_invalid_stamps_total", nil, 2},
+		{"relay_dedup_duplicates_total", nil, 1},
+		{"relay_listener_messages_received_total", []string{"listener", "kafka"}, 6},
+	} {
+		if got := r.metric(m.name, m.labels...); got != m.want {
+			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
+		}
+	}
+}
