@@ -237,6 +237,15 @@ func (l *kafkaListener) serve(ctx context.Context) {
 	defer l.leave()
 	stop := context.AfterFunc(ctx, l.cancel)
 	defer stop()
+	watched := make(chan struct{})
+	defer func() {
+		l.cancel() // the poll also ends when the client was closed
+		<-watched
+	}()
+	go func() {
+		defer close(watched)
+		l.watchTopics()
+	}()
 	sources := map[kafkaPartition]string{}
 	var marks []*kgo.Record
 	for l.ctx.Err() == nil {
@@ -260,6 +269,49 @@ func (l *kafkaListener) serve(ctx context.Context) {
 		// Everything polled is stored and marked: a revoked partition
 		// may go now, and its revocation commits what was marked.
 		l.client.AllowRebalance()
+	}
+}
+
+// watchTopics asks the brokers, at start and then every
+// kafkaErrorLogInterval until the listener closes, whether the topics
+// exist. The client waits for a missing topic without a word, and the
+// group gives this member no partition of it: a typo in topics would
+// leave the listener reading nothing, in silence.
+func (l *kafkaListener) watchTopics() {
+	t := time.NewTicker(kafkaErrorLogInterval)
+	defer t.Stop()
+	for {
+		l.checkTopics()
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (l *kafkaListener) checkTopics() {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, topic := range l.cfg.Topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, kafkaCommitTimeout)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, l.client)
+	if err != nil {
+		return // a broker that cannot be reached is counted by the connect hook
+	}
+	for _, rt := range resp.Topics {
+		if rt.Topic == nil || !errors.Is(kerr.ErrorForCode(rt.ErrorCode), kerr.UnknownTopicOrPartition) {
+			continue
+		}
+		topic := *rt.Topic
+		l.in.countError("unknown_topic")
+		l.errLog.Log("topic\x00"+topic, 1, func(n int, summary bool) {
+			l.log.Error("kafka topic does not exist: nothing is read from it until it is created; check topics", "topic", topic, "group", l.cfg.Group, "errors", n)
+		})
 	}
 }
 

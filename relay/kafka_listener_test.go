@@ -592,3 +592,43 @@ func TestKafkaListenerHostileRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaListenerUnknownTopic: a topic that does not exist (a typo, or
+// not created yet) is counted and logged, rather than leaving the
+// listener waiting in silence; once created, its records are read.
+func TestKafkaListenerUnknownTopic(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := kafkatest.Start(t, 1, kafkaTopic, 1, kafkatest.ShortSessions)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "messages.log")
+	r, logs := startRelayLogged(t, dir, `data_dir = "{{DATA}}/q"`+kafkatest.ListenerTOML("kafka", c.ListenAddrs(), "sys-log", "heads", "")+fmt.Sprintf(`
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+
+[[route]]
+name = "all"
+outputs = ["file"]
+`, out))
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		return r.metric("relay_listener_errors_total", "listener", "kafka", "reason", "unknown_topic") >= 1
+	}) {
+		t.Fatalf("relay_listener_errors_total{reason=unknown_topic} = %v, want it counted",
+			r.metric("relay_listener_errors_total", "listener", "kafka", "reason", "unknown_topic"))
+	}
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(logLines(logs, "topic=sys-log", "does not exist")) > 0 }) {
+		t.Errorf("no log line names the unknown topic:\n%s", logs.String())
+	}
+	adm := c.Producer(t)
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "sys-log", 1, 1
+	req.Topics = append(req.Topics, rt)
+	if _, err := req.RequestWith(context.Background(), adm); err != nil {
+		t.Fatal(err)
+	}
+	c.ProduceKgo(t, "sys-log", seqMessages("ut", 0, 3))
+	waitAll(t, "ut", 3, out)
+}

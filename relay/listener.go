@@ -126,7 +126,7 @@ func listenerReasons(lc ListenerConfig) []string {
 			reasons = append(reasons, tlsHandshakeReasons...)
 		}
 	case "kafka":
-		reasons = []string{"truncated", "empty", "fetch_error", "store_failed", "connect_error", "auth_failed", "tls_failed"}
+		reasons = []string{"truncated", "empty", "fetch_error", "unknown_topic", "store_failed", "connect_error", "auth_failed", "tls_failed"}
 	}
 	return reasons
 }
