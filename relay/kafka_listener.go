@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -52,6 +53,9 @@ const (
 	// kafkaErrorLogInterval paces the lines about a fetch or commit error
 	// that repeats.
 	kafkaErrorLogInterval = 10 * time.Second
+	// kafkaFetchErrorPause is the pause after a poll that returned only
+	// errors.
+	kafkaFetchErrorPause = 250 * time.Millisecond
 )
 
 // kafkaMetrics are the collectors of the kafka listeners, registered on
@@ -248,16 +252,31 @@ func (l *kafkaListener) serve(ctx context.Context) {
 	}()
 	sources := map[kafkaPartition]string{}
 	var marks []*kgo.Record
+	var recreated []string
 	for l.ctx.Err() == nil {
 		fetches := l.client.PollRecords(l.ctx, kafkaPollRecords)
 		if fetches.IsClientClosed() {
 			return
 		}
+		failed := false
+		recreated = recreated[:0]
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
+			failed = true
+			if errors.Is(err, kerr.UnknownTopicID) && topic != "" && !slices.Contains(recreated, topic) {
+				recreated = append(recreated, topic)
+			}
 			l.in.countError("fetch_error")
+			if topic == "" {
+				// Not a partition's error: the client's own (joining
+				// the group, say), reported with no topic.
+				l.errLog.Log("client", 1, func(n int, summary bool) {
+					l.log.Warn("kafka client", "err", err, "errors", n)
+				})
+				return
+			}
 			l.errLog.Log("fetch\x00"+topic, 1, func(n int, summary bool) {
 				l.log.Warn("fetch from kafka", "topic", topic, "partition", partition, "err", err, "errors", n)
 			})
@@ -269,6 +288,26 @@ func (l *kafkaListener) serve(ctx context.Context) {
 		// Everything polled is stored and marked: a revoked partition
 		// may go now, and its revocation commits what was marked.
 		l.client.AllowRebalance()
+		if len(recreated) > 0 {
+			// The topic was deleted and created again: the client keeps
+			// the old topic ID, and fails every fetch, until the topic is
+			// purged and added back. Its partitions are then read from
+			// the group's commits for the new topic, or from the start.
+			topics := fmt.Sprint(recreated)
+			l.errLog.Log("recreated", 1, func(n int, summary bool) {
+				l.log.Warn("kafka topic was deleted and created again: reading the new one", "topics", topics, "times", n)
+			})
+			l.client.PurgeTopicsFromClient(recreated...)
+			l.client.AddConsumeTopics(recreated...)
+		}
+		if failed && fetches.NumRecords() == 0 {
+			// A poll returns at once with an error that persists: pause
+			// rather than spin on it.
+			select {
+			case <-l.ctx.Done():
+			case <-time.After(kafkaFetchErrorPause):
+			}
+		}
 	}
 }
 

@@ -632,3 +632,42 @@ outputs = ["file"]
 	c.ProduceKgo(t, "sys-log", seqMessages("ut", 0, 3))
 	waitAll(t, "ut", 3, out)
 }
+
+// TestKafkaListenerTopicRecreated: a topic deleted and created again (an
+// administrator's reset, a cluster rebuilt) has a new topic ID, which the
+// client refuses until told to forget the old one. The listener reads the
+// new topic, without spinning on the error meanwhile.
+func TestKafkaListenerTopicRecreated(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := kafkatest.Start(t, 1, kafkaTopic, 2, kafkatest.ShortSessions)
+	r, out := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", c.ListenAddrs(), kafkaTopic, "heads", ""))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("tr1", 0, 3))
+	waitAll(t, "tr1", 3, out)
+	adm := c.Producer(t)
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{kafkaTopic}
+	dt := kmsg.NewDeleteTopicsRequestTopic()
+	dt.Topic = kmsg.StringPtr(kafkaTopic)
+	del.Topics = append(del.Topics, dt)
+	if _, err := del.RequestWith(context.Background(), adm); err != nil {
+		t.Fatal(err)
+	}
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = kafkaTopic, 2, 1
+	create.Topics = append(create.Topics, ct)
+	if !testpeer.WaitFor(30*time.Second, func() bool {
+		resp, err := create.RequestWith(context.Background(), adm)
+		return err == nil && len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0
+	}) {
+		t.Fatal("the topic could not be created again")
+	}
+	c.ProduceKgo(t, kafkaTopic, seqMessages("tr2", 0, 3))
+	waitAll(t, "tr2", 3, out)
+	// Some fetch errors until the client adopts the new topic, not one per
+	// turn of a busy loop.
+	if got := r.metric("relay_listener_errors_total", "listener", "kafka", "reason", "fetch_error"); got > 1000 {
+		t.Errorf("relay_listener_errors_total{reason=fetch_error} = %v: the listener spun on the error", got)
+	}
+}
