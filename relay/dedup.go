@@ -246,6 +246,26 @@ func (d *dedup) checkLocked(origin string, epoch, seq uint64, now time.Time, par
 	return false
 }
 
+// forget unmarks seq of (origin, epoch): its message was refused by a
+// queue and will be read again, and must not then be taken for a copy.
+func (d *dedup) forget(origin string, epoch, seq uint64) {
+	if !validOrigin(origin) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.streams[streamKey{origin, epoch}]
+	if s == nil || s.bits == nil || seq < s.base || seq-s.base >= d.window {
+		return
+	}
+	i := seq % d.window
+	word, bit := i/64, uint64(1)<<(i%64)
+	if s.bits[word]&bit != 0 {
+		s.bits[word] &^= bit
+		s.seen--
+	}
+}
+
 // slide moves s's window to start at newBase, counting the numbers that
 // leave it unseen as gaps. Bits are indexed by seq modulo the window, so
 // only the numbers that leave are touched.

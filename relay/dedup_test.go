@@ -354,3 +354,27 @@ func gatheredSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// TestDedupForget: a number forgotten (its message was refused by a queue
+// and is read again) is not a duplicate at its next arrival, and only
+// that number is forgotten.
+func TestDedupForget(t *testing.T) {
+	t.Parallel()
+	d, err := newDedup(64, prometheus.NewRegistry(), "", testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for s := uint64(1); s <= 3; s++ {
+		d.check("e", 1, s, now)
+	}
+	d.forget("e", 1, 2)
+	d.forget("e", 1, 1000) // beyond the window: nothing to forget
+	d.forget("other", 1, 2)
+	if d.check("e", 1, 2, now) {
+		t.Error("a forgotten number was called a duplicate")
+	}
+	if !d.check("e", 1, 1, now) || !d.check("e", 1, 3, now) || !d.check("e", 1, 2, now) {
+		t.Error("a number not forgotten was not called a duplicate")
+	}
+}

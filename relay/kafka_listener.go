@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/relay-syslog/relay/internal/repeatlog"
+	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/outputs"
 )
 
@@ -281,12 +282,20 @@ func (l *kafkaListener) serve(ctx context.Context) {
 				l.log.Warn("fetch from kafka", "topic", topic, "partition", partition, "err", err, "errors", n)
 			})
 		})
-		marks = l.store(fetches, sources, marks[:0])
+		var rewind map[string]map[int32]kgo.EpochOffset
+		marks, rewind = l.store(fetches, sources, marks[:0])
 		if len(marks) > 0 {
 			l.client.MarkCommitRecords(marks...)
 		}
-		// Everything polled is stored and marked: a revoked partition
-		// may go now, and its revocation commits what was marked.
+		if len(rewind) > 0 {
+			// Still between polls, so the partitions are still this
+			// member's: the refused records are fetched again.
+			l.client.SetOffsets(rewind)
+			failed = true
+		}
+		// Everything polled is stored and marked, or will be read
+		// again: a revoked partition may go now, and its revocation
+		// commits what was marked.
 		l.client.AllowRebalance()
 		if len(recreated) > 0 {
 			// The topic was deleted and created again: the client keeps
@@ -300,9 +309,9 @@ func (l *kafkaListener) serve(ctx context.Context) {
 			l.client.PurgeTopicsFromClient(recreated...)
 			l.client.AddConsumeTopics(recreated...)
 		}
-		if failed && fetches.NumRecords() == 0 {
-			// A poll returns at once with an error that persists: pause
-			// rather than spin on it.
+		if failed && (fetches.NumRecords() == 0 || len(rewind) > 0) {
+			// A poll returns at once with an error that persists, and a
+			// full queue has no room at once: pause rather than spin.
 			select {
 			case <-l.ctx.Done():
 			case <-time.After(kafkaFetchErrorPause):
@@ -360,12 +369,23 @@ type kafkaPartition struct {
 }
 
 // store routes the records of fetches, flushes the queues and returns
-// marks with the last record of each partition appended, to be marked for
-// commit. A flush that fails marks nothing: those records are not on
-// disk, and their offsets stay uncommitted until a later burst is.
-func (l *kafkaListener) store(fetches kgo.Fetches, sources map[kafkaPartition]string, marks []*kgo.Record) []*kgo.Record {
+// marks with the last stored record of each partition appended, to be
+// marked for commit. A record a queue refuses (full, or its disk) is not
+// marked, nor is anything after it in its partition: Kafka keeps them,
+// and rewind says where to read that partition again. A flush that fails
+// marks nothing and rewinds every partition of the burst: those records
+// are not on disk.
+func (l *kafkaListener) store(fetches kgo.Fetches, sources map[kafkaPartition]string, marks []*kgo.Record) ([]*kgo.Record, map[string]map[int32]kgo.EpochOffset) {
 	now := time.Now()
 	maxSize := int(l.cfg.MaxMessageSize)
+	var firsts []*kgo.Record
+	rewind := map[string]map[int32]kgo.EpochOffset{}
+	again := func(r *kgo.Record) {
+		if rewind[r.Topic] == nil {
+			rewind[r.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		rewind[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+	}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
 			return
@@ -378,45 +398,79 @@ func (l *kafkaListener) store(fetches kgo.Fetches, sources map[kafkaPartition]st
 			source = p.Topic + "/" + strconv.Itoa(int(p.Partition))
 			sources[key] = source
 		}
+		stored := 0
 		for _, r := range p.Records {
-			l.ingest(r, source, maxSize, now)
+			if !l.ingest(r, source, maxSize, now) {
+				again(r)
+				break
+			}
+			stored++
 		}
-		last := p.Records[len(p.Records)-1]
-		l.records.WithLabelValues(p.Topic).Add(float64(len(p.Records)))
+		l.records.WithLabelValues(p.Topic).Add(float64(min(stored+1, len(p.Records))))
+		if stored == 0 {
+			return
+		}
+		last := p.Records[stored-1]
 		l.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(0, p.HighWatermark-last.Offset-1)))
 		marks = append(marks, last)
+		firsts = append(firsts, p.Records[0])
 	})
 	if len(marks) == 0 {
-		return marks
+		return marks, rewind
 	}
 	if err := l.in.flush(); err != nil {
 		l.in.countError("store_failed")
 		l.errLog.Log("flush", 1, func(n int, summary bool) {
-			l.log.Error("store kafka records: their offsets are not committed", "err", err, "errors", n)
+			l.log.Error("store kafka records: their offsets are not committed, and they are read again", "err", err, "errors", n)
 		})
-		return marks[:0]
+		for _, r := range firsts {
+			again(r)
+		}
+		return marks[:0], rewind
 	}
-	return marks
+	return marks, rewind
 }
 
-// ingest routes one record's value as a message.
-func (l *kafkaListener) ingest(r *kgo.Record, source string, maxSize int, now time.Time) {
+// ingest routes one record's value as a message. stored is false when a
+// queue refused it: it is to be read again, and dedup forgets its stamp
+// so that the next reading is not taken for a copy. An empty record, a
+// copy dedup drops and a message no route takes are counted and done.
+func (l *kafkaListener) ingest(r *kgo.Record, source string, maxSize int, now time.Time) (stored bool) {
 	data := r.Value
 	if len(data) == 0 {
 		l.in.countError("empty")
-		return
+		return true
 	}
 	if len(data) > maxSize {
 		data = data[:maxSize]
 		l.in.countError("truncated")
 	}
-	if l.in.dedup != nil {
-		if origin, epoch, seq, ok := kafkaStamp(r.Headers); ok {
-			l.in.handleStamped(data, source, now, origin, epoch, seq)
-			return
+	in := l.in
+	in.received.Inc()
+	in.bytes.Add(float64(len(data)))
+	var (
+		origin     string
+		epoch, seq uint64
+		stamped    bool
+	)
+	if in.dedup != nil {
+		if origin, epoch, seq, stamped = kafkaStamp(r.Headers); !stamped {
+			var m syslog.Message
+			syslog.Parse(data, syslog.ParseOptions{SkipTimestamp: true}, &m)
+			origin, epoch, seq, stamped = readStamp(&m)
+		}
+		if stamped && in.dedup.checkFrom(origin, epoch, seq, now, in.partial) {
+			return true // the first copy was stored
 		}
 	}
-	l.in.handle(data, source, now)
+	routed, accepted := in.dispatch(data, source, now)
+	if routed && !accepted {
+		if stamped {
+			in.dedup.forget(origin, epoch, seq)
+		}
+		return false
+	}
+	return true
 }
 
 // kafkaStamp reads a relay's stamp from record headers; ok is false when

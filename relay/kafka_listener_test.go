@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -669,5 +670,51 @@ func TestKafkaListenerTopicRecreated(t *testing.T) {
 	// turn of a busy loop.
 	if got := r.metric("relay_listener_errors_total", "listener", "kafka", "reason", "fetch_error"); got > 1000 {
 		t.Errorf("relay_listener_errors_total{reason=fetch_error} = %v: the listener spun on the error", got)
+	}
+}
+
+// TestKafkaListenerRefusedNotCommitted: a record an output's queue refuses
+// (full, with drop_newest) is counted, and its offset is not committed:
+// Kafka keeps it, and the listener reads it again once there is room, so
+// it arrives instead of being lost.
+func TestKafkaListenerRefusedNotCommitted(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := kafkatest.Start(t, 1, kafkaTopic, 2, kafkatest.ShortSessions)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upAddr := ln.Addr().String()
+	ln.Close() // nothing listens there until the test starts the upstream
+	dir := t.TempDir()
+	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"`+kafkatest.ListenerTOML("kafka", c.ListenAddrs(), kafkaTopic, "heads", "")+fmt.Sprintf(`
+[[output]]
+name = "up"
+protocol = "tcp"
+address = %q
+queue.max_bytes = "4KiB"
+queue.full_policy = "drop_newest"
+
+[[route]]
+name = "all"
+outputs = ["up"]
+`, upAddr))
+	const n = 300
+	c.ProduceKgo(t, kafkaTopic, seqMessages("rn", 0, n))
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		return r.metric("relay_output_messages_dropped_total", "output", "up", "reason", "queue_full") > 0
+	}) {
+		t.Fatal("the queue refused nothing: the test needs a full queue")
+	}
+	if got := c.Committed("heads", kafkaTopic); got >= n {
+		t.Fatalf("group committed %d of %d records while the queue refused some", got, n)
+	}
+	up := testpeer.NewReceiver(t, upAddr)
+	if !testpeer.WaitFor(90*time.Second, func() bool { return testpeer.Check("rn", n, up.Messages()).Delivered() == n }) {
+		t.Fatalf("after the upstream came: %v", testpeer.Check("rn", n, up.Messages()))
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool { return c.Committed("heads", kafkaTopic) == n }) {
+		t.Errorf("group committed %d records, want %d", c.Committed("heads", kafkaTopic), n)
 	}
 }
