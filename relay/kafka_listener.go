@@ -721,10 +721,21 @@ func (l *ListenerConfig) validateKafka(problem problemFunc) {
 	if len(l.Topics) == 0 {
 		problem("topics", "is required for protocol \"kafka\": the topics to consume")
 	}
+	seen := map[string]bool{}
 	for _, t := range l.Topics {
-		if t == "" {
+		switch {
+		case t == "":
 			problem("topics", "must not contain an empty name")
+		case seen[t]:
+			problem("topics", "%q is named twice", t)
+		default:
+			// A name the brokers cannot hold would be read from never,
+			// as a topic not yet created is.
+			if err := checkKafkaTopic(t); err != nil {
+				problem("topics", "%v", err)
+			}
 		}
+		seen[t] = true
 	}
 	if l.Group == "" {
 		problem("group", "is required for protocol \"kafka\": relays with the same group share the partitions")

@@ -251,6 +251,13 @@ allowed_networks = ["10.0.0.0/8"]`, []string{
 			"line 9: listener[0].session_timeout: 100ms is out of range",
 			"line 10: listener[0].allowed_networks: does not apply to kafka listeners",
 		}},
+		{`protocol = "kafka"
+brokers = ["127.0.0.1:9092"]
+topics = ["syslog", "sys log", "syslog"]
+group = "g"`, []string{
+			`line 6: listener[0].topics: invalid topic "sys log"`,
+			`line 6: listener[0].topics: "syslog" is named twice`,
+		}},
 		{`protocol = "tcp"
 address = "127.0.0.1:0"
 group = "g"`, []string{`line 6: listener[0].group: does not apply to protocol "tcp" (only to "kafka")`}},
