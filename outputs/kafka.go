@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -241,6 +243,10 @@ func (k *Kafka) Connect(ctx context.Context) error {
 	defer cancel()
 	if err := cl.Ping(pctx); err != nil {
 		cl.Close()
+		if k.opts.SASLMechanism != "" && kafkaLoginRefused(err) {
+			return fmt.Errorf("kafka brokers %s: %w: the brokers refused the SASL login (or closed the connection during it, as some do): check sasl.mechanism, sasl.username and the password in sasl.password_file",
+				strings.Join(k.opts.Brokers, ","), err)
+		}
 		return fmt.Errorf("kafka brokers %s: %w", strings.Join(k.opts.Brokers, ","), err)
 	}
 	k.readLimit(pctx, cl)
@@ -250,6 +256,14 @@ func (k *Kafka) Connect(ctx context.Context) error {
 	k.mu.Unlock()
 	k.client = cl
 	return nil
+}
+
+// kafkaLoginRefused reports whether err is how brokers refuse a SASL
+// login: an error code, or a connection closed while it was set up.
+func kafkaLoginRefused(err error) bool {
+	return errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
+		errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET)
 }
 
 func (k *Kafka) connectContext(ctx context.Context) (context.Context, context.CancelFunc) {

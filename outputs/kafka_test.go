@@ -324,7 +324,8 @@ func testOversize(t *testing.T, c *kafkatest.Cluster) *metrics.Metrics {
 
 // TestKafkaTLSAndSASL: the output authenticates with each SASL mechanism
 // over TLS, the password read from a file with a trailing line feed; a
-// wrong password keeps the output down and delivers nothing.
+// wrong password keeps the output down, delivers nothing and is reported
+// with the keys to check.
 func TestKafkaTLSAndSASL(t *testing.T) {
 	ca := testpeer.NewTestCA(t, "kafka-ca")
 	server := &tls.Config{Certificates: []tls.Certificate{ca.Server("broker", "broker.test").KeyPair(t)}}
@@ -345,6 +346,11 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 				if pass == "wrong" {
 					if !testpeer.WaitFor(30*time.Second, func() bool { return strings.Contains(logs.String(), "stopped delivering") }) {
 						t.Fatalf("a wrong password was not reported\n%s", logs.String())
+					}
+					// The administrator is told what to check, not just
+					// how the broker hung up (EOF).
+					if !testpeer.WaitFor(30*time.Second, func() bool { return strings.Contains(logs.String(), "sasl.password_file") }) {
+						t.Errorf("the wrong password's log line does not name the keys to check\n%s", logs.String())
 					}
 					if v := testfixture.CollectorSum(t, m.OutputUp); v != 0 || q.done.Load() != 0 {
 						t.Fatalf("with a wrong password: up %v, %d messages confirmed", v, q.done.Load())

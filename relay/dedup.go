@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -81,6 +82,7 @@ type dedup struct {
 	duplicates *prometheus.CounterVec // by origin
 	gaps       *prometheus.CounterVec
 	late       *prometheus.CounterVec
+	badStamps  prometheus.Counter
 }
 
 // dedupSaveInterval bounds how stale data_dir/dedup.json is while messages
@@ -120,6 +122,16 @@ func (s *stream) missing() uint64 {
 // is forgotten first.
 const maxStreams = 1024
 
+// maxOriginLen bounds an origin's length in bytes. An origin comes from
+// the network and is a label of every dedup series: a longer one, or one
+// that is not UTF-8 (which the metrics library refuses with a panic), is
+// not checked.
+const maxOriginLen = 256
+
+func validOrigin(origin string) bool {
+	return len(origin) <= maxOriginLen && utf8.ValidString(origin)
+}
+
 var (
 	dedupMissingDesc = prometheus.NewDesc("relay_dedup_window_missing",
 		"Sequence numbers below the highest one seen that have not arrived yet, per origin relay: gaps unless a late copy arrives.",
@@ -146,8 +158,12 @@ func newDedup(window int, reg prometheus.Registerer, dataDir string, log *slog.L
 			Name: "relay_dedup_late_total",
 			Help: "Stamped messages older than the dedup window; passed on without a duplicate check, per origin.",
 		}, []string{"origin"}),
+		badStamps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_dedup_invalid_stamps_total",
+			Help: "Stamped messages whose origin is not UTF-8 or is longer than 256 bytes; passed on without a duplicate check.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{d.duplicates, d.gaps, d.late, d} {
+	for _, c := range []prometheus.Collector{d.duplicates, d.gaps, d.late, d.badStamps, d} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -169,6 +185,10 @@ func (d *dedup) check(origin string, epoch, seq uint64, now time.Time) (duplicat
 // that reads only part of its stream (a kafka listener): the stream's
 // holes are then not gaps.
 func (d *dedup) checkFrom(origin string, epoch, seq uint64, now time.Time, partial bool) (duplicate bool) {
+	if !validOrigin(origin) {
+		d.badStamps.Inc()
+		return false
+	}
 	d.mu.Lock()
 	duplicate = d.checkLocked(origin, epoch, seq, now, partial)
 	d.dirty = true
@@ -226,6 +246,26 @@ func (d *dedup) checkLocked(origin string, epoch, seq uint64, now time.Time, par
 	return false
 }
 
+// forget unmarks seq of (origin, epoch): its message was refused by a
+// queue and will be read again, and must not then be taken for a copy.
+func (d *dedup) forget(origin string, epoch, seq uint64) {
+	if !validOrigin(origin) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.streams[streamKey{origin, epoch}]
+	if s == nil || s.bits == nil || seq < s.base || seq-s.base >= d.window {
+		return
+	}
+	i := seq % d.window
+	word, bit := i/64, uint64(1)<<(i%64)
+	if s.bits[word]&bit != 0 {
+		s.bits[word] &^= bit
+		s.seen--
+	}
+}
+
 // slide moves s's window to start at newBase, counting the numbers that
 // leave it unseen as gaps. Bits are indexed by seq modulo the window, so
 // only the numbers that leave are touched.
@@ -261,6 +301,16 @@ func (d *dedup) evictOldest() {
 		}
 	}
 	delete(d.streams, oldest)
+	// Forged origins without end must not leave series without end: an
+	// origin's series go with its last stream.
+	for k := range d.streams {
+		if k.origin == oldest.origin {
+			return
+		}
+	}
+	for _, v := range []*prometheus.CounterVec{d.duplicates, d.gaps, d.late} {
+		v.DeleteLabelValues(oldest.origin)
+	}
 }
 
 // Describe and Collect export the holes inside each stream's window.
@@ -390,7 +440,7 @@ func (d *dedup) restore() {
 			break
 		}
 		key := streamKey{ss.Origin, ss.Epoch}
-		if _, dup := d.streams[key]; dup || ss.Highest == 0 {
+		if _, dup := d.streams[key]; dup || ss.Highest == 0 || !validOrigin(ss.Origin) {
 			continue
 		}
 		// The window is allocated when the stream is next heard from: a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,5 +290,91 @@ func TestDedupRestartKeepsStreams(t *testing.T) {
 	d5.save()
 	if _, err := os.Stat(gone); !os.IsNotExist(err) {
 		t.Errorf("a save into a missing directory created it or left a file: %v", err)
+	}
+}
+
+// TestDedupHostileOrigins: a stamp's origin comes from the network (a
+// message's structured data, a Kafka record header) and names metric
+// series. One that is not UTF-8 or is huge is passed on unchecked and
+// counted, never a panic; and forged origins without end leave at most
+// the table's worth of series, not one per origin ever seen.
+func TestDedupHostileOrigins(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	d, err := newDedup(64, reg, "", testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, origin := range []string{"\xff\xfe", "edge\xc3\x28", strings.Repeat("o", maxOriginLen+1)} {
+		for range 2 {
+			if d.check(origin, 1, 7, now) {
+				t.Errorf("origin %.20q: a second copy was dropped; an origin that cannot be a label is not checked", origin)
+			}
+		}
+	}
+	if got := gatheredSum(t, reg, "relay_dedup_invalid_stamps_total"); got != 6 {
+		t.Errorf("relay_dedup_invalid_stamps_total = %v, want 6", got)
+	}
+	if d.check(strings.Repeat("o", maxOriginLen), 1, 7, now) {
+		t.Error("an origin of the longest length allowed was called a duplicate")
+	}
+	for i := range 3 * maxStreams {
+		d.check(fmt.Sprintf("forged-%d", i), 1, 1, now.Add(time.Duration(i)))
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "relay_dedup_") {
+			n += len(mf.GetMetric())
+		}
+	}
+	if n > 4*maxStreams+1 {
+		t.Errorf("%d dedup series after %d forged origins, want at most %d (the streams tracked)", n, 3*maxStreams, 4*maxStreams)
+	}
+}
+
+// gatheredSum is the sum of the values of the counter name in reg.
+func gatheredSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// TestDedupForget: a number forgotten (its message was refused by a queue
+// and is read again) is not a duplicate at its next arrival, and only
+// that number is forgotten.
+func TestDedupForget(t *testing.T) {
+	t.Parallel()
+	d, err := newDedup(64, prometheus.NewRegistry(), "", testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for s := uint64(1); s <= 3; s++ {
+		d.check("e", 1, s, now)
+	}
+	d.forget("e", 1, 2)
+	d.forget("e", 1, 1000) // beyond the window: nothing to forget
+	d.forget("other", 1, 2)
+	if d.check("e", 1, 2, now) {
+		t.Error("a forgotten number was called a duplicate")
+	}
+	if !d.check("e", 1, 1, now) || !d.check("e", 1, 3, now) || !d.check("e", 1, 2, now) {
+		t.Error("a number not forgotten was not called a duplicate")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/relay-syslog/relay/internal/repeatlog"
+	"github.com/relay-syslog/relay/internal/syslog"
 	"github.com/relay-syslog/relay/outputs"
 )
 
@@ -52,6 +54,9 @@ const (
 	// kafkaErrorLogInterval paces the lines about a fetch or commit error
 	// that repeats.
 	kafkaErrorLogInterval = 10 * time.Second
+	// kafkaFetchErrorPause is the pause after a poll that returned only
+	// errors.
+	kafkaFetchErrorPause = 250 * time.Millisecond
 )
 
 // kafkaMetrics are the collectors of the kafka listeners, registered on
@@ -237,29 +242,124 @@ func (l *kafkaListener) serve(ctx context.Context) {
 	defer l.leave()
 	stop := context.AfterFunc(ctx, l.cancel)
 	defer stop()
+	watched := make(chan struct{})
+	defer func() {
+		l.cancel() // the poll also ends when the client was closed
+		<-watched
+	}()
+	go func() {
+		defer close(watched)
+		l.watchTopics()
+	}()
 	sources := map[kafkaPartition]string{}
 	var marks []*kgo.Record
+	var recreated []string
 	for l.ctx.Err() == nil {
 		fetches := l.client.PollRecords(l.ctx, kafkaPollRecords)
 		if fetches.IsClientClosed() {
 			return
 		}
+		failed := false
+		recreated = recreated[:0]
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
+			failed = true
+			if errors.Is(err, kerr.UnknownTopicID) && topic != "" && !slices.Contains(recreated, topic) {
+				recreated = append(recreated, topic)
+			}
 			l.in.countError("fetch_error")
+			if topic == "" {
+				// Not a partition's error: the client's own (joining
+				// the group, say), reported with no topic.
+				l.errLog.Log("client", 1, func(n int, summary bool) {
+					l.log.Warn("kafka client", "err", err, "errors", n)
+				})
+				return
+			}
 			l.errLog.Log("fetch\x00"+topic, 1, func(n int, summary bool) {
 				l.log.Warn("fetch from kafka", "topic", topic, "partition", partition, "err", err, "errors", n)
 			})
 		})
-		marks = l.store(fetches, sources, marks[:0])
+		var rewind map[string]map[int32]kgo.EpochOffset
+		marks, rewind = l.store(fetches, sources, marks[:0])
 		if len(marks) > 0 {
 			l.client.MarkCommitRecords(marks...)
 		}
-		// Everything polled is stored and marked: a revoked partition
-		// may go now, and its revocation commits what was marked.
+		if len(rewind) > 0 {
+			// Still between polls, so the partitions are still this
+			// member's: the refused records are fetched again.
+			l.client.SetOffsets(rewind)
+			failed = true
+		}
+		// Everything polled is stored and marked, or will be read
+		// again: a revoked partition may go now, and its revocation
+		// commits what was marked.
 		l.client.AllowRebalance()
+		if len(recreated) > 0 {
+			// The topic was deleted and created again: the client keeps
+			// the old topic ID, and fails every fetch, until the topic is
+			// purged and added back. Its partitions are then read from
+			// the group's commits for the new topic, or from the start.
+			topics := fmt.Sprint(recreated)
+			l.errLog.Log("recreated", 1, func(n int, summary bool) {
+				l.log.Warn("kafka topic was deleted and created again: reading the new one", "topics", topics, "times", n)
+			})
+			l.client.PurgeTopicsFromClient(recreated...)
+			l.client.AddConsumeTopics(recreated...)
+		}
+		if failed && (fetches.NumRecords() == 0 || len(rewind) > 0) {
+			// A poll returns at once with an error that persists, and a
+			// full queue has no room at once: pause rather than spin.
+			select {
+			case <-l.ctx.Done():
+			case <-time.After(kafkaFetchErrorPause):
+			}
+		}
+	}
+}
+
+// watchTopics asks the brokers, at start and then every
+// kafkaErrorLogInterval until the listener closes, whether the topics
+// exist. The client waits for a missing topic without a word, and the
+// group gives this member no partition of it: a typo in topics would
+// leave the listener reading nothing, in silence.
+func (l *kafkaListener) watchTopics() {
+	t := time.NewTicker(kafkaErrorLogInterval)
+	defer t.Stop()
+	for {
+		l.checkTopics()
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (l *kafkaListener) checkTopics() {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, topic := range l.cfg.Topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, kafkaCommitTimeout)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, l.client)
+	if err != nil {
+		return // a broker that cannot be reached is counted by the connect hook
+	}
+	for _, rt := range resp.Topics {
+		if rt.Topic == nil || !errors.Is(kerr.ErrorForCode(rt.ErrorCode), kerr.UnknownTopicOrPartition) {
+			continue
+		}
+		topic := *rt.Topic
+		l.in.countError("unknown_topic")
+		l.errLog.Log("topic\x00"+topic, 1, func(n int, summary bool) {
+			l.log.Error("kafka topic does not exist: nothing is read from it until it is created; check topics", "topic", topic, "group", l.cfg.Group, "errors", n)
+		})
 	}
 }
 
@@ -269,12 +369,23 @@ type kafkaPartition struct {
 }
 
 // store routes the records of fetches, flushes the queues and returns
-// marks with the last record of each partition appended, to be marked for
-// commit. A flush that fails marks nothing: those records are not on
-// disk, and their offsets stay uncommitted until a later burst is.
-func (l *kafkaListener) store(fetches kgo.Fetches, sources map[kafkaPartition]string, marks []*kgo.Record) []*kgo.Record {
+// marks with the last stored record of each partition appended, to be
+// marked for commit. A record a queue refuses (full, or its disk) is not
+// marked, nor is anything after it in its partition: Kafka keeps them,
+// and rewind says where to read that partition again. A flush that fails
+// marks nothing and rewinds every partition of the burst: those records
+// are not on disk.
+func (l *kafkaListener) store(fetches kgo.Fetches, sources map[kafkaPartition]string, marks []*kgo.Record) ([]*kgo.Record, map[string]map[int32]kgo.EpochOffset) {
 	now := time.Now()
 	maxSize := int(l.cfg.MaxMessageSize)
+	var firsts []*kgo.Record
+	rewind := map[string]map[int32]kgo.EpochOffset{}
+	again := func(r *kgo.Record) {
+		if rewind[r.Topic] == nil {
+			rewind[r.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		rewind[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+	}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
 			return
@@ -287,45 +398,79 @@ func (l *kafkaListener) store(fetches kgo.Fetches, sources map[kafkaPartition]st
 			source = p.Topic + "/" + strconv.Itoa(int(p.Partition))
 			sources[key] = source
 		}
+		stored := 0
 		for _, r := range p.Records {
-			l.ingest(r, source, maxSize, now)
+			if !l.ingest(r, source, maxSize, now) {
+				again(r)
+				break
+			}
+			stored++
 		}
-		last := p.Records[len(p.Records)-1]
-		l.records.WithLabelValues(p.Topic).Add(float64(len(p.Records)))
+		l.records.WithLabelValues(p.Topic).Add(float64(min(stored+1, len(p.Records))))
+		if stored == 0 {
+			return
+		}
+		last := p.Records[stored-1]
 		l.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(0, p.HighWatermark-last.Offset-1)))
 		marks = append(marks, last)
+		firsts = append(firsts, p.Records[0])
 	})
 	if len(marks) == 0 {
-		return marks
+		return marks, rewind
 	}
 	if err := l.in.flush(); err != nil {
 		l.in.countError("store_failed")
 		l.errLog.Log("flush", 1, func(n int, summary bool) {
-			l.log.Error("store kafka records: their offsets are not committed", "err", err, "errors", n)
+			l.log.Error("store kafka records: their offsets are not committed, and they are read again", "err", err, "errors", n)
 		})
-		return marks[:0]
+		for _, r := range firsts {
+			again(r)
+		}
+		return marks[:0], rewind
 	}
-	return marks
+	return marks, rewind
 }
 
-// ingest routes one record's value as a message.
-func (l *kafkaListener) ingest(r *kgo.Record, source string, maxSize int, now time.Time) {
+// ingest routes one record's value as a message. stored is false when a
+// queue refused it: it is to be read again, and dedup forgets its stamp
+// so that the next reading is not taken for a copy. An empty record, a
+// copy dedup drops and a message no route takes are counted and done.
+func (l *kafkaListener) ingest(r *kgo.Record, source string, maxSize int, now time.Time) (stored bool) {
 	data := r.Value
 	if len(data) == 0 {
 		l.in.countError("empty")
-		return
+		return true
 	}
 	if len(data) > maxSize {
 		data = data[:maxSize]
 		l.in.countError("truncated")
 	}
-	if l.in.dedup != nil {
-		if origin, epoch, seq, ok := kafkaStamp(r.Headers); ok {
-			l.in.handleStamped(data, source, now, origin, epoch, seq)
-			return
+	in := l.in
+	in.received.Inc()
+	in.bytes.Add(float64(len(data)))
+	var (
+		origin     string
+		epoch, seq uint64
+		stamped    bool
+	)
+	if in.dedup != nil {
+		if origin, epoch, seq, stamped = kafkaStamp(r.Headers); !stamped {
+			var m syslog.Message
+			syslog.Parse(data, syslog.ParseOptions{SkipTimestamp: true}, &m)
+			origin, epoch, seq, stamped = readStamp(&m)
+		}
+		if stamped && in.dedup.checkFrom(origin, epoch, seq, now, in.partial) {
+			return true // the first copy was stored
 		}
 	}
-	l.in.handle(data, source, now)
+	routed, accepted := in.dispatch(data, source, now)
+	if routed && !accepted {
+		if stamped {
+			in.dedup.forget(origin, epoch, seq)
+		}
+		return false
+	}
+	return true
 }
 
 // kafkaStamp reads a relay's stamp from record headers; ok is false when
@@ -576,10 +721,21 @@ func (l *ListenerConfig) validateKafka(problem problemFunc) {
 	if len(l.Topics) == 0 {
 		problem("topics", "is required for protocol \"kafka\": the topics to consume")
 	}
+	seen := map[string]bool{}
 	for _, t := range l.Topics {
-		if t == "" {
+		switch {
+		case t == "":
 			problem("topics", "must not contain an empty name")
+		case seen[t]:
+			problem("topics", "%q is named twice", t)
+		default:
+			// A name the brokers cannot hold would be read from never,
+			// as a topic not yet created is.
+			if err := checkKafkaTopic(t); err != nil {
+				problem("topics", "%v", err)
+			}
 		}
+		seen[t] = true
 	}
 	if l.Group == "" {
 		problem("group", "is required for protocol \"kafka\": relays with the same group share the partitions")

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -249,6 +250,13 @@ allowed_networks = ["10.0.0.0/8"]`, []string{
 			`line 8: listener[0].address: is not used by protocol "kafka"`,
 			"line 9: listener[0].session_timeout: 100ms is out of range",
 			"line 10: listener[0].allowed_networks: does not apply to kafka listeners",
+		}},
+		{`protocol = "kafka"
+brokers = ["127.0.0.1:9092"]
+topics = ["syslog", "sys log", "syslog"]
+group = "g"`, []string{
+			`line 6: listener[0].topics: invalid topic "sys log"`,
+			`line 6: listener[0].topics: "syslog" is named twice`,
 		}},
 		{`protocol = "tcp"
 address = "127.0.0.1:0"
@@ -534,5 +542,186 @@ func TestDedupPartialStream(t *testing.T) {
 		if got := testfixture.MetricValue(t, reg2, name, "origin", "e1"); got != 0 {
 			t.Errorf("after a restart: %s = %v for a stream read in part", name, got)
 		}
+	}
+}
+
+// TestKafkaListenerHostileRecords: whoever may produce to the topic may
+// send anything. Empty values, a forged stamp whose origin is not UTF-8,
+// an absurd sequence number: the head runs on, counts what it drops, and
+// commits every offset once the record is stored or counted.
+func TestKafkaListenerHostileRecords(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := kafkatest.Start(t, 1, kafkaTopic, 3, kafkatest.ShortSessions)
+	r, out := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", c.ListenAddrs(), kafkaTopic, "heads", "dedup = true"))
+	stamp := func(origin, epoch, seq string) []kgo.RecordHeader {
+		return []kgo.RecordHeader{
+			{Key: KafkaHeaderOrigin, Value: []byte(origin)},
+			{Key: KafkaHeaderEpoch, Value: []byte(epoch)},
+			{Key: KafkaHeaderSeq, Value: []byte(seq)},
+		}
+	}
+	records := []*kgo.Record{
+		{Value: nil},
+		{Value: []byte{}},
+		{Value: []byte(testpeer.SeqMessage("hr", 0)), Headers: stamp("\xff\xfe", "1", "3")},
+		{Value: []byte(testpeer.SeqMessage("hr", 1)), Headers: stamp("\xff\xfe", "1", "3")},
+		{Value: []byte(testpeer.SeqMessage("hr", 2)), Headers: stamp("edge-1", "1", "18446744073709551615")},
+		{Value: []byte(testpeer.SeqMessage("hr", 2)), Headers: stamp("edge-1", "1", "18446744073709551615")},
+		{Value: []byte(testpeer.SeqMessage("hr", 3)), Headers: stamp("edge-1", "-1", "x")},
+		{Value: []byte(testpeer.SeqMessage("hr", 4))},
+	}
+	cl := c.Producer(t)
+	for _, rec := range records {
+		rec.Topic = kafkaTopic
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tally := waitAll(t, "hr", 5, out)
+	if tally.Duplicates != 0 {
+		t.Errorf("the absurd stamp's second copy is not dropped: %v", tally)
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool { return c.Committed("heads", kafkaTopic) == int64(len(records)) }) {
+		t.Errorf("group committed %d records, want %d", c.Committed("heads", kafkaTopic), len(records))
+	}
+	for _, m := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"relay_listener_errors_total", []string{"listener", "kafka", "reason", "empty"}, 2},
+		{"relay_dedup_invalid_stamps_total", nil, 2},
+		{"relay_dedup_duplicates_total", nil, 1},
+		{"relay_listener_messages_received_total", []string{"listener", "kafka"}, 6},
+	} {
+		if got := r.metric(m.name, m.labels...); got != m.want {
+			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
+		}
+	}
+}
+
+// TestKafkaListenerUnknownTopic: a topic that does not exist (a typo, or
+// not created yet) is counted and logged, rather than leaving the
+// listener waiting in silence; once created, its records are read.
+func TestKafkaListenerUnknownTopic(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := kafkatest.Start(t, 1, kafkaTopic, 1, kafkatest.ShortSessions)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "messages.log")
+	r, logs := startRelayLogged(t, dir, `data_dir = "{{DATA}}/q"`+kafkatest.ListenerTOML("kafka", c.ListenAddrs(), "sys-log", "heads", "")+fmt.Sprintf(`
+[[output]]
+name = "file"
+protocol = "file"
+path = %q
+
+[[route]]
+name = "all"
+outputs = ["file"]
+`, out))
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		return r.metric("relay_listener_errors_total", "listener", "kafka", "reason", "unknown_topic") >= 1
+	}) {
+		t.Fatalf("relay_listener_errors_total{reason=unknown_topic} = %v, want it counted",
+			r.metric("relay_listener_errors_total", "listener", "kafka", "reason", "unknown_topic"))
+	}
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(logLines(logs, "topic=sys-log", "does not exist")) > 0 }) {
+		t.Errorf("no log line names the unknown topic:\n%s", logs.String())
+	}
+	adm := c.Producer(t)
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "sys-log", 1, 1
+	req.Topics = append(req.Topics, rt)
+	if _, err := req.RequestWith(context.Background(), adm); err != nil {
+		t.Fatal(err)
+	}
+	c.ProduceKgo(t, "sys-log", seqMessages("ut", 0, 3))
+	waitAll(t, "ut", 3, out)
+}
+
+// TestKafkaListenerTopicRecreated: a topic deleted and created again (an
+// administrator's reset, a cluster rebuilt) has a new topic ID, which the
+// client refuses until told to forget the old one. The listener reads the
+// new topic, without spinning on the error meanwhile.
+func TestKafkaListenerTopicRecreated(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := kafkatest.Start(t, 1, kafkaTopic, 2, kafkatest.ShortSessions)
+	r, out := kafkaFileRelay(t, kafkatest.ListenerTOML("kafka", c.ListenAddrs(), kafkaTopic, "heads", ""))
+	c.ProduceKgo(t, kafkaTopic, seqMessages("tr1", 0, 3))
+	waitAll(t, "tr1", 3, out)
+	adm := c.Producer(t)
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{kafkaTopic}
+	dt := kmsg.NewDeleteTopicsRequestTopic()
+	dt.Topic = kmsg.StringPtr(kafkaTopic)
+	del.Topics = append(del.Topics, dt)
+	if _, err := del.RequestWith(context.Background(), adm); err != nil {
+		t.Fatal(err)
+	}
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = kafkaTopic, 2, 1
+	create.Topics = append(create.Topics, ct)
+	if !testpeer.WaitFor(30*time.Second, func() bool {
+		resp, err := create.RequestWith(context.Background(), adm)
+		return err == nil && len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0
+	}) {
+		t.Fatal("the topic could not be created again")
+	}
+	c.ProduceKgo(t, kafkaTopic, seqMessages("tr2", 0, 3))
+	waitAll(t, "tr2", 3, out)
+	// Some fetch errors until the client adopts the new topic, not one per
+	// turn of a busy loop.
+	if got := r.metric("relay_listener_errors_total", "listener", "kafka", "reason", "fetch_error"); got > 1000 {
+		t.Errorf("relay_listener_errors_total{reason=fetch_error} = %v: the listener spun on the error", got)
+	}
+}
+
+// TestKafkaListenerRefusedNotCommitted: a record an output's queue refuses
+// (full, with drop_newest) is counted, and its offset is not committed:
+// Kafka keeps it, and the listener reads it again once there is room, so
+// it arrives instead of being lost.
+func TestKafkaListenerRefusedNotCommitted(t *testing.T) {
+	needLong(t)
+	t.Parallel()
+	c := kafkatest.Start(t, 1, kafkaTopic, 2, kafkatest.ShortSessions)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upAddr := ln.Addr().String()
+	ln.Close() // nothing listens there until the test starts the upstream
+	dir := t.TempDir()
+	r := startRelay(t, dir, `data_dir = "{{DATA}}/q"`+kafkatest.ListenerTOML("kafka", c.ListenAddrs(), kafkaTopic, "heads", "")+fmt.Sprintf(`
+[[output]]
+name = "up"
+protocol = "tcp"
+address = %q
+queue.max_bytes = "4KiB"
+queue.full_policy = "drop_newest"
+
+[[route]]
+name = "all"
+outputs = ["up"]
+`, upAddr))
+	const n = 300
+	c.ProduceKgo(t, kafkaTopic, seqMessages("rn", 0, n))
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		return r.metric("relay_output_messages_dropped_total", "output", "up", "reason", "queue_full") > 0
+	}) {
+		t.Fatal("the queue refused nothing: the test needs a full queue")
+	}
+	if got := c.Committed("heads", kafkaTopic); got >= n {
+		t.Fatalf("group committed %d of %d records while the queue refused some", got, n)
+	}
+	up := testpeer.NewReceiver(t, upAddr)
+	if !testpeer.WaitFor(90*time.Second, func() bool { return testpeer.Check("rn", n, up.Messages()).Delivered() == n }) {
+		t.Fatalf("after the upstream came: %v", testpeer.Check("rn", n, up.Messages()))
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool { return c.Committed("heads", kafkaTopic) == n }) {
+		t.Errorf("group committed %d records, want %d", c.Committed("heads", kafkaTopic), n)
 	}
 }

@@ -78,8 +78,14 @@ func (in *ingest) handleStamped(data []byte, source string, now time.Time, origi
 
 // route hands one message to the router and counts the outcome.
 func (in *ingest) route(data []byte, source string, now time.Time) (accepted bool) {
+	_, accepted = in.dispatch(data, source, now)
+	return accepted
+}
+
+// dispatch is route; routed is false when no route took the message.
+func (in *ingest) dispatch(data []byte, source string, now time.Time) (routed, accepted bool) {
 	r := acquire(in.router)
-	routed, accepted := r.dispatch(queue.Entry{
+	routed, accepted = r.dispatch(queue.Entry{
 		Received: now,
 		Listener: in.listener,
 		Source:   source,
@@ -92,7 +98,7 @@ func (in *ingest) route(data []byte, source string, now time.Time) (accepted boo
 	case accepted:
 		in.accepted.Inc()
 	}
-	return accepted
+	return routed, accepted
 }
 
 // flush writes the partial records of every queue to disk. A listener that
@@ -126,7 +132,7 @@ func listenerReasons(lc ListenerConfig) []string {
 			reasons = append(reasons, tlsHandshakeReasons...)
 		}
 	case "kafka":
-		reasons = []string{"truncated", "empty", "fetch_error", "store_failed", "connect_error", "auth_failed", "tls_failed"}
+		reasons = []string{"truncated", "empty", "fetch_error", "unknown_topic", "store_failed", "connect_error", "auth_failed", "tls_failed"}
 	}
 	return reasons
 }
