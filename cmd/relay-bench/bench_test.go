@@ -607,6 +607,19 @@ func TestUDPGoals(t *testing.T) {
 		{"loggen short of the rate", []result{run(1, "relay", 0, 120e3), run(1, "rsyslog-da", 50, 200e3),
 			run(2, "rsyslog-da", 30, 150e3), run(2, "relay", 0, 150e3),
 			run(3, "relay", 0, 160e3), run(3, "rsyslog-da", 0, 200e3)}, unproven},
+		// One round each decides (the median of one).
+		{"relay better under the heavier load", []result{run(1, "relay", 0, 199e3), run(1, "rsyslog-da", 4300, 180e3),
+			run(2, "rsyslog-da", 4300, 180e3), run(2, "relay", 0, 199e3),
+			run(3, "relay", 0, 199e3), run(3, "rsyslog-da", 4300, 180e3)}, met},
+		{"relay better under the lighter load", []result{run(1, "relay", 0, 150e3), run(1, "rsyslog-da", 4300, 200e3),
+			run(2, "rsyslog-da", 4300, 200e3), run(2, "relay", 0, 150e3),
+			run(3, "relay", 0, 150e3), run(3, "rsyslog-da", 4300, 200e3)}, unproven},
+		{"relay worse under the heavier load", []result{run(1, "relay", 50, 199e3), run(1, "rsyslog-da", 10, 180e3),
+			run(2, "rsyslog-da", 10, 180e3), run(2, "relay", 50, 199e3),
+			run(3, "relay", 50, 199e3), run(3, "rsyslog-da", 10, 180e3)}, unproven},
+		{"relay worse under the lighter load", []result{run(1, "relay", 50, 180e3), run(1, "rsyslog-da", 10, 199e3),
+			run(2, "rsyslog-da", 10, 199e3), run(2, "relay", 50, 180e3),
+			run(3, "relay", 50, 180e3), run(3, "rsyslog-da", 10, 199e3)}, missed},
 	} {
 		if st, v := goalStatus(t, checkTargets(c.results), "18.2", "loses no more than"); st != c.want {
 			t.Errorf("%s: %s (%s), want %s", c.name, st, v, c.want)

@@ -480,8 +480,9 @@ func udpGoals(results []result) []goal {
 		case len(runs) < loggenUDPRunsWanted:
 			st = unproven
 			value += fmt.Sprintf("; %d of the %d runs asked", len(runs), loggenUDPRunsWanted)
-		case !offered(m.rel) || !offered(m.da):
-			// Unequal loads: a target that took CPU from loggen was sent less.
+		case !fairUDPComparison(m.rel, m.da, diff(m) <= 0):
+			// A target that took CPU from loggen was sent less: the
+			// comparison holds only if the lighter load lost.
 			st = unproven
 		}
 		g = append(g, goal{"18.2", name, value, st})
@@ -680,4 +681,20 @@ func opt(v float64, format string) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// fairUDPComparison reports whether a loss comparison of rel and da under
+// loggen decides the target: at least one of them was offered the rate,
+// and the one that lost less (rel when relayWon) did not have the lighter
+// load. A target offered less had it easier, so its win proves nothing,
+// while a win under the heavier load holds a fortiori.
+func fairUDPComparison(rel, da *result, relayWon bool) bool {
+	if !offered(rel) && !offered(da) {
+		return false
+	}
+	winner, loser := rel, da
+	if !relayWon {
+		winner, loser = da, rel
+	}
+	return offered(winner) || winner.InputRate >= loser.InputRate
 }
