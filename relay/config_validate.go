@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/relay-syslog/relay/outputs"
 	"github.com/relay-syslog/relay/queue"
@@ -108,6 +109,11 @@ func (c *Config) validate(p *problems) {
 func (c *Config) validateRoot(problem problemFunc) {
 	if strings.TrimSpace(c.DataDir) == "" {
 		problem("data_dir", "must not be empty")
+	}
+	// A head relay checks stamps for duplicates only under an origin it
+	// can keep and name in its metrics (dedup.go's maxOriginLen).
+	if len(c.RelayID) > maxOriginLen || !utf8.ValidString(c.RelayID) {
+		problem("relay_id", "must be UTF-8 of at most %d bytes (a head's dedup passes longer stamps on unchecked)", maxOriginLen)
 	}
 	if c.DedupWindow < 64 || c.DedupWindow > 1<<24 {
 		problem("dedup_window", "%d is out of range: use 64 to 16777216", c.DedupWindow)
