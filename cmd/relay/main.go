@@ -108,8 +108,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%v\n", err)
 			return 1
 		}
-		// The relay would refuse to start without its queue directories.
+		// The relay would refuse to start without its queue directories,
+		// or without the TLS and SASL files the configuration names.
 		if err := checkQueueDirs(*configPath, cfg); err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+			return 1
+		}
+		if err := checkFiles(*configPath, cfg); err != nil {
 			fmt.Fprintf(stderr, "%v\n", err)
 			return 1
 		}

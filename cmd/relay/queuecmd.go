@@ -637,12 +637,31 @@ func byteSize(n int64) string {
 // checkQueueDirs is -check-config's check that the relay could open every
 // output's queue.
 func checkQueueDirs(path string, cfg *relay.Config) error {
-	data := relayroot.ExampleConfig
-	if path != "" {
-		var err error
-		if data, err = os.ReadFile(path); err != nil {
-			return fmt.Errorf("config %s: %w", path, err)
-		}
+	data, err := configText(path)
+	if err != nil {
+		return err
 	}
 	return relay.CheckQueueDirs(displayName(path), data, cfg)
+}
+
+// checkFiles is -check-config's look at the TLS and SASL files cfg names.
+func checkFiles(path string, cfg *relay.Config) error {
+	data, err := configText(path)
+	if err != nil {
+		return err
+	}
+	return relay.CheckFiles(displayName(path), data, cfg)
+}
+
+// configText is the text of the configuration at path, or the built-in
+// one, for the line numbers of problems.
+func configText(path string) ([]byte, error) {
+	if path == "" {
+		return relayroot.ExampleConfig, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return data, nil
 }

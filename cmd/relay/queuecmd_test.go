@@ -483,3 +483,68 @@ func TestQueueSymlinkDir(t *testing.T) {
 		t.Errorf("files in the link's target: %d before, %d after (%v)", len(before), len(after), err)
 	}
 }
+
+// TestCheckConfigFiles: -check-config loads the TLS and SASL files the
+// configuration names, as the relay does at start, and reports a missing,
+// unreadable or broken one with its key and line; with sound files it
+// passes.
+func TestCheckConfigFiles(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpeer.NewTestCA(t, "check")
+	server := ca.Server("server", "relay.test")
+	password := filepath.Join(dir, "password")
+	if err := os.WriteFile(password, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := func(certFile, caFile, passwordFile string) string {
+		path := filepath.Join(t.TempDir(), "relay.toml")
+		text := fmt.Sprintf(`data_dir = %q
+[[listener]]
+name = "tls"
+protocol = "tls"
+address = "127.0.0.1:6514"
+tls.cert_file = %q
+tls.key_file = %q
+[[output]]
+name = "up"
+protocol = "tls"
+address = "127.0.0.1:6515"
+tls.ca_file = %q
+[[output]]
+name = "kafka"
+protocol = "kafka"
+brokers = ["127.0.0.1:9092"]
+topic = "syslog"
+sasl.mechanism = "SCRAM-SHA-256"
+sasl.username = "relay"
+sasl.password_file = %q
+[[route]]
+name = "all"
+outputs = ["up", "kafka"]
+`, filepath.Join(dir, "data"), certFile, server.KeyFile, caFile, passwordFile)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	if out, errOut, code := runRelay(t, "-check-config", "-config", config(server.CertFile, ca.CAFile, password)); code != 0 {
+		t.Fatalf("sound files: exit %d\n%s%s", code, out, errOut)
+	}
+	_, errOut, code := runRelay(t, "-check-config", "-config", config(filepath.Join(dir, "missing.pem"), notPEM, dir))
+	if code != 1 {
+		t.Fatalf("broken files: exit %d, want 1\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		"line 6: listener[0].tls.cert_file: tls.cert_file " + filepath.Join(dir, "missing.pem"),
+		"line 12: output[0].tls.ca_file: tls.ca_file " + notPEM + ": no PEM certificate found",
+		"line 20: output[1].sasl.password_file: read " + dir + ": is a directory",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("-check-config does not report %q:\n%s", want, errOut)
+		}
+	}
+}
