@@ -283,7 +283,7 @@ func (k *Kafka) saslMechanism() (sasl.Mechanism, error) {
 // client, the relay's kafka listener at each login, so a changed password
 // file applies without a restart.
 func KafkaSASL(mechanism, user, passwordFile string) (sasl.Mechanism, error) {
-	pw, err := os.ReadFile(passwordFile)
+	pw, err := readPasswordFile(passwordFile)
 	if err != nil {
 		return nil, fmt.Errorf("sasl.password_file: %w", err)
 	}
@@ -297,6 +297,27 @@ func KafkaSASL(mechanism, user, passwordFile string) (sasl.Mechanism, error) {
 		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(), nil
 	}
 	return nil, fmt.Errorf("sasl.mechanism %q: use %s", mechanism, strings.Join(KafkaSASLMechanisms, ", "))
+}
+
+// maxPasswordFile bounds what is read from a password file: a path to a
+// device or a log file by mistake must not fill memory at every login.
+const maxPasswordFile = 64 << 10
+
+// readPasswordFile reads a password file of at most maxPasswordFile bytes.
+func readPasswordFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxPasswordFile {
+		return nil, fmt.Errorf("%s: more than %d bytes: not a password file", path, maxPasswordFile)
+	}
+	return b, nil
 }
 
 // readLimit sets the batch limit from the topic's max.message.bytes, so a

@@ -369,3 +369,23 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaSASLPasswordFile: the password is the file's text without its
+// line end; a file that is too large to be a password (a device named by
+// mistake) is refused, not read without end.
+func TestKafkaSASLPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "password")
+	if err := os.WriteFile(good, []byte("secret\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := KafkaSASL("PLAIN", "relay", good); err != nil {
+		t.Fatalf("KafkaSASL(a password file) = %v", err)
+	}
+	if _, err := KafkaSASL("PLAIN", "relay", "/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a password file") {
+		t.Errorf("KafkaSASL(/dev/zero) = %v, want it refused as not a password file", err)
+	}
+	if _, err := KafkaSASL("PLAIN", "relay", dir); err == nil || !strings.Contains(err.Error(), "sasl.password_file") {
+		t.Errorf("KafkaSASL(a directory) = %v, want an error naming sasl.password_file", err)
+	}
+}
