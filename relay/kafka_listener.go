@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -123,6 +124,9 @@ type kafkaListener struct {
 	records      *prometheus.CounterVec // topic
 	commitErrors prometheus.Counter
 	errLog       *repeatlog.Limiter
+	// connectFailing is set while connections fail for a reason the
+	// settings can fix (a refused login, an untrusted certificate).
+	connectFailing atomic.Bool
 
 	ctx    context.Context // ends polling; cancelled by close
 	cancel context.CancelFunc
@@ -565,15 +569,25 @@ type kafkaConnectHook struct {
 // for ever in silence: the client does not log them, nor does a poll return
 // them, so they are logged here as errors.
 func (h kafkaConnectHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+	l := h.l
+	if err == nil {
+		// The error line said nothing is read until the settings are
+		// fixed: say when that is over, so the log does not end on it.
+		if l.connectFailing.CompareAndSwap(true, false) {
+			l.log.Info("kafka brokers: connected again; reading resumes",
+				"broker", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))))
+		}
 		return
 	}
-	l := h.l
+	if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		return
+	}
 	reason, check := kafkaConnectProblem(err, h.sasl)
 	l.in.countError(reason)
 	if check == "" {
 		return // the client logs failed dials itself
 	}
+	l.connectFailing.Store(true)
 	l.errLog.Log(reason, 1, func(n int, summary bool) {
 		l.log.Error("kafka brokers: cannot connect, and nothing is read until this is fixed: "+check,
 			"broker", net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), "reason", reason, "err", err, "errors", n)

@@ -185,6 +185,9 @@ func TestKafkaListenerAuthFailure(t *testing.T) {
 				writeReplacing(t, pwFile, []byte("s3cret\n"))
 			}
 			waitAll(t, "kf", 10, out)
+			if !testpeer.WaitFor(30*time.Second, func() bool { return logs.lineWith("level=INFO", "listener=kafka", "connected again") != "" }) {
+				t.Errorf("%s: no line says the listener connected again\n%s", tc.name, logs.String())
+			}
 		})
 	}
 }
