@@ -105,6 +105,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{`line 7: listener[0].max_conections: unknown key "listener.max_conections" (did you mean "max_connections"?)`}},
 		{"relay_id too long", "relay_id = \"" + strings.Repeat("r", 257) + "\"\n" + validBase,
 			[]string{`line 1: relay_id: must be UTF-8 of at most 256 bytes`}},
+		{"output port 0", strings.Replace(validBase, "[[route]]", "[[output]]\nname = \"up\"\nprotocol = \"tcp\"\naddress = \"127.0.0.1:0\"\n[[route]]", 1),
+			[]string{`output[1].address: invalid address "127.0.0.1:0": port 0 can be listened on, not connected to`}},
 		{"misspelt output name", strings.Replace(validBase, `outputs = ["file"]`, `outputs = ["fiel"]`, 1),
 			[]string{`line 13: route[0].outputs: names output "fiel", which is not defined (did you mean "file"?)`}},
 		{"duplicate listener name", validBase + "[[listener]]\nname = \"udp\"\nprotocol = \"tcp\"\naddress = \"127.0.0.1:1\"\n",

@@ -285,12 +285,12 @@ func (o *OutputConfig) validateUpstream(problem problemFunc) {
 		problem("targets", "set either address or targets, not both")
 	case len(o.Targets) > 0:
 		for _, t := range o.Targets {
-			if err := checkHostPort(t); err != nil {
+			if err := checkDialAddr(t); err != nil {
 				problem("targets", "%v", err)
 			}
 		}
 	default:
-		if err := checkHostPort(o.Address); err != nil {
+		if err := checkDialAddr(o.Address); err != nil {
 			problem("address", "%v", err)
 		}
 	}
@@ -315,7 +315,7 @@ func (o *OutputConfig) validateKafka(problem problemFunc) {
 		problem("brokers", "is required for protocol \"kafka\": a list of host:port")
 	}
 	for _, b := range o.Brokers {
-		if err := checkHostPort(b); err != nil {
+		if err := checkDialAddr(b); err != nil {
 			problem("brokers", "%v", err)
 		}
 	}
@@ -481,6 +481,19 @@ func checkHostPort(addr string) error {
 	}
 	if strings.ContainsAny(host, " /") {
 		return fmt.Errorf("invalid address %q: bad host %q", addr, host)
+	}
+	return nil
+}
+
+// checkDialAddr checks an address the relay connects to: host:port as
+// checkHostPort, and a port other than 0, which only a listener can ask
+// for (any free port).
+func checkDialAddr(addr string) error {
+	if err := checkHostPort(addr); err != nil {
+		return err
+	}
+	if _, port, _ := net.SplitHostPort(addr); port == "0" {
+		return fmt.Errorf("invalid address %q: port 0 can be listened on, not connected to", addr)
 	}
 	return nil
 }

@@ -728,7 +728,7 @@ func (l *ListenerConfig) validateKafka(problem problemFunc) {
 		problem("brokers", "is required for protocol \"kafka\": the cluster's bootstrap brokers as \"host:port\"")
 	}
 	for _, b := range l.Brokers {
-		if err := checkHostPort(b); err != nil {
+		if err := checkDialAddr(b); err != nil {
 			problem("brokers", "%v", err)
 		}
 	}
