@@ -253,22 +253,19 @@ type outputSet struct {
 	n     int // outputs in the set
 }
 
-// add marks output i and reports whether it was new.
-func (s *outputSet) add(i int) bool {
+// add marks output i; an output several routes name is counted once.
+func (s *outputSet) add(i int) {
 	if s.big != nil {
-		if s.big[i] {
-			return false
+		if !s.big[i] {
+			s.big[i] = true
+			s.n++
 		}
-		s.big[i] = true
+		return
+	}
+	if s.small&(1<<i) == 0 {
+		s.small |= 1 << i
 		s.n++
-		return true
 	}
-	if s.small&(1<<i) != 0 {
-		return false
-	}
-	s.small |= 1 << i
-	s.n++
-	return true
 }
 
 // first returns the lowest output in the set, which must not be empty.
