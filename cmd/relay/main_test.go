@@ -158,17 +158,7 @@ outputs = ["hung", "dead"]
 		t.Fatal(err)
 	}
 	start := func() (*exec.Cmd, *syncBuffer) {
-		cmd := exec.Command(relayBin, "-config", path)
-		logs := new(syncBuffer)
-		cmd.Stderr = logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if !testpeer.WaitFor(10*time.Second, testpeer.TCPReady(fmt.Sprintf("127.0.0.1:%d", tcpPort))) {
-			cmd.Process.Kill()
-			t.Fatalf("relay did not start:\n%s", logs.String())
-		}
-		return cmd, logs
+		return startRelayProcess(t, fmt.Sprintf("127.0.0.1:%d", tcpPort), "-config", path)
 	}
 	cmd, logs := start()
 	if err := testpeer.SendTCP(fmt.Sprintf("127.0.0.1:%d", tcpPort), "term", 0, 50000, true); err != nil {
@@ -411,17 +401,7 @@ outputs = ["file"]
 		t.Fatal(err)
 	}
 	profile := filepath.Join(dir, "cpu.pprof")
-	cmd := exec.Command(relayBin, "-config", path, "-cpuprofile", profile)
-	logs := new(syncBuffer)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if !testpeer.WaitFor(10*time.Second, testpeer.TCPReady(fmt.Sprintf("127.0.0.1:%d", tcpPort))) {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("relay did not start:\n%s", logs.String())
-	}
+	cmd, logs := startRelayProcess(t, fmt.Sprintf("127.0.0.1:%d", tcpPort), "-config", path, "-cpuprofile", profile)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -435,4 +415,22 @@ outputs = ["file"]
 	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Fatalf("profile is not a gzipped pprof file (%d bytes)", len(b))
 	}
+}
+
+// startRelayProcess starts the relay binary with args and waits until its
+// TCP listener at tcpAddr accepts connections.
+func startRelayProcess(t *testing.T, tcpAddr string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(relayBin, args...)
+	logs := new(syncBuffer)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !testpeer.WaitFor(10*time.Second, testpeer.TCPReady(tcpAddr)) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("relay did not start:\n%s", logs.String())
+	}
+	return cmd, logs
 }
