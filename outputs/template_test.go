@@ -254,7 +254,7 @@ func TestJSONFormat(t *testing.T) {
 		t.Errorf("escaped value: %s", got)
 	}
 	v = decodeJSONLine(t, out[1].Data)
-	if v.Problem != "no_pri" || *v.Raw != "\x00no pri\n\x1b[31m \ufffd" || v.Hostname != "192.0.2.9" || v.Relay != nil {
+	if v.Timestamp != "2026-12-06T23:30:00Z" || v.Problem != "no_pri" || *v.Raw != "\x00no pri\n\x1b[31m \ufffd" || v.Hostname != "192.0.2.9" || v.Relay != nil {
 		t.Errorf("decoded %+v from %s", v, out[1].Data)
 	}
 }
