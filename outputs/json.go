@@ -32,7 +32,9 @@ type sdGroup struct {
 func (j *jsonWriter) appendJSON(dst []byte, v *fieldValues, stamp *jsonStamp) []byte {
 	m := v.msg
 	dst = append(dst, `{"timestamp":"`...)
-	dst = v.appendField(dst, fieldTimestamp)
+	// Not {timestamp}, which writes a stamp as rsyslog's templates do:
+	// here UTC is "Z", as in "received".
+	dst = v.msgTime().AppendFormat(dst, timestampLayout)
 	dst = append(dst, `","received":"`...)
 	dst = v.appendField(dst, fieldReceived)
 	dst = append(dst, '"')

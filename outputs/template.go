@@ -202,8 +202,26 @@ type fieldValues struct {
 }
 
 // timestampLayout is RFC 3339 with the fraction the message has, up to
-// microseconds, as rsyslog's date-rfc3339 writes it.
+// microseconds.
 const timestampLayout = "2006-01-02T15:04:05.999999Z07:00"
+
+// stampLayouts are the layouts of {timestamp}, as rsyslog's date-rfc3339
+// writes a stamp: with as many digits of a second as the sender wrote, up
+// to six, and the offset in digits ("+00:00" in UTC) unless the sender
+// wrote "Z" (index 1). The receive time, when the message has no stamp,
+// has six digits, as rsyslog's own stamps do.
+var stampLayouts = func() (l [2][7]string) {
+	for z, offset := range []string{"-07:00", "Z07:00"} {
+		for d := range l[z] {
+			frac := ""
+			if d > 0 {
+				frac = "." + strings.Repeat("0", d)
+			}
+			l[z][d] = "2006-01-02T15:04:05" + frac + offset
+		}
+	}
+	return l
+}()
 
 // appendField appends the value of f. A value the message does not have is
 // empty, except where the documentation says otherwise ("-" for
@@ -212,7 +230,14 @@ func (v *fieldValues) appendField(dst []byte, f field) []byte {
 	m := v.msg
 	switch f {
 	case fieldTimestamp:
-		return v.msgTime().AppendFormat(dst, timestampLayout)
+		if !v.msg.HasTimestamp {
+			return v.msgTime().AppendFormat(dst, stampLayouts[0][6])
+		}
+		zulu := 0
+		if v.msg.StampZulu {
+			zulu = 1
+		}
+		return v.msgTime().AppendFormat(dst, stampLayouts[zulu][min(v.msg.StampFraction, 6)])
 	case fieldTimestampBSD:
 		return v.msgTime().AppendFormat(dst, time.Stamp)
 	case fieldReceived:

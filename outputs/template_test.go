@@ -48,7 +48,15 @@ func TestTemplateLayouts(t *testing.T) {
 		// rsyslog's RSYSLOG_TraditionalFileFormat
 		{"{timestamp_bsd} {hostname} {tag} {message}", bsd, "Dec  6 23:29:58 web01 nginx[812]: GET / 200"},
 		// rsyslog's RSYSLOG_FileFormat
-		{"{timestamp} {hostname} {tag} {message}", bsd, "2026-12-06T23:29:58Z web01 nginx[812]: GET / 200"},
+		{"{timestamp} {hostname} {tag} {message}", bsd, "2026-12-06T23:29:58+00:00 web01 nginx[812]: GET / 200"},
+		// An offset of 0 as the sender wrote it, "Z" or digits.
+		{"{timestamp}", "<13>1 2026-12-06T23:29:58.5Z h a - - - x", "2026-12-06T23:29:58.5Z"},
+		{"{timestamp}", "<13>1 2026-12-06T23:29:58.5+00:00 h a - - - x", "2026-12-06T23:29:58.5+00:00"},
+		// The fraction with the digits the sender wrote; the receive time
+		// with six, as rsyslog writes both.
+		{"{timestamp}", "<189>12: *Dec  6 23:29:58.340: %SYS-5-CONFIG_I: x", "2026-12-06T23:29:58.340+00:00"},
+		{"{timestamp}", "<13>1 2026-12-06T23:29:58.1200000+01:00 h a - - - x", "2026-12-06T23:29:58.120000+01:00"},
+		{"{timestamp}", "<13>no header", "2026-12-06T23:30:00.000000+00:00"},
 		{"{timestamp} {hostname} {tag} {message}", r5424, "2026-12-06T23:29:58.123+01:00 db01 postgres[77] slow query"},
 		// RSYSLOG_SyslogProtocol23Format's fields
 		{"<{pri}>1 {timestamp} {hostname} {app_name} {procid} {msgid} {structured_data} {message}", r5424,
@@ -246,7 +254,7 @@ func TestJSONFormat(t *testing.T) {
 		t.Errorf("escaped value: %s", got)
 	}
 	v = decodeJSONLine(t, out[1].Data)
-	if v.Problem != "no_pri" || *v.Raw != "\x00no pri\n\x1b[31m \ufffd" || v.Hostname != "192.0.2.9" || v.Relay != nil {
+	if v.Timestamp != "2026-12-06T23:30:00Z" || v.Problem != "no_pri" || *v.Raw != "\x00no pri\n\x1b[31m \ufffd" || v.Hostname != "192.0.2.9" || v.Relay != nil {
 		t.Errorf("decoded %+v from %s", v, out[1].Data)
 	}
 }

@@ -255,8 +255,18 @@ func (o *OutputConfig) validate(problem problemFunc, names map[string]bool) {
 		problem("stamp_sequence", "needs format = \"rfc5424\" or \"json\": other formats have no place for the stamp")
 	}
 	if o.Template != "" {
-		if _, err := outputs.ParseTemplate(o.Template); err != nil {
+		if t, err := outputs.ParseTemplate(o.Template); err != nil {
 			problem("template", "%v", err)
+		} else if !t.HasFields() {
+			// A template copied from rsyslog (%HOSTNAME% %msg%) parses as
+			// plain text and would write that text for every message.
+			problem("template", "names no field, so every message would be written as this same text: "+
+				"fields are written in braces, e.g. \"{timestamp} {hostname} {tag} {message}\" (rsyslog's %%HOSTNAME%% is {hostname})")
+		}
+		if o.Protocol == ProtocolFile && strings.HasSuffix(o.Template, "\n") {
+			// rsyslog's file templates end in \n; here the output ends each
+			// line itself and writes a line feed inside one as #012.
+			problem("template", "ends with a line feed: a file output ends each line itself (and would write this one as #012): remove it")
 		}
 		if o.Format != outputs.Raw {
 			problem("template", "replaces format: set one of them")

@@ -124,6 +124,12 @@ type Message struct {
 	// relay to use instead; with ParseOptions.SkipTimestamp it stays zero.
 	Timestamp    time.Time
 	HasTimestamp bool
+	// StampFraction is how many digits of a second the sender's stamp
+	// had (0: none), and StampZulu says it wrote its UTC offset as "Z"
+	// rather than in digits: what Timestamp cannot tell, and what a stamp
+	// written again as the sender wrote it (rsyslog's date-rfc3339) keeps.
+	StampFraction int
+	StampZulu     bool
 
 	Hostname []byte
 	// AppName is the RFC 5424 APP-NAME or the RFC 3164 TAG.
@@ -241,6 +247,7 @@ func (m *Message) setStamp(st *stamp, valid bool, opts *ParseOptions) {
 		m.setProblem(ProblemUnknownZone)
 	}
 	m.HasTimestamp = true
+	m.StampFraction, m.StampZulu = st.fracDigits, st.zulu
 	if !opts.SkipTimestamp {
 		m.Timestamp = st.build(opts)
 	}

@@ -292,7 +292,7 @@ func scanClock(c []byte, i int, st *stamp) (end int, ok bool) {
 	if !ok {
 		return 0, false
 	}
-	st.nsec = nsec
+	st.nsec, st.fracDigits = nsec, max(0, end-(i+9))
 	return end, true
 }
 

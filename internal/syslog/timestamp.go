@@ -13,6 +13,8 @@ type stamp struct {
 	year, month, day     int
 	hour, minute, second int
 	nsec                 int
+	fracDigits           int  // digits of the fraction as written, 0 without one
+	zulu                 bool // the offset was written "Z"
 	offset               int  // seconds east of UTC, when hasOffset
 	hasYear              bool // false for BSD stamps: the year is inferred
 	hasOffset            bool // false: the zone is ParseOptions.Location
@@ -250,14 +252,14 @@ func scanISO(b []byte, strict bool) (st stamp, n int, valid bool) {
 	valid = st.month >= 1 && st.month <= 12 && st.day >= 1 && st.day <= daysIn(st.month, st.year) && st.validClock()
 
 	nsec, i, fracOK := scanFraction(b, 19)
-	st.nsec = nsec
+	st.nsec, st.fracDigits = nsec, max(0, i-20)
 	valid = valid && fracOK
 	if i >= len(b) {
 		return st, i, valid && !strict
 	}
 	switch c := b[i]; c {
 	case 'Z', 'z':
-		st.hasOffset = true
+		st.hasOffset, st.zulu = true, true
 		return st, i + 1, valid
 	case '+', '-':
 		h, okh := digits2(b, i+1)
