@@ -567,7 +567,7 @@ func (w *Worker) setWindow(n int) {
 	full := w.opts.MaxUnsettledBytes
 	switch {
 	case w.window == full:
-		w.log.Info("a connection broke with messages unconfirmed; sending less at a time until more is confirmed",
+		w.log.Info("a write or connection failed with messages unconfirmed; sending less at a time until more is confirmed",
 			"unconfirmed_limit_bytes", n)
 	case n == full:
 		w.log.Info("sending at the full unconfirmed window again", "unconfirmed_limit_bytes", n)

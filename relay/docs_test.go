@@ -521,13 +521,16 @@ var recipeChecks = map[string]func(t *testing.T, env *recipeEnv, r *testRelay, c
 	"head-per-host.toml": func(t *testing.T, env *recipeEnv, r *testRelay, cfg *Config) {
 		// Every file the lines name holds exactly those lines, in order;
 		// sendAll's messages (host "device") are in device/messages.log.
+		// The traditional file format writes these RFC 3164 lines as they
+		// came, without the PRI.
 		root := strings.TrimSuffix(env.files["/var/log/relay/remote/{hostname}/links.log"], "{hostname}/links.log")
+		withoutPRI := func(msg string) string { return msg[strings.IndexByte(msg, '>')+1:] }
 		want := map[string][]string{}
 		for _, l := range headPerHostLines {
-			want[l.file] = append(want[l.file], l.msg)
+			want[l.file] = append(want[l.file], withoutPRI(l.msg))
 		}
 		for _, l := range cfg.Listeners {
-			want["device/messages.log"] = append(want["device/messages.log"], "<14>Nov 23 10:00:00 device docs: info-"+l.Name, "<12>Nov 23 10:00:00 device docs: warning-"+l.Name)
+			want["device/messages.log"] = append(want["device/messages.log"], "Nov 23 10:00:00 device docs: info-"+l.Name, "Nov 23 10:00:00 device docs: warning-"+l.Name)
 		}
 		filesNow := func() map[string][]string {
 			got := map[string][]string{}
