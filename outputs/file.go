@@ -40,6 +40,12 @@ type FileOptions struct {
 	// zero.
 	MaxOpenFiles int
 	Fsync        FsyncPolicy
+	// KeepControl writes control bytes other than the line feed as they
+	// came. Without it every byte below 0x20 is written as '#' and
+	// its three octal digits, as rsyslog writes them by default, so that a
+	// sender cannot put terminal escapes into a file an administrator
+	// reads with cat or tail.
+	KeepControl bool
 }
 
 // DefaultMaxOpenFiles is the default FileOptions.MaxOpenFiles.
@@ -47,7 +53,8 @@ const DefaultMaxOpenFiles = 256
 
 // File appends one message per line to a file, or with a path template to
 // the file each message's fields name. A line feed inside a message is
-// written as "#012", as rsyslog does, so that every line is one message.
+// written as "#012", as rsyslog does, so that every line is one message;
+// so are the other control bytes unless FileOptions.KeepControl is set.
 // When a file is renamed or removed (log rotation), the next batch that
 // writes to its path opens a new file there. Each batch is written with
 // one write(2) per file it touches.
@@ -140,8 +147,6 @@ func (f *File) Connect(context.Context) error {
 	return nil
 }
 
-var escapedLF = []byte("#012")
-
 // Write appends entries, one per line, and hands them to the kernel (and
 // to the disk, with FsyncBatch) before it returns.
 func (f *File) Write(_ context.Context, entries []queue.Entry) (int64, error) {
@@ -204,7 +209,7 @@ func (f *File) write(entries []queue.Entry, paths [][]byte) (int64, error) {
 		if paths != nil {
 			curPath = paths[i]
 		}
-		n += of.appendLine(e.Data)
+		n += of.appendLine(e.Data, f.opts.KeepControl)
 	}
 	for _, of := range f.touched {
 		if err := f.flush(of); err != nil {
@@ -218,21 +223,37 @@ func (f *File) write(entries []queue.Entry, paths [][]byte) (int64, error) {
 }
 
 // appendLine adds data as one line to the batch's pending bytes and
-// returns how many bytes that is.
-func (of *openFile) appendLine(data []byte) int64 {
+// returns how many bytes that is. A line feed in data is escaped, and
+// unless keepControl is set every other control byte too.
+func (of *openFile) appendLine(data []byte, keepControl bool) int64 {
 	before := len(of.pending)
 	for {
-		i := bytes.IndexByte(data, '\n')
+		i := nextEscaped(data, keepControl)
 		if i < 0 {
 			break
 		}
+		c := data[i]
 		of.pending = append(of.pending, data[:i]...)
-		of.pending = append(of.pending, escapedLF...)
+		of.pending = append(of.pending, '#', '0'+c>>6, '0'+(c>>3)&7, '0'+c&7)
 		data = data[i+1:]
 	}
 	of.pending = append(of.pending, data...)
 	of.pending = append(of.pending, '\n')
 	return int64(len(of.pending) - before)
+}
+
+// nextEscaped returns the index of the first byte of data that a file
+// line escapes, or -1.
+func nextEscaped(data []byte, keepControl bool) int {
+	if keepControl {
+		return bytes.IndexByte(data, '\n')
+	}
+	for i, c := range data {
+		if c < 0x20 {
+			return i
+		}
+	}
+	return -1
 }
 
 // flush writes a file's pending lines, and syncs them under FsyncBatch.

@@ -204,3 +204,40 @@ func TestFileFixedPathBraces(t *testing.T) {
 		t.Errorf("a{b}.log holds %q", lines)
 	}
 }
+
+// TestFileEscapesControlBytes: control bytes in a message are written as
+// '#' and three octal digits, as rsyslog writes them, so that a sender
+// cannot put terminal escapes into a file; with KeepControl only the line
+// feed is (every line stays one message). DEL and UTF-8 are never
+// escaped, as rsyslog leaves them.
+func TestFileEscapesControlBytes(t *testing.T) {
+	t.Parallel()
+	msg := "<13>a\tb\x1b[31mred\x00\x07\x7f\nnext é"
+	for _, tc := range []struct {
+		keep bool
+		want string
+	}{
+		{false, "<13>a#011b#033[31mred#000#007\x7f#012next é"},
+		{true, "<13>a\tb\x1b[31mred\x00\x07\x7f#012next é"},
+	} {
+		path := filepath.Join(t.TempDir(), "out.log")
+		f, err := NewFileWith(FileOptions{Path: path, KeepControl: tc.keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Connect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(context.Background(), []queue.Entry{{Data: []byte(msg)}, {Data: []byte("plain")}}); err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Close()
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := tc.want + "\nplain\n"; string(data) != want {
+			t.Errorf("KeepControl %v: file holds %q, want %q", tc.keep, data, want)
+		}
+	}
+}

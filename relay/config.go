@@ -133,6 +133,8 @@ type OutputConfig struct {
 	DirMode      *FileMode           `toml:"dir_mode"`  // default 0750
 	MaxOpenFiles int                 `toml:"max_open_files"`
 	Fsync        outputs.FsyncPolicy `toml:"fsync"`
+	// EscapeControl: control bytes written as #ooo (default true).
+	EscapeControl *bool `toml:"escape_control_characters"`
 }
 
 // KafkaSASLConfig is the sasl table of a kafka [[output]] or [[listener]].

@@ -33,18 +33,19 @@ var (
 		"tls.insecure_skip_verify": {ProtocolKafka},
 	}
 	outputKeyProtocols = map[string][]OutputProtocol{
-		"framing":         {ProtocolTCP, ProtocolTLS},
-		"confirm_delay":   {ProtocolTCP, ProtocolTLS},
-		"window":          {ProtocolRELP},
-		"connect_timeout": {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP, ProtocolKafka},
-		"targets":         {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
-		"mode":            {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
-		"probe_interval":  {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
-		"tls.":            {ProtocolTLS, ProtocolRELP, ProtocolKafka},
-		"file_mode":       {ProtocolFile},
-		"dir_mode":        {ProtocolFile},
-		"max_open_files":  {ProtocolFile},
-		"fsync":           {ProtocolFile},
+		"framing":                   {ProtocolTCP, ProtocolTLS},
+		"confirm_delay":             {ProtocolTCP, ProtocolTLS},
+		"window":                    {ProtocolRELP},
+		"connect_timeout":           {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP, ProtocolKafka},
+		"targets":                   {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
+		"mode":                      {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
+		"probe_interval":            {ProtocolTCP, ProtocolTLS, ProtocolUDP, ProtocolRELP},
+		"tls.":                      {ProtocolTLS, ProtocolRELP, ProtocolKafka},
+		"file_mode":                 {ProtocolFile},
+		"dir_mode":                  {ProtocolFile},
+		"max_open_files":            {ProtocolFile},
+		"fsync":                     {ProtocolFile},
+		"escape_control_characters": {ProtocolFile},
 	}
 )
 

@@ -311,7 +311,8 @@ func (o *OutputConfig) validateUpstream(problem problemFunc) {
 		key string
 		set bool
 	}{{"file_mode", o.FileMode != nil}, {"dir_mode", o.DirMode != nil},
-		{"max_open_files", o.MaxOpenFiles != 0}, {"fsync", o.Fsync != outputs.FsyncNever}}
+		{"max_open_files", o.MaxOpenFiles != 0}, {"fsync", o.Fsync != outputs.FsyncNever},
+		{"escape_control_characters", o.EscapeControl != nil}}
 	for _, k := range fileOnly {
 		if k.set {
 			problem(k.key, "is only for protocol \"file\"")

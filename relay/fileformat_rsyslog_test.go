@@ -12,7 +12,8 @@ import (
 // TestFileFormatsMatchRsyslog: the templates docs/configuration.md gives
 // for rsyslog's RSYSLOG_FileFormat and RSYSLOG_TraditionalFileFormat write
 // the lines rsyslog writes, RFC 3339 offsets included ("+00:00" and "Z"
-// as the sender wrote them), for RFC 3164 and RFC 5424 messages.
+// as the sender wrote them), for RFC 3164 and RFC 5424 messages, and
+// escape control bytes as rsyslog does.
 func TestFileFormatsMatchRsyslog(t *testing.T) {
 	needLong(t)
 	// RFC 3164 stamps of now, so that rsyslog (the receive year) and the
@@ -26,6 +27,8 @@ func TestFileFormatsMatchRsyslog(t *testing.T) {
 		"<165>1 2026-12-06T08:09:10.123456+01:00 db01 postgres 77 - - slow query",
 		"<165>1 2026-12-06T08:09:10Z db01 postgres - - - zulu",
 		"<165>1 2026-12-06T08:09:10.5+00:00 db01 postgres - - - digits",
+		// Control bytes: both escape them as '#' and octal digits.
+		"<13>" + now.Format(time.Stamp) + " web01 app: tab\there esc\x1b[1mbold bell\x07 del\x7f end",
 	}
 
 	port := testpeer.FreePort(t)

@@ -482,7 +482,8 @@ func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, l
 		}
 		return outputs.NewRELP(opts), nil
 	case ProtocolFile:
-		opts := outputs.FileOptions{Path: oc.Path, MaxOpenFiles: oc.MaxOpenFiles, Fsync: oc.Fsync}
+		opts := outputs.FileOptions{Path: oc.Path, MaxOpenFiles: oc.MaxOpenFiles, Fsync: oc.Fsync,
+			KeepControl: oc.EscapeControl != nil && !*oc.EscapeControl}
 		if oc.FileMode != nil {
 			opts.FileMode = os.FileMode(*oc.FileMode)
 		}
