@@ -139,7 +139,9 @@ func TestContentRoutingEndToEnd(t *testing.T) {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "data_dir = %q\n%s", filepath.Join(dir, "q"), listenersTOML())
 	for _, rt := range routes {
-		fmt.Fprintf(&cfg, "\n[[output]]\nname = %q\nprotocol = \"file\"\npath = %q\n", rt.name, filepath.Join(dir, rt.name+".log"))
+		// The files keep the NUL bytes the messages carry, so that each
+		// line is its message as sent.
+		fmt.Fprintf(&cfg, "\n[[output]]\nname = %q\nprotocol = \"file\"\npath = %q\nescape_control_characters = false\n", rt.name, filepath.Join(dir, rt.name+".log"))
 	}
 	for _, rt := range routes {
 		fmt.Fprintf(&cfg, "\n[[route]]\nname = %q\noutputs = [%q]\n%s\n", rt.name, rt.name, rt.keys)
