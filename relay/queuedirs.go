@@ -109,12 +109,15 @@ func dirProblem(dir string) string {
 
 // LockDataDir takes data_dir's lock, as a starting relay does, for a tool
 // that must not work beside a running relay; release gives it back. The
-// error names the process of a relay that holds it.
-func LockDataDir(dataDir string) (release func(), err error) {
+// error names the process of a relay that holds it. tool names the
+// command, which a relay refused start by the lock names in its error.
+func LockDataDir(dataDir, tool string) (release func(), err error) {
 	f, err := lockDataDir(dataDir)
 	if err != nil {
 		return nil, err
 	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt(fmt.Appendf(nil, "%d %s\n", os.Getpid(), tool), 0)
 	return func() {
 		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		_ = f.Close()

@@ -55,3 +55,31 @@ func TestQueueDirSharedByTwoOutputs(t *testing.T) {
 		t.Errorf("Reload adding output b = %v, want %q", err, want)
 	}
 }
+
+// TestDataDirLockedByTool: a relay started while relay queue purge holds
+// the data dir (waiting for its user's answer, perhaps) said the data dir
+// was in use by another relay. It names the tool; what asks who holds the
+// lock still gets the tool's process id.
+func TestDataDirLockedByTool(t *testing.T) {
+	dir := t.TempDir()
+	release, err := LockDataDir(dir, "relay queue purge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	text := fmt.Sprintf("data_dir = %q\n", dir) + listenersTOML() + fileOutputTOML(filepath.Join(dir, "out.log"))
+	cfg, err := ParseConfig("r.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`in use by "relay queue purge", process %d`, os.Getpid())
+	if srv, err := New(cfg, Options{Logger: testLogger(t)}); err == nil {
+		srv.Close()
+		t.Fatal("New started while the data dir is locked")
+	} else if !strings.Contains(err.Error(), want) {
+		t.Errorf("New = %v, want %q", err, want)
+	}
+	if pid, held, err := DataDirHolder(dir); err != nil || !held || pid != os.Getpid() {
+		t.Errorf("DataDirHolder = %d, %v, %v; want %d, true, nil", pid, held, err, os.Getpid())
+	}
+}

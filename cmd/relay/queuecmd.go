@@ -592,7 +592,7 @@ func queuePurge(dataDir string, q queueRef, o *queueOptions, stdin io.Reader, st
 	}
 	// Held until the purge is over, so that no relay starts on the files
 	// meanwhile.
-	release, err := relay.LockDataDir(dataDir)
+	release, err := relay.LockDataDir(dataDir, "relay queue purge")
 	if err != nil {
 		fmt.Fprintf(stderr, "relay queue purge: refused: %v\n", err)
 		return 1
