@@ -343,3 +343,22 @@ func TestAttackFifoInQueueDir(t *testing.T) {
 		})
 	}
 }
+
+// A directory whose name only starts like the queue's files (a backup an
+// administrator made beside them) does not stop the queue from opening.
+func TestAttackForeignDirInQueueDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	backlog(t, dir, 50)
+	if err := os.Mkdir(filepath.Join(dir, "out.diskqueue.backup"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Inspect(dir, "out", InspectOptions{}); err != nil {
+		t.Errorf("Inspect: %v", err)
+	}
+	q, err := Open(Options{Name: "out", Dir: dir})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	q.Close()
+}

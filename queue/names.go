@@ -31,7 +31,11 @@ func checkRegularFiles(dir, name string) error {
 	}
 	for _, de := range des {
 		n := de.Name()
-		if !strings.HasPrefix(n, name+".diskqueue.") && !strings.HasPrefix(n, journalName) && n != takenName {
+		// Only names the queue opens: a directory such as a backup named
+		// after the queue is none of its business.
+		dq := strings.HasPrefix(n, name+".diskqueue.") &&
+			(strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".dat.bad") || strings.HasSuffix(n, ".dat.bad.pos"))
+		if !dq && !strings.HasPrefix(n, journalName) && n != takenName {
 			continue
 		}
 		fi, err := os.Stat(filepath.Join(dir, n))
