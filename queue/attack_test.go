@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -289,4 +290,75 @@ func TestAttackOpenFarFileNumbers(t *testing.T) {
 		q, _ := openQueue(t, dir, nil)
 		checkSequence(t, drain(t, q, 3), 0, 3)
 	})
+}
+
+// A FIFO (or device) under a queue file's name would block every open of
+// it for good: the relay hung at start without a log line and ignored
+// SIGTERM, and relay queue stat, verify and dump hung too. Open and
+// Inspect refuse it with an error naming the file instead.
+func TestAttackFifoInQueueDir(t *testing.T) {
+	t.Parallel()
+	for _, file := range []string{"out.diskqueue.000099.dat", "out.diskqueue.meta.dat", journalName, takenName} {
+		t.Run(file, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			backlog(t, dir, 50)
+			path := filepath.Join(dir, file)
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// A stuck open is released by a writer opening the FIFO, so
+			// that a failing test ends instead of hanging.
+			defer func() {
+				if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+			}()
+			check := func(what string, f func() error) {
+				done := make(chan error, 1)
+				go func() { done <- f() }()
+				select {
+				case err := <-done:
+					if err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "not a regular file") {
+						t.Errorf("%s: %v, want an error naming %s as not a regular file", what, err, file)
+					}
+				case <-time.After(30 * time.Second):
+					t.Errorf("%s still blocked after 30 s on a FIFO named %s", what, file)
+				}
+			}
+			check("Inspect", func() error {
+				_, err := Inspect(dir, "out", InspectOptions{})
+				return err
+			})
+			check("Open", func() error {
+				q, err := Open(Options{Name: "out", Dir: dir})
+				if err == nil {
+					q.Close()
+				}
+				return err
+			})
+		})
+	}
+}
+
+// A directory whose name only starts like the queue's files (a backup an
+// administrator made beside them) does not stop the queue from opening.
+func TestAttackForeignDirInQueueDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	backlog(t, dir, 50)
+	if err := os.Mkdir(filepath.Join(dir, "out.diskqueue.backup"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Inspect(dir, "out", InspectOptions{}); err != nil {
+		t.Errorf("Inspect: %v", err)
+	}
+	q, err := Open(Options{Name: "out", Dir: dir})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	q.Close()
 }

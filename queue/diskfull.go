@@ -104,7 +104,15 @@ func (q *Queue) diskWorks() {
 		q.ds.timer.Stop()
 		q.ds.timer = nil
 	}
-	q.logf("queue %q: writing works again", q.name)
+	// A disk at the edge of full refuses and takes writes many times a
+	// second: the refusals are limited, and so are the recoveries.
+	q.logRepeat("works", 1, func(n int, summary bool) {
+		if summary {
+			q.logf("queue %q: writing worked again %d times%s", q.name, n, q.repeatSuffix(true))
+			return
+		}
+		q.logf("queue %q: writing works again", q.name)
+	})
 }
 
 // recoverTick retries the retained record, or, with none, frees drained

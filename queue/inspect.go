@@ -118,6 +118,9 @@ func Inspect(dir, name string, opts InspectOptions) (*Report, error) {
 	if err := CheckName(name); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
+	if err := checkRegularFiles(dir, name); err != nil {
+		return nil, fmt.Errorf("queue %q: %w", name, err)
+	}
 	in := &inspector{dir: dir, name: name, opts: opts, r: &Report{}}
 	des, err := os.ReadDir(dir)
 	if err != nil {

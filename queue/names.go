@@ -2,6 +2,8 @@ package queue
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -13,6 +15,43 @@ import (
 func CheckName(name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
 		return fmt.Errorf("invalid name %q: must be a non-empty file name (no slash, not . or ..) because it names the queue's directory", name)
+	}
+	return nil
+}
+
+// checkRegularFiles returns an error naming the first of the queue's files
+// in dir that is not a regular file (a symbolic link is followed). Opening
+// a FIFO under such a name blocks until a writer comes, which hung the
+// relay at start (deaf to SIGTERM) and the queue tools; a directory or
+// device is no queue file either.
+func checkRegularFiles(dir, name string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		n := de.Name()
+		// Only names the queue opens: a directory such as a backup named
+		// after the queue is none of its business.
+		dq := strings.HasPrefix(n, name+".diskqueue.") &&
+			(strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".dat.bad") || strings.HasSuffix(n, ".dat.bad.pos"))
+		if !dq && !strings.HasPrefix(n, journalName) && n != takenName {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(dir, n))
+		if err != nil {
+			continue // gone meanwhile, or a dangling link: what reads it says so
+		}
+		if !fi.Mode().IsRegular() {
+			what := "a device or socket"
+			switch {
+			case fi.IsDir():
+				what = "a directory"
+			case fi.Mode()&os.ModeNamedPipe != 0:
+				what = "a named pipe"
+			}
+			return fmt.Errorf("%s is not a regular file but %s: move it out of the queue directory", n, what)
+		}
 	}
 	return nil
 }

@@ -320,6 +320,9 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
 	}
+	if err := checkRegularFiles(opts.Dir, opts.Name); err != nil {
+		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
+	}
 	added, err := repairMetadata(opts.Dir, opts.Name)
 	if err != nil {
 		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)

@@ -3,6 +3,8 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -80,5 +82,35 @@ func TestConfigSocketConflicts(t *testing.T) {
 				t.Errorf("ParseConfig: %v", err)
 			}
 		})
+	}
+}
+
+// TestConfigUnixSocketSameFile: two unix listener paths that name one file,
+// one relative to the working directory and one absolute, or through a
+// symbolic link to its directory, are refused as the same path is: both
+// listeners started and the first silently received nothing.
+func TestConfigUnixSocketSameFile(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(dir, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]string{
+		{"relay-test.sock", filepath.Join(wd, "relay-test.sock")},
+		{filepath.Join(dir, "log"), filepath.Join(dir, "link", "log")},
+	} {
+		cfg := "data_dir = \"x\"\n"
+		for i, path := range c {
+			cfg += fmt.Sprintf("[[listener]]\nname = \"l%d\"\nprotocol = \"unix\"\naddress = %q\n", i, path)
+		}
+		cfg += "[[output]]\nname = \"o\"\nprotocol = \"file\"\npath = \"out.log\"\n[[route]]\nname = \"r\"\noutputs = [\"o\"]\n"
+		_, err := ParseConfig("test.toml", []byte(cfg))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || len(ce.Problems) != 1 || !strings.Contains(ce.Problems[0], "listener[1].address: socket path") {
+			t.Errorf("%q and %q: ParseConfig = %v, want the second refused as the first's socket path", c[0], c[1], err)
+		}
 	}
 }

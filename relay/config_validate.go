@@ -573,9 +573,24 @@ func listenerSocket(l ListenerConfig) (a socketAddr, ok bool) {
 	case ProtocolUDP:
 		return parseSocketAddr("udp", l.Address)
 	case ProtocolUnix:
-		return socketAddr{kind: "unix", path: filepath.Clean(l.Address)}, l.Address != ""
+		return socketAddr{kind: "unix", path: socketFile(l.Address)}, l.Address != ""
 	}
 	return socketAddr{}, false
+}
+
+// socketFile returns the file a unix socket path names, so that a path
+// relative to the working directory (where the relay binds it) and an
+// absolute one, or one through a symbolic link to its directory, compare
+// equal. A directory that does not exist yet is compared by its name.
+func socketFile(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
 }
 
 // sameSocketAddr reports whether listeners a and b cannot be bound at once.

@@ -41,20 +41,35 @@ func DataDirHolder(dataDir string) (pid int, held bool, err error) {
 
 // lockHolder returns the process id written in the lock file at path, or 0.
 func lockHolder(path string) int {
+	pid, _ := lockHolderOf(path)
+	return pid
+}
+
+// lockHolderOf returns the process id written in the lock file at path (0
+// when there is none) and what holds it: "" for a relay, else the command
+// named after the process id (a relay queue command).
+func lockHolderOf(path string) (pid int, what string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0
+		return 0, ""
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pidText, what, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	pid, err = strconv.Atoi(pidText)
 	if err != nil || pid <= 0 {
-		return 0
+		return 0, ""
 	}
-	return pid
+	return pid, strings.TrimSpace(what)
 }
 
 // inUseError says which process holds dataDir's lock.
 func inUseError(dataDir, path string) error {
-	if pid := lockHolder(path); pid > 0 {
+	pid, what := lockHolderOf(path)
+	switch {
+	case pid > 0 && what != "":
+		// Not a relay: a tool that must not work beside one, perhaps
+		// waiting for its user's confirmation.
+		return fmt.Errorf("data_dir %s is in use by %q, process %d (it holds %s): let it finish, or stop it", dataDir, what, pid, path)
+	case pid > 0:
 		return fmt.Errorf("data_dir %s is in use by another relay, process %d (it holds %s): stop it, or give this relay its own data_dir", dataDir, pid, path)
 	}
 	return fmt.Errorf("data_dir %s is in use by another relay (lock %s held)", dataDir, path)

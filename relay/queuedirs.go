@@ -29,9 +29,38 @@ func CheckQueueDirs(name string, data []byte, cfg *Config) error {
 				root("data_dir", "queue directory %s of output %q %s", dir, o.Name, msg)
 			}
 		}
+		if err := sharedQueueDir(cfg.DataDir, cfg.Outputs); err != nil {
+			root("data_dir", "%v", err)
+		}
 	}
 	if len(p.list) > 0 {
 		return &ConfigError{File: name, Problems: p.sorted()}
+	}
+	return nil
+}
+
+// sharedQueueDir returns an error if two of the outputs' queue directories
+// are one directory (a symbolic link to another output's): the queues
+// would share the in-flight journal and the record of what was taken, and
+// one would skip the other's records as taken. A directory not there yet
+// is created by the relay, and so is no other's.
+func sharedQueueDir(dataDir string, outs []OutputConfig) error {
+	type seen struct {
+		name string
+		fi   os.FileInfo
+	}
+	var dirs []seen
+	for _, o := range outs {
+		fi, err := os.Stat(filepath.Join(dataDir, o.Name))
+		if err != nil || !fi.IsDir() {
+			continue // opening the queue reports what is wrong
+		}
+		for _, d := range dirs {
+			if os.SameFile(d.fi, fi) {
+				return fmt.Errorf("the queue directory of output %q is that of output %q (a symbolic link?): two outputs cannot share one queue", o.Name, d.name)
+			}
+		}
+		dirs = append(dirs, seen{o.Name, fi})
 	}
 	return nil
 }
@@ -80,12 +109,15 @@ func dirProblem(dir string) string {
 
 // LockDataDir takes data_dir's lock, as a starting relay does, for a tool
 // that must not work beside a running relay; release gives it back. The
-// error names the process of a relay that holds it.
-func LockDataDir(dataDir string) (release func(), err error) {
+// error names the process of a relay that holds it. tool names the
+// command, which a relay refused start by the lock names in its error.
+func LockDataDir(dataDir, tool string) (release func(), err error) {
 	f, err := lockDataDir(dataDir)
 	if err != nil {
 		return nil, err
 	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt(fmt.Appendf(nil, "%d %s\n", os.Getpid(), tool), 0)
 	return func() {
 		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		_ = f.Close()

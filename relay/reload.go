@@ -155,6 +155,17 @@ func (s *Server) prepare(old, cfg *Config) (_ *reloadPlan, err error) {
 			}
 		}
 	}()
+	// The outputs kept, removed ones included (they are closed only once
+	// the reload is committed), and the ones added, all hold a queue open.
+	running := slices.Clone(cfg.Outputs)
+	for _, o := range s.outputs {
+		if !slices.ContainsFunc(running, func(oc OutputConfig) bool { return oc.Name == o.cfg.Name }) {
+			running = append(running, o.cfg)
+		}
+	}
+	if err := sharedQueueDir(cfg.DataDir, running); err != nil {
+		return nil, err
+	}
 	for _, oc := range cfg.Outputs {
 		cur := s.outputs[oc.Name]
 		if cur == nil {

@@ -155,6 +155,9 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.log.Info("relay run", "relay_id", cfg.RelayID, "epoch", s.epoch)
+	if err = sharedQueueDir(cfg.DataDir, cfg.Outputs); err != nil {
+		return nil, err
+	}
 	for _, oc := range cfg.Outputs {
 		q, err := openQueue(cfg.DataDir, oc, s.log, s.metrics)
 		if err != nil {

@@ -434,12 +434,7 @@ func queueVerify(queues []queueRef, live bool, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s: sound: %s with %s checked\n", queueTitle(q), plural(int(r.Records), "record"), plural(int(r.Messages), "message"))
 		} else {
 			status = 1
-			held := ""
-			if n, unknown := r.DamagedMessages(); unknown {
-				held = fmt.Sprintf("at least %s lost", plural(n, "message"))
-			} else {
-				held = fmt.Sprintf("%s lost", plural(n, "message"))
-			}
+			held := lostSummary(r.DamagedMessages())
 			fmt.Fprintf(stdout, "%s: DAMAGED: %s, %s; %s with %s intact\n", queueTitle(q), plural(len(r.Damage), "damaged region"), held,
 				plural(int(r.Records), "record"), plural(int(r.Messages), "message"))
 			for _, d := range r.Damage {
@@ -454,6 +449,18 @@ func queueVerify(queues []queueRef, live bool, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "note: with the relay running, an incomplete record at the end of the newest data file or journal segment is taken for a write in progress, not damage")
 	}
 	return status
+}
+
+// lostSummary says how many messages the damaged regions held: n in
+// those whose count is known, more in the others if unknown.
+func lostSummary(n int, unknown bool) string {
+	switch {
+	case unknown && n == 0:
+		return "messages lost: count unknown"
+	case unknown:
+		return fmt.Sprintf("at least %s lost", plural(n, "message"))
+	}
+	return fmt.Sprintf("%s lost", plural(n, "message"))
 }
 
 // dumpLine is one message of relay queue dump -json.
@@ -585,7 +592,7 @@ func queuePurge(dataDir string, q queueRef, o *queueOptions, stdin io.Reader, st
 	}
 	// Held until the purge is over, so that no relay starts on the files
 	// meanwhile.
-	release, err := relay.LockDataDir(dataDir)
+	release, err := relay.LockDataDir(dataDir, "relay queue purge")
 	if err != nil {
 		fmt.Fprintf(stderr, "relay queue purge: refused: %v\n", err)
 		return 1

@@ -548,3 +548,23 @@ outputs = ["up", "kafka"]
 		}
 	}
 }
+
+// TestQueueVerifyLostSummary: damage whose message count is unknown (a
+// removed data file, a bad record length) was summed up as "at least 0
+// messages lost", which reads as nothing lost.
+func TestQueueVerifyLostSummary(t *testing.T) {
+	for _, c := range []struct {
+		n       int
+		unknown bool
+		want    string
+	}{
+		{0, true, "messages lost: count unknown"},
+		{100, true, "at least 100 messages lost"},
+		{200, false, "200 messages lost"},
+		{1, false, "1 message lost"},
+	} {
+		if got := lostSummary(c.n, c.unknown); got != c.want {
+			t.Errorf("lostSummary(%d, %v) = %q, want %q", c.n, c.unknown, got, c.want)
+		}
+	}
+}
