@@ -223,23 +223,30 @@ func (f *File) write(entries []queue.Entry, paths [][]byte) (int64, error) {
 }
 
 // appendLine adds data as one line to the batch's pending bytes and
-// returns how many bytes that is. A line feed in data is escaped, and
-// unless keepControl is set every other control byte too.
+// returns how many bytes that is.
 func (of *openFile) appendLine(data []byte, keepControl bool) int64 {
 	before := len(of.pending)
+	of.pending = AppendLine(of.pending, data, keepControl)
+	return int64(len(of.pending) - before)
+}
+
+// AppendLine appends data to dst as one line of a log file, as rsyslog
+// writes one: a line feed in data becomes "#012", and unless keepControl
+// is set every other byte below 0x20 becomes '#' and its three octal
+// digits too; then a line feed ends the line.
+func AppendLine(dst, data []byte, keepControl bool) []byte {
 	for {
 		i := nextEscaped(data, keepControl)
 		if i < 0 {
 			break
 		}
 		c := data[i]
-		of.pending = append(of.pending, data[:i]...)
-		of.pending = append(of.pending, '#', '0'+c>>6, '0'+(c>>3)&7, '0'+c&7)
+		dst = append(dst, data[:i]...)
+		dst = append(dst, '#', '0'+c>>6, '0'+(c>>3)&7, '0'+c&7)
 		data = data[i+1:]
 	}
-	of.pending = append(of.pending, data...)
-	of.pending = append(of.pending, '\n')
-	return int64(len(of.pending) - before)
+	dst = append(dst, data...)
+	return append(dst, '\n')
 }
 
 // nextEscaped returns the index of the first byte of data that a file

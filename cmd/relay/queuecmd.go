@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	relayroot "github.com/relay-syslog/relay"
+	"github.com/relay-syslog/relay/outputs"
 	"github.com/relay-syslog/relay/queue"
 	"github.com/relay-syslog/relay/relay"
 )
@@ -31,9 +32,10 @@ Commands:
   verify   read every record and check every checksum; report damaged
            regions (file, offset, messages or bytes). Exit status 0: sound,
            1: damaged (or unreadable)
-  dump     print the waiting messages in delivery order, one per line
-           (-json: one JSON object per message with receive time, listener
-           and sender); -n, -since and -until select
+  dump     print the waiting messages in delivery order, one per line,
+           control bytes written as #ooo as a file output writes them
+           (-json: one JSON object per message with receive time, listener,
+           sender and the message's bytes); -n, -since and -until select
   purge    discard one output's backlog (-output is required); asks first
            unless -yes; refused while a relay runs on the data dir
 
@@ -82,9 +84,11 @@ Flags:
 `,
 	"dump": `Usage: relay queue dump [flags]
 
-Print the waiting messages in delivery order, one per line as received
-(-json: one JSON object per message with receive time, listener and
-sender). -n, -since and -until select; -since must be before -until.
+Print the waiting messages in delivery order, one per line as received,
+control bytes written as #ooo as a file output writes them (-json: one
+JSON object per message with receive time, listener, sender and the
+message's bytes). -n, -since and -until select; -since must be before
+-until.
 
 Examples:
   relay queue dump -config relay.toml -output head -json -since 2h -n 100
@@ -504,6 +508,7 @@ func queueDump(dataDir string, queues []queueRef, o *queueOptions, since, until 
 	enc.SetEscapeHTML(false)
 	printed, status := 0, 0
 	var werr error
+	var line []byte
 	for _, q := range queues {
 		if o.limit > 0 && printed >= o.limit {
 			break
@@ -528,10 +533,11 @@ func queueDump(dataDir string, queues []queueRef, o *queueOptions, since, until 
 				}
 				werr = enc.Encode(l)
 			} else {
-				_, werr = w.Write(e.Data)
-				if werr == nil {
-					werr = w.WriteByte('\n')
-				}
+				// As a file output writes it: a message with a line feed
+				// stays one line, and a sender's terminal escapes do not
+				// reach the administrator's terminal. -json has the bytes.
+				line = outputs.AppendLine(line[:0], e.Data, false)
+				_, werr = w.Write(line)
 			}
 			n++
 			printed++

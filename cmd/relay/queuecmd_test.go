@@ -344,7 +344,8 @@ outputs = ["head"]
 
 // TestQueueDumpJSON: receive time, listener and sender per message; a
 // message that is not UTF-8 comes base64-encoded; -until keeps the earlier
-// messages.
+// messages. Without -json control bytes are escaped as in a log file, so
+// a message stays one line and its terminal escapes stay harmless.
 func TestQueueDumpJSON(t *testing.T) {
 	data := t.TempDir()
 	q, err := queue.Open(queue.Options{Name: "head", Dir: filepath.Join(data, "head")})
@@ -355,6 +356,7 @@ func TestQueueDumpJSON(t *testing.T) {
 	entries := []queue.Entry{
 		{Received: t0, Listener: "udp", Source: "192.0.2.1:514", Data: []byte("<13>plain text")},
 		{Received: t0.Add(time.Minute), Listener: "tcp", Source: "192.0.2.2:3333", Data: []byte{'<', '1', '3', '>', 0xff, 0xfe}},
+		{Received: t0.Add(2 * time.Minute), Listener: "tcp", Source: "192.0.2.2:3333", Data: []byte("<13>red\x1b[31m\nsecond line")},
 	}
 	for _, e := range entries {
 		if err := q.Append(e); err != nil {
@@ -370,6 +372,7 @@ func TestQueueDumpJSON(t *testing.T) {
 	}
 	want := `{"output":"head","received":"2026-01-02T15:04:05Z","listener":"udp","sender":"192.0.2.1:514","message":"<13>plain text"}
 {"output":"head","received":"2026-01-02T15:05:05Z","listener":"tcp","sender":"192.0.2.2:3333","message_base64":"PDEzPv/+"}
+{"output":"head","received":"2026-01-02T15:06:05Z","listener":"tcp","sender":"192.0.2.2:3333","message":"<13>red\u001b[31m\nsecond line"}
 `
 	if out.String() != want {
 		t.Errorf("dump -json:\n%s\nwant:\n%s", out.String(), want)
@@ -377,6 +380,10 @@ func TestQueueDumpJSON(t *testing.T) {
 	out.Reset()
 	if code := queueCommand([]string{"dump", "-data-dir", data, "-until", "2026-01-02T15:05:00Z"}, nil, &out, &errOut); code != 0 || out.String() != "<13>plain text\n" {
 		t.Errorf("dump -until: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	if code := queueCommand([]string{"dump", "-data-dir", data, "-since", "2026-01-02T15:06:00Z"}, nil, &out, &errOut); code != 0 || out.String() != "<13>red#033[31m#012second line\n" {
+		t.Errorf("dump of a message with control bytes: exit %d, %q", code, out.String())
 	}
 	if code := queueCommand([]string{"dump", "-data-dir", data, "-since", "yesterday"}, nil, &out, &errOut); code != 2 {
 		t.Errorf("dump -since yesterday: exit %d, want 2", code)
