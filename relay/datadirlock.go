@@ -39,6 +39,15 @@ func DataDirHolder(dataDir string) (pid int, held bool, err error) {
 	return 0, false, fmt.Errorf("data_dir lock %s: %w", path, err)
 }
 
+// DataDirTool returns the command that wrote itself into dataDir's lock
+// file after its process id (a relay queue command such as "relay queue
+// purge"), or "" when a relay wrote it or there is none. Whether the lock
+// is held is DataDirHolder's answer.
+func DataDirTool(dataDir string) string {
+	_, what := lockHolderOf(filepath.Join(dataDir, lockFileName))
+	return what
+}
+
 // lockHolder returns the process id written in the lock file at path, or 0.
 func lockHolder(path string) int {
 	pid, _ := lockHolderOf(path)

@@ -66,7 +66,7 @@ func TestDataDirLockedByTool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
+	defer func() { release() }()
 	text := fmt.Sprintf("data_dir = %q\n", dir) + listenersTOML() + fileOutputTOML(filepath.Join(dir, "out.log"))
 	cfg, err := ParseConfig("r.toml", []byte(text))
 	if err != nil {
@@ -81,5 +81,18 @@ func TestDataDirLockedByTool(t *testing.T) {
 	}
 	if pid, held, err := DataDirHolder(dir); err != nil || !held || pid != os.Getpid() {
 		t.Errorf("DataDirHolder = %d, %v, %v; want %d, true, nil", pid, held, err, os.Getpid())
+	}
+	if tool := DataDirTool(dir); tool != "relay queue purge" {
+		t.Errorf("DataDirTool = %q, want the purge", tool)
+	}
+	release()
+	release = func() {}
+	releaseRelay, err := LockDataDir(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseRelay()
+	if tool := DataDirTool(dir); tool != "" {
+		t.Errorf("DataDirTool of a relay's lock = %q, want none", tool)
 	}
 }

@@ -362,6 +362,8 @@ func dataDirState(dataDir string) (live bool, note string) {
 	switch {
 	case err != nil:
 		return true, fmt.Sprintf("data_dir %s: cannot tell whether a relay runs on it (%v); reading as if one did: the figures are a snapshot", dataDir, err)
+	case held && pid > 0 && relay.DataDirTool(dataDir) != "":
+		return true, fmt.Sprintf("data_dir %s is in use by %q, process %d, which may be discarding files: read-only, beside it; the figures are a snapshot of files that change while they are read", dataDir, relay.DataDirTool(dataDir), pid)
 	case held && pid > 0:
 		return true, fmt.Sprintf("data_dir %s is in use by a running relay, process %d: read-only, beside it; the figures are a snapshot of files that change while they are read", dataDir, pid)
 	case held:
