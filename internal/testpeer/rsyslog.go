@@ -36,17 +36,24 @@ func Need(t testing.TB, program string, pkg string) string {
 }
 
 // FreePort returns a TCP and UDP port free on 127.0.0.1 at the time of the
-// call, for peers such as rsyslogd that cannot report the port they bound.
+// call, for peers such as rsyslogd that cannot report the port they bound,
+// and for relays restarted on the same address. The port is below the
+// kernel's range of ephemeral ports: a port from that range can be given
+// to another test's outgoing connection between a relay's kill and its
+// restart, which then fails with "address already in use".
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	low, high := fixedPortRange()
+	span := high - low + 1
+	start := int(time.Now().UnixNano()%int64(span)) + os.Getpid()%span
+	for i := range 200 {
+		port := low + (start+i*7919)%span
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
 		if err != nil {
 			continue
 		}
@@ -55,6 +62,21 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("no free port")
 	return 0
+}
+
+// fixedPortRange returns the ports FreePort chooses from: the 8,192 below
+// the kernel's ephemeral range (ip_local_port_range, 32768 by default),
+// and at least 10000.
+func fixedPortRange() (low, high int) {
+	ephemeralLow := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi int
+		if n, _ := fmt.Sscan(string(b), &lo, &hi); n == 2 && lo > 10000+1024 {
+			ephemeralLow = lo
+		}
+	}
+	high = ephemeralLow - 1
+	return max(10000, high-8191), high
 }
 
 // Rsyslog is a real rsyslogd run in the foreground with its own config,
