@@ -231,6 +231,9 @@ func (in *inspector) dataFiles() error {
 	switch {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("read metadata: %w", err)
+	case err == nil && errors.Is(perr, errNoReadPos):
+		// A relay running, or one that did not stop cleanly: Open reads
+		// from the first data file, skipping what was taken before.
 	case err == nil && perr != nil:
 		// Open sets such a file aside and counts from the first data
 		// file (repairMetadata): records already delivered may be sent
@@ -246,7 +249,10 @@ func (in *inspector) dataFiles() error {
 	}
 	if !metaOK && found {
 		what := "no metadata file"
-		if err == nil {
+		switch {
+		case errors.Is(perr, errNoReadPos):
+			what = "no read position in the metadata (the relay is running or did not stop cleanly; records already delivered are skipped by their sequence numbers)"
+		case err == nil:
 			what = "an unreadable metadata file"
 		}
 		in.r.Notes = append(in.r.Notes, fmt.Sprintf("%s: every record in the data files is counted as waiting, as the relay will at its next start", what))

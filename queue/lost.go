@@ -53,6 +53,12 @@ func (q *Queue) noteTailLoss(args []any) {
 	if !ok || n <= 0 {
 		return
 	}
+	q.tailLoss(n)
+}
+
+// tailLoss notes n records counted as written that the reader did not
+// find when it reached the end of the queue.
+func (q *Queue) tailLoss(n int64) {
 	q.loss.mu.Lock()
 	defer q.loss.mu.Unlock()
 	q.loss.tail += n

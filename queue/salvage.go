@@ -225,7 +225,7 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 		// a crash, and Next would skip the record.
 		q.recSeq++
 		rec = restamp(rec, q.recSeq)
-		if err := q.diskq().Put(rec); err != nil {
+		if err := q.put(rec); err != nil {
 			return fmt.Errorf("put salvaged record: %w", err)
 		}
 		q.queued.Add(int64(len(rec)) + 4)
