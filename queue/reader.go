@@ -77,6 +77,11 @@ const maxFreeRecords = 64
 // put writes rec through go-diskqueue and moves the mirrored write
 // position as go-diskqueue does. q.mu must be held.
 func (q *Queue) put(rec []byte) error {
+	if s, ok := q.diskq().(stoppedDQ); ok {
+		if err := q.startDQAt(s.m, true); err != nil {
+			return err
+		}
+	}
 	err := q.diskq().Put(rec)
 	n := int64(len(rec)) + 4
 	q.wmu.Lock()
@@ -135,6 +140,11 @@ func (q *Queue) readRecord() ([]byte, *readDamage) {
 		if r.f == nil {
 			f, err := os.Open(dataPath(q.dir, q.name, r.num))
 			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) && r.num == w.num {
+					// The directory was removed: nothing can be read until
+					// the queue has moved into a new one (dirgone.go).
+					return nil, nil
+				}
 				if errors.Is(err, fs.ErrNotExist) && r.num < w.num {
 					// Its records are counted as lost when the reader
 					// reaches the end with the depth still above zero.
@@ -401,17 +411,37 @@ func (q *Queue) restartDQ(drained bool) error {
 		}
 	}
 	m := dqMeta{depth: max(w.depth, 0), writeNum: w.num + 1}
-	if err := q.startDQAt(m, !drained); err != nil {
-		return err
-	}
+	q.wmu.Lock()
+	q.we.num, q.we.pos = m.writeNum, 0
 	if drained {
-		q.rd.num, q.rd.pos = w.num+1, 0
-		q.wmu.Lock()
 		q.we.depth = 0
-		q.wmu.Unlock()
+	}
+	q.wmu.Unlock()
+	if drained {
+		q.rd.num, q.rd.pos = m.writeNum, 0
+	}
+	if err := q.startDQAt(m, !drained); err != nil {
+		// The next Put tries again; go-diskqueue must not start at the
+		// old position, which the metadata on disk may still hold.
+		q.setDQ(stoppedDQ{m: m, err: err})
+		return err
 	}
 	return nil
 }
+
+// stoppedDQ stands in for go-diskqueue when it could not be started again
+// on a new file (restartDQ); put starts it at m first.
+type stoppedDQ struct {
+	m   dqMeta
+	err error
+}
+
+func (s stoppedDQ) Put([]byte) error        { return s.err }
+func (s stoppedDQ) ReadChan() <-chan []byte { return nil }
+func (s stoppedDQ) Close() error            { return nil }
+func (s stoppedDQ) Delete() error           { return nil }
+func (s stoppedDQ) Depth() int64            { return 0 }
+func (s stoppedDQ) Empty() error            { return s.err }
 
 // startReader sets the reader at the read position of the metadata file,
 // which Open has repaired, and starts go-diskqueue.
