@@ -148,7 +148,10 @@ func (q *Queue) readRecord() ([]byte, *readDamage) {
 				if errors.Is(err, fs.ErrNotExist) && r.num < w.num {
 					// Its records are counted as lost when the reader
 					// reaches the end with the depth still above zero.
-					q.logf("queue %q: data file %s is missing; its records are lost (relay_queue_lost_records_total)", q.name, filepath.Base(dataPath(q.dir, q.name, r.num)))
+					file := filepath.Base(dataPath(q.dir, q.name, r.num))
+					q.logRepeat("missing", 1, func(n int, summary bool) {
+						q.logf("queue %q: data file %s is missing; its records are lost (relay_queue_lost_records_total)%s", q.name, file, q.repeatSuffix(summary))
+					})
 					r.num, r.pos = r.num+1, 0
 					continue
 				}
