@@ -403,6 +403,21 @@ func (j *journal) openTaken() error {
 	return nil
 }
 
+// readTakenMarker returns the highest record sequence number taken that the
+// marker file in dir holds, or 0.
+func readTakenMarker(dir string) uint64 {
+	f, err := os.Open(filepath.Join(dir, takenName))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var b [takenLen]byte
+	if n, _ := f.ReadAt(b[:], 0); n == takenLen && crc32.Checksum(b[:8], castagnoli) == binary.BigEndian.Uint32(b[8:]) {
+		return binary.BigEndian.Uint64(b[:8])
+	}
+	return 0
+}
+
 // markTaken records that the record with sequence number seq was taken.
 // It is called after the record's entry is written, so a crash between the
 // two leaves the entry, which counts as well.

@@ -244,6 +244,14 @@ func TestReaderCrashAtEveryPosition(t *testing.T) {
 		if _, err := parseMeta(b2); !errors.Is(err, errNoReadPos) {
 			t.Fatalf("metadata of a running queue %q: %v, want no read position", b2, err)
 		}
+		// The inspector counts what Open will deliver.
+		rep, err := Inspect(snap, "out", InspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Records != int64(n-k) || rep.InFlightRecords != 1 || len(rep.Damage) > 0 {
+			t.Errorf("crash at %d: Inspect counts %d records, %d in flight, damage %v; want %d, 1, none", k, rep.Records, rep.InFlightRecords, rep.Damage, n-k)
+		}
 		q2, logs := openQueue(t, snap, readerOptions)
 		checkSequence(t, drain(t, q2, n-k), k, n)
 		if _, ok, _ := q2.TryNext(); ok {
