@@ -127,7 +127,7 @@ const dqMinMsgSize = 1
 func repairMetadata(dir, name string) (added int64, err error) {
 	meta := metaPath(dir, name)
 	var m dqMeta
-	valid := false
+	valid, noReadPos := false, false
 	b, err := os.ReadFile(meta)
 	switch {
 	case err == nil:
@@ -136,9 +136,9 @@ func repairMetadata(dir, name string) (added int64, err error) {
 			break
 		}
 		if errors.Is(err, errNoReadPos) {
-			// Not damaged: the read position is the start of the first
-			// data file, and what was taken there is skipped by its
-			// sequence number.
+			// Not damaged: the write position is go-diskqueue's as of
+			// its last sync, and the read position is set below.
+			valid, noReadPos = true, true
 			break
 		}
 		// go-diskqueue would start over at file 0 on a metadata file it
@@ -153,6 +153,21 @@ func repairMetadata(dir, name string) (added int64, err error) {
 	nums, err := dataFileNums(dir, name)
 	if err != nil {
 		return 0, err
+	}
+	if noReadPos {
+		// The queue ran and did not stop cleanly: it reads from the start
+		// of the oldest data file (it deletes files once read), skipping
+		// what was taken there by its sequence number, and recounts the
+		// records from there.
+		m.readNum, m.readPos, m.depth = m.writeNum, 0, -1
+		if len(nums) > 0 {
+			m.readNum = nums[0]
+		}
+		if m.readNum > m.writeNum {
+			// Files newer than the write position go-diskqueue synced
+			// last (it started on them after emptying drained ones).
+			m.writeNum, m.writePos = m.readNum, 0
+		}
 	}
 	if valid && !chained(m, nums) {
 		// Read and write positions with no files between them for
