@@ -283,8 +283,7 @@ func TestQueuedBytesSurviveReopen(t *testing.T) {
 func TestErrTracksWriteFailures(t *testing.T) {
 	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
-	real := q.diskq()
-	q.setDQ(failPut{real, syscall.ENOSPC})
+	q.setDQ(failPut{q.diskq(), syscall.ENOSPC})
 	q.Append(testEntry(0))
 	if err := q.Flush(); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Flush = %v, want ENOSPC", err)
@@ -293,7 +292,7 @@ func TestErrTracksWriteFailures(t *testing.T) {
 		t.Errorf("Err() = %v, want ENOSPC", q.Err())
 	}
 	// The disk accepts again: the recovery timer writes the record.
-	q.setDQ(real)
+	q.setDQ(unwrapDQ(q.diskq()))
 	eventually(t, "Err() = nil after the disk accepted the record again", func() bool { return q.Err() == nil })
 	if err := q.Flush(); err != nil {
 		t.Fatal(err)

@@ -12,11 +12,9 @@ import (
 // go-diskqueue's depth (records waiting) comes from its metadata, which is
 // only as fresh as its last sync: after a crash, after a stop on a full disk
 // (the sync at Close fails), and for metadata that Open seeded, it counts
-// fewer records than the files hold. go-diskqueue corrects it only when its
-// reader reaches the end. Until then its depth reaches zero early, and an
-// early zero is dangerous: reclaimIfDrained empties the files once the depth
-// is zero, which would delete the records still unread. The loss count
-// (lost.go) also relies on the depth.
+// fewer records than the files hold. The queue's reader (reader.go) takes
+// its count of records not read from it, and the loss count (lost.go) and
+// Depth rely on that count.
 //
 // So Open counts the records in the data files itself, from the read
 // position on, and writes the count into the metadata when it is higher. A

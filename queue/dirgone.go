@@ -152,10 +152,23 @@ func (q *Queue) relocate() {
 	if err := q.diskq().Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close diskqueue: %w", err))
 	}
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	if err := q.saveMeta(); err != nil {
+		errs = append(errs, err)
+	}
+	// The reader's file is the removed one; it reopens the restored copy,
+	// which go-diskqueue may write to.
+	if q.rd.f != nil {
+		q.rd.f.Close()
+		q.rd.f = nil
+	}
 	if err := q.repairWritePosition(); err != nil {
 		errs = append(errs, err)
 	}
-	q.setDQ(q.openDQ())
+	if err := q.startDQ(true); err != nil {
+		errs = append(errs, err)
+	}
 	if id, err := statDirID(q.dir); err == nil {
 		q.dw.id = id
 	}

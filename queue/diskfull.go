@@ -173,7 +173,7 @@ func (q *Queue) takeRetained() *Batch {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.retained || q.closed || q.diskq().Depth() > 0 {
+	if !q.retained || q.closed || q.unread() > 0 {
 		return nil
 	}
 	rec := bytes.Clone(q.rb.Bytes())

@@ -28,9 +28,9 @@ func TestRetainedRecordTakenFromMemory(t *testing.T) {
 		o.Linger = time.Hour
 		o.OnDrop = func(count int, reason string, _ error) { drops <- drop{count, reason} }
 	})
-	real := q.diskq()
+	real := func() diskqueue.Interface { return unwrapDQ(q.diskq()) }
 	appendRange(t, q, 0, 6) // two records on disk
-	q.setDQ(failPut{real, syscall.ENOSPC})
+	q.setDQ(failPut{real(), syscall.ENOSPC})
 	failJournal(t, q)
 	appendRange(t, q, 6, 9) // retained
 	if err := q.Append(testEntry(9)); err == nil {
@@ -57,7 +57,7 @@ func TestRetainedRecordTakenFromMemory(t *testing.T) {
 	if u := q.Unwritten(); u != 3 {
 		t.Errorf("Unwritten = %d with a record from memory in flight, want 3", u)
 	}
-	q.setDQ(failClosePut{real})
+	q.setDQ(failClosePut{real()})
 	err := q.Close()
 	var de *DropError
 	if !errors.As(err, &de) || de.Reason != ReasonLostAtStop || de.Count != 3 {

@@ -53,6 +53,10 @@ func parseMeta(b []byte) (dqMeta, error) {
 	if _, err := fmt.Sscanf(string(b), metaFormat, &m.depth, &m.readNum, &m.readPos, &m.writeNum, &m.writePos); err != nil {
 		return dqMeta{}, fmt.Errorf("parse metadata: %w", err)
 	}
+	if m.readNum == readUnknown && m.readPos == readUnknown && m.writeNum >= 0 && m.writePos >= 0 && m.writeNum < readUnknown {
+		// Written by go-diskqueue while the queue ran (reader.go).
+		return m, fmt.Errorf("parse metadata: %w", errNoReadPos)
+	}
 	if m.readNum < 0 || m.readPos < 0 || m.writeNum < 0 || m.writePos < 0 ||
 		m.readNum > m.writeNum || (m.readNum == m.writeNum && m.readPos > m.writePos) {
 		return dqMeta{}, fmt.Errorf("parse metadata: impossible positions: read %d,%d, write %d,%d", m.readNum, m.readPos, m.writeNum, m.writePos)
@@ -123,12 +127,18 @@ const dqMinMsgSize = 1
 func repairMetadata(dir, name string) (added int64, err error) {
 	meta := metaPath(dir, name)
 	var m dqMeta
-	valid := false
+	valid, noReadPos := false, false
 	b, err := os.ReadFile(meta)
 	switch {
 	case err == nil:
 		if m, err = parseMeta(b); err == nil {
 			valid = true
+			break
+		}
+		if errors.Is(err, errNoReadPos) {
+			// Not damaged: the write position is go-diskqueue's as of
+			// its last sync, and the read position is set below.
+			valid, noReadPos = true, true
 			break
 		}
 		// go-diskqueue would start over at file 0 on a metadata file it
@@ -143,6 +153,21 @@ func repairMetadata(dir, name string) (added int64, err error) {
 	nums, err := dataFileNums(dir, name)
 	if err != nil {
 		return 0, err
+	}
+	if noReadPos {
+		// The queue ran and did not stop cleanly: it reads from the start
+		// of the oldest data file (it deletes files once read), skipping
+		// what was taken there by its sequence number, and recounts the
+		// records from there.
+		m.readNum, m.readPos, m.depth = m.writeNum, 0, -1
+		if len(nums) > 0 {
+			m.readNum = nums[0]
+		}
+		if m.readNum > m.writeNum {
+			// Files newer than the write position go-diskqueue synced
+			// last (it started on them after emptying drained ones).
+			m.writeNum, m.writePos = m.readNum, 0
+		}
 	}
 	if valid && !chained(m, nums) {
 		// Read and write positions with no files between them for
@@ -304,8 +329,18 @@ func createEmpty(path string) error {
 
 // writeMeta replaces the metadata file atomically and durably.
 func writeMeta(dir, meta string, m dqMeta) error {
+	return writeMetaMode(dir, meta, m, true)
+}
+
+// writeMetaMode replaces the metadata file atomically, and durably if
+// durable is set.
+func writeMetaMode(dir, meta string, m dqMeta, durable bool) error {
 	tmp := meta + ".repair.tmp"
-	if err := writeFileSync(tmp, m.format()); err != nil {
+	write := writeFileSync
+	if !durable {
+		write = func(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+	}
+	if err := write(tmp, m.format()); err != nil {
 		_ = os.Remove(tmp)
 		// On a disk full of the queue's own backlog no new file can be
 		// written, and a queue that then failed to open would never send
@@ -321,6 +356,9 @@ func writeMeta(dir, meta string, m dqMeta) error {
 	}
 	if err := os.Rename(tmp, meta); err != nil {
 		return fmt.Errorf("write metadata: %w", err)
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(dir)
 }

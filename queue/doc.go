@@ -21,8 +21,9 @@
 // Options.SyncInterval; under FsyncAlways, before the Append or Flush that
 // put it returns, and its journal entry before Next returns it (fsync.go).
 //
-// go-diskqueue cannot take a record back: its read position moves past a
-// record as soon as the record is received from ReadChan. Queue keeps its own
+// go-diskqueue only writes; the queue reads the records from its data files
+// itself (reader.go), and its read position moves past a record as soon as
+// the record is read. Queue keeps its own
 // in-flight journal (see journal.go) so that a record returned by Next stays
 // on disk until Done, across a clean Close as well as kill -9. Records found
 // in the journal at Open are returned first.
@@ -47,9 +48,9 @@
 //
 // # At least once
 //
-// Delivery is at least once, not exactly once. go-diskqueue persists its read
-// position only when it syncs, so after a crash it offers again every record
-// read since the last sync. Every record carries a sequence number and the
+// Delivery is at least once, not exactly once. The read position is
+// persisted only at a clean stop, so after a crash the reader reads again
+// from the oldest data file. Every record carries a sequence number and the
 // journal keeps the highest one taken (journal.go), so Next skips those
 // records: after kill -9 only the records in flight (taken and not Done) are
 // delivered again, from the journal. A record is delivered twice only if the

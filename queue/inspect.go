@@ -109,6 +109,12 @@ type inspector struct {
 	hasBad    bool // the directory holds data files set aside as *.bad
 	// uncounted is set once a damaged region hid how many records it held.
 	uncounted bool
+	// taken is the highest record sequence number taken, from the marker
+	// and the journal's entries; with skipTaken (metadata without a read
+	// position, read from the oldest data file) the data files' records up
+	// to it are not counted, as Open skips them.
+	taken     uint64
+	skipTaken bool
 }
 
 // Inspect reads the queue named name in dir without changing it. An error
@@ -200,6 +206,7 @@ func (in *inspector) journal(des []fs.DirEntry) error {
 			if !journalSumMatches(rec, binary.BigEndian.Uint32(rest[4:])) {
 				break
 			}
+			in.taken = max(in.taken, RecordSeq(rec))
 			if word&doneFlag == 0 {
 				if err := in.record(file, off, rec, journalHeaderLen, true); err != nil {
 					return err
@@ -234,6 +241,11 @@ func (in *inspector) dataFiles() error {
 	switch {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("read metadata: %w", err)
+	case err == nil && errors.Is(perr, errNoReadPos):
+		// A relay running, or one that did not stop cleanly: Open reads
+		// from the first data file, skipping what was taken before.
+		in.skipTaken = true
+		in.taken = max(in.taken, readTakenMarker(in.dir))
 	case err == nil && perr != nil:
 		// Open sets such a file aside and counts from the first data
 		// file (repairMetadata): records already delivered may be sent
@@ -249,10 +261,17 @@ func (in *inspector) dataFiles() error {
 	}
 	if !metaOK && found {
 		what := "no metadata file"
-		if err == nil {
+		switch {
+		case errors.Is(perr, errNoReadPos):
+			what = "no read position in the metadata (the relay is running or did not stop cleanly)"
+		case err == nil:
 			what = "an unreadable metadata file"
 		}
-		in.r.Notes = append(in.r.Notes, fmt.Sprintf("%s: every record in the data files is counted as waiting, as the relay will at its next start", what))
+		note := fmt.Sprintf("%s: every record in the data files is counted as waiting, as the relay will at its next start", what)
+		if in.skipTaken {
+			note = fmt.Sprintf("%s: the records in the data files not yet taken by the output are counted as waiting, as the relay will at its next start", what)
+		}
+		in.r.Notes = append(in.r.Notes, note)
 		m = dqMeta{readNum: nums[0], writeNum: nums[0]}
 	}
 	if !found {
@@ -410,6 +429,10 @@ func (in *inspector) dataFile(file string, pos int64, tornOK bool, tornFrom int6
 		rec = rec[:l]
 		if _, err := f.ReadAt(rec, pos+4); err != nil {
 			return records, true, fmt.Errorf("read %s: %w", file, err)
+		}
+		if seq := RecordSeq(rec); in.skipTaken && seq != 0 && seq <= in.taken {
+			pos += 4 + l
+			continue
 		}
 		records++
 		holds = true

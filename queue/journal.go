@@ -13,11 +13,11 @@ import (
 	"strings"
 )
 
-// The in-flight journal exists because go-diskqueue forgets a record the
-// moment it is received from ReadChan: its read position moves forward in
-// memory at once and reaches disk at the next sync. A record the output
-// worker has taken but not yet delivered would be lost by a crash after that
-// sync. So before Next returns a record, the record is appended to the
+// The in-flight journal exists because the reader (reader.go) moves past a
+// record the moment it reads it and deletes a data file once it has read it
+// to its end. A record the output worker has taken but not yet delivered
+// would be lost by a crash after that, and after a clean stop, which
+// persists the read position. So before Next returns a record, the record is appended to the
 // journal in <Dir>, and Done takes it out again.
 //
 // Each journal entry is
@@ -73,17 +73,17 @@ import (
 // entries were done needs no fsync: if a power loss brings it back, its
 // entries come back as duplicates, never as losses.
 //
-// Records taken before a crash. go-diskqueue persists its read position only
-// when it syncs, so after a kill -9 it reads again every record it handed out
-// since: the records the output delivered since the sync, and the ones in
-// the journal, which Open delivers from there. Each record therefore carries
+// Records taken before a crash. The read position is persisted only at a
+// clean stop, so after a kill -9 the reader reads again every record of the
+// oldest data file it had read: the records the output delivered, and the
+// ones in the journal, which Open delivers from there. Each record therefore carries
 // a sequence number, increasing in the order records are put (record.go),
 // and the journal keeps the highest one taken in the file inflight.taken:
 // after the journal write, Next overwrites it in place (one 12-byte pwrite,
 // [u64 sequence number][u32 crc32c], no fsync). At open, the highest of that
 // number and the numbers of the entries in the segments (done ones too) is
-// what was taken before the crash, and Next skips every record go-diskqueue
-// offers up to it: it was delivered, or the journal holds it. The entries
+// what was taken before the crash, and Next skips every record the reader
+// reads up to it: it was delivered, or the journal holds it. The entries
 // count too because the marker is written after the entry: a crash between
 // the two would otherwise deliver that record twice. A marker that is
 // missing or fails its checksum skips nothing more than the entries say.
@@ -91,18 +91,10 @@ import (
 // not taken for delivered ones; records of older versions carry none and are
 // never skipped.
 //
-// The remaining window: go-diskqueue may persist its advanced read position
-// between our receive from ReadChan and our journal write. If the process is
-// killed inside that window, after the metadata reached disk and before our
-// write, the record is lost. Persisting the metadata takes two fsyncs (the
-// data file and the metadata file) and a rename, milliseconds, while our
-// write follows the receive within microseconds in the same goroutine. The
-// window is real only if that goroutine is descheduled for longer than the
-// two fsyncs take, between two statements; we know of no way to close it
-// without changing go-diskqueue, and consider it theoretical. Against a
-// power loss under FsyncAlways the window lasts until the entry's
-// fdatasync returns: a power loss right after go-diskqueue persisted its
-// read position and before that loses the record.
+// No window remains between the read and the journal write: the read
+// position reaches disk only at Close, after the journal, and the data file
+// a record was read from is deleted only by a later read, after the
+// record's journal write.
 
 const (
 	journalName = "inflight.journal" // the first segment; later ones add ".N"
@@ -409,6 +401,21 @@ func (j *journal) openTaken() error {
 		j.taken = binary.BigEndian.Uint64(b[:8])
 	}
 	return nil
+}
+
+// readTakenMarker returns the highest record sequence number taken that the
+// marker file in dir holds, or 0.
+func readTakenMarker(dir string) uint64 {
+	f, err := os.Open(filepath.Join(dir, takenName))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var b [takenLen]byte
+	if n, _ := f.ReadAt(b[:], 0); n == takenLen && crc32.Checksum(b[:8], castagnoli) == binary.BigEndian.Uint32(b[8:]) {
+		return binary.BigEndian.Uint64(b[:8])
+	}
+	return 0
 }
 
 // markTaken records that the record with sequence number seq was taken.

@@ -8,15 +8,15 @@ import (
 
 // Counting what damaged or missing queue files lost.
 //
-// Records: go-diskqueue's metadata holds the number of records waiting
-// (its depth, exact after a clean stop). When its reader reaches the end of
-// the queue with the depth still above zero, the records it could not read
-// are gone, and it logs "positive depth at tail (N)". That N includes the
-// records after a read error that the salvage (salvage.go) later finds
-// intact and puts back, so the loss is N minus what the salvage of this
-// run's read errors recovered, counted once both are known. After a crash
-// the depth is stale and low, which makes go-diskqueue find a negative
-// depth instead: duplicates, never a loss, and nothing is counted.
+// Records: the queue counts the records written and not read (the depth,
+// which go-diskqueue's metadata holds exactly after a clean stop; reader.go).
+// When the reader reaches the end of the queue with the depth still above
+// zero, the records it could not read are gone (checkTail). That count
+// includes the records after a damaged record that the salvage (salvage.go)
+// later finds intact and puts back, so the loss is the count minus what the
+// salvage of this run's damaged files recovered, counted once both are
+// known. A negative depth at the end means records were counted twice:
+// duplicates, never a loss, and nothing is counted.
 //
 // Bytes: the bytes the salvage skipped as damaged, the bytes of records
 // that failed their checksum, and, at Open, the part of the newest data
@@ -53,6 +53,12 @@ func (q *Queue) noteTailLoss(args []any) {
 	if !ok || n <= 0 {
 		return
 	}
+	q.tailLoss(n)
+}
+
+// tailLoss notes n records counted as written that the reader did not
+// find when it reached the end of the queue.
+func (q *Queue) tailLoss(n int64) {
 	q.loss.mu.Lock()
 	defer q.loss.mu.Unlock()
 	q.loss.tail += n

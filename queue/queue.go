@@ -203,6 +203,7 @@ type Batch struct {
 
 	q    *Queue
 	je   *jentry // the record's journal entry, or nil if it has none
+	rec  []byte  // the record's buffer from the reader, given back at Done
 	done bool
 }
 
@@ -255,10 +256,26 @@ type Queue struct {
 	fsync    FsyncMode
 	dsync    dataSync // FsyncAlways: the data file to sync (fsync.go)
 
-	// dq is go-diskqueue; a relocation (dirgone.go) replaces it, holding
-	// both locks, so it is read through diskq. openDQ opens a new one.
-	dq     atomic.Pointer[dqRef]
-	openDQ func() diskqueue.Interface
+	// dq is go-diskqueue, which only writes (reader.go); a relocation
+	// (dirgone.go) and a restart on a new file (restartDQ) replace it,
+	// holding q.mu, so it is read through diskq.
+	dq           atomic.Pointer[dqRef]
+	maxFile      int64 // go-diskqueue's MaxBytesPerFile
+	syncEvery    int64
+	syncInterval time.Duration
+
+	// rmu guards the reader (rd), which reads the records from
+	// go-diskqueue's files (reader.go). Lock order: q.cmu, q.mu, q.rmu,
+	// q.wmu.
+	rmu sync.Mutex
+	rd  dqReader
+	// wmu guards we, the mirrored write position and the count of
+	// records not yet read.
+	wmu sync.Mutex
+	we  writeEnd
+	// written is signalled (without blocking) after every record put,
+	// waking a Next waiting for one.
+	written chan struct{}
 
 	rl   *repeatlog.Limiter // repeating log lines
 	ds   diskState          // a disk that refuses writes (diskfull.go)
@@ -350,6 +367,11 @@ func Open(opts Options) (*Queue, error) {
 		reclaimAt: cmp.Or(opts.reclaimBytes, reclaimThreshold),
 		keepBuf:   4*(opts.BatchBytes+headerRoom) + keepBufLen,
 		closing:   make(chan struct{}),
+		written:   make(chan struct{}, 1),
+
+		maxFile:      opts.MaxBytesPerFile,
+		syncEvery:    opts.SyncEvery,
+		syncInterval: opts.SyncInterval,
 
 		maxQueued:    opts.MaxBytes,
 		policy:       opts.FullPolicy,
@@ -397,12 +419,11 @@ func Open(opts Options) (*Queue, error) {
 	q.removeMetaTmps()
 	q.countMissingAtOpen()
 	q.findBadFiles()
-	q.openDQ = func() diskqueue.Interface {
-		return diskqueue.New(opts.Name, opts.Dir, opts.MaxBytesPerFile, dqMinMsgSize, maxRecordLen,
-			opts.SyncEvery, opts.SyncInterval, q.diskqueueLog)
+	if err := q.startReader(); err != nil {
+		_ = j.close()
+		return nil, fmt.Errorf("queue %q: %w", opts.Name, err)
 	}
-	salvage := len(q.sv.jobs) > 0 // before go-diskqueue runs and may add jobs
-	q.setDQ(q.openDQ())
+	salvage := len(q.sv.jobs) > 0
 	if salvage {
 		q.runSalvage()
 	}
@@ -636,34 +657,34 @@ func (q *Queue) setFull(full bool) {
 // fitted since.
 func (q *Queue) Full() bool { return q.full.Load() }
 
-// evictOldest takes the oldest record off go-diskqueue and drops it,
+// evictOldest reads the oldest record waiting in the files and drops it,
 // reporting it through OnDrop. It returns false when no record is waiting.
-// go-diskqueue offers the next record asynchronously, so while records are
-// known to be queued it waits briefly for one — or for the output worker to
-// take one, which makes room as well.
+// q.mu must be held.
 func (q *Queue) evictOldest() bool {
 	if q.queued.Load() <= 0 {
 		return false
 	}
-	wait := time.NewTimer(100 * time.Millisecond)
-	defer wait.Stop()
-	select {
-	case rec := <-q.diskq().ReadChan():
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	for {
+		rec, dmg := q.readRecord()
+		if dmg != nil {
+			q.handleDamage(dmg, true)
+			continue
+		}
+		if rec == nil {
+			return false
+		}
 		q.queued.Add(-int64(len(rec) + 4))
-		if seq := RecordSeq(rec); seq != 0 && seq <= q.skipTo {
-			return true // delivered before a crash: nothing is lost
+		if seq := RecordSeq(rec); seq == 0 || seq > q.skipTo {
+			// A record taken before a crash was delivered: nothing is lost.
+			n := recordCount(rec)
+			if q.onDrop != nil {
+				q.onDrop(n, ReasonEvicted, fmt.Errorf("queue %q: %w: oldest record evicted", q.name, ErrFull))
+			}
 		}
-		n := recordCount(rec)
-		if q.onDrop != nil {
-			q.onDrop(n, ReasonEvicted, fmt.Errorf("queue %q: %w: oldest record evicted", q.name, ErrFull))
-		}
+		q.giveBack(rec)
 		return true
-	case <-q.room:
-		return true
-	case <-q.closing:
-		return false
-	case <-wait.C:
-		return false
 	}
 }
 
@@ -717,14 +738,14 @@ func (q *Queue) flushLocked() error {
 	q.recSeq++
 	q.rb.SetSeq(q.recSeq)
 	rec := q.rb.Bytes()
-	err := q.diskq().Put(rec)
+	err := q.put(rec)
 	if err != nil {
 		// A removed directory is created again first: emptying a drained
 		// queue's files (for a full disk) cannot help without it, and
 		// when it succeeds the directory must not be left missing.
 		recreated := q.recreateDir(err)
 		if q.reclaimIfDrained(true) || recreated {
-			err = q.diskq().Put(rec)
+			err = q.put(rec)
 		}
 	}
 	if err != nil {
@@ -777,15 +798,16 @@ func (q *Queue) reclaimIfDrained(force bool) bool {
 	if q.sinceEmpty == 0 || (!force && q.sinceEmpty < q.reclaimAt) {
 		return false
 	}
-	// go-diskqueue's depth counts the records not yet handed to the
-	// consumer, exactly once Open has repaired its metadata after a crash
-	// (repairMetadata, countRecords); queued could drift if go-diskqueue
-	// skipped a damaged file. A negative depth means the count is off, and
-	// the files may well hold unread records: they are kept.
-	if q.diskq().Depth() != 0 {
+	// Only the reader's position says whether everything written has
+	// been read: queued could drift if a damaged file was skipped.
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	w := q.writeEndNow()
+	if q.rd.num < w.num || (q.rd.num == w.num && q.rd.pos < w.pos) {
 		return false
 	}
-	if err := q.diskq().Empty(); err != nil {
+	q.checkTail()
+	if err := q.restartDQ(true); err != nil {
 		q.logRepeat("empty", 1, func(_ int, summary bool) {
 			q.logf("queue %q: empty drained queue files: %v%s", q.name, err, q.repeatSuffix(summary))
 		})
@@ -845,17 +867,21 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 			return b, nil
 		}
 
-		var rec []byte
-		dq := q.diskq()
-		if !wait {
-			select {
-			case rec = <-dq.ReadChan():
-			default:
+		q.rmu.Lock()
+		rec, dmg := q.readRecord()
+		if dmg != nil {
+			q.handleDamage(dmg, false)
+			q.rmu.Unlock()
+			continue
+		}
+		q.rmu.Unlock()
+		if rec == nil {
+			if !wait {
 				return nil, nil
 			}
-		} else {
 			select {
-			case rec = <-dq.ReadChan():
+			case <-q.written:
+				continue
 			case <-q.ds.memReady:
 				continue // a record the disk refused may be ready
 			case <-q.dw.kick:
@@ -882,10 +908,13 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 			case q.room <- struct{}{}:
 			default:
 			}
+			q.rmu.Lock()
+			q.giveBack(rec)
+			q.rmu.Unlock()
 			continue
 		}
 
-		// From here go-diskqueue has forgotten rec, so the journal write
+		// From here the reader has moved past rec, so the journal write
 		// comes first, before even decoding, to keep the window in which a
 		// crash could lose it as short as possible (see journal.go).
 		q.inflight.Add(1)
@@ -913,8 +942,12 @@ func (q *Queue) next(ctx context.Context, wait bool) (*Batch, error) {
 			if je == nil {
 				q.ds.inMemory[b] = false
 			}
+			b.rec = rec
 			return b, nil
 		}
+		q.rmu.Lock()
+		q.giveBack(rec)
+		q.rmu.Unlock()
 	}
 }
 
@@ -964,6 +997,12 @@ func (q *Queue) Done(b *Batch) error {
 	b.done = true
 	q.inflight.Add(-1)
 	q.ageDone()
+	if b.rec != nil {
+		q.rmu.Lock()
+		q.giveBack(b.rec)
+		q.rmu.Unlock()
+		b.rec = nil
+	}
 	if b.je == nil {
 		q.doneInMemory(b)
 		q.recycleEntries(b)
@@ -1008,15 +1047,11 @@ func (q *Queue) recycleEntries(b *Batch) {
 	q.spareEntries = append(q.spareEntries, s[:0])
 }
 
-// Depth returns the number of records waiting in go-diskqueue plus those
-// taken by Next (or recovered at Open) and not yet Done. Entries in the
-// partial record are not counted.
+// Depth returns the number of records waiting in the queue's files plus
+// those taken by Next (or recovered at Open) and not yet Done. Entries in
+// the partial record are not counted.
 func (q *Queue) Depth() int64 {
-	d := q.diskq().Depth()
-	if d < 0 {
-		d = 0
-	}
-	return d + q.inflight.Load()
+	return q.unread() + q.inflight.Load()
 }
 
 // DiskBytes returns the size of this queue's files: data files, metadata and
@@ -1111,10 +1146,20 @@ func (q *Queue) Close() error {
 		}
 		errs = append(errs, de)
 	}
+	q.mu.Lock()
 	if err := q.diskq().Close(); err != nil {
 		errs = append(errs, fmt.Errorf("queue %q: close diskqueue: %w", q.name, err))
 	}
-	q.mu.Lock()
+	// go-diskqueue's Close left readUnknown in its metadata.
+	q.rmu.Lock()
+	if err := q.saveMeta(); err != nil {
+		errs = append(errs, fmt.Errorf("queue %q: %w", q.name, err))
+	}
+	if q.rd.f != nil {
+		q.rd.f.Close()
+		q.rd.f = nil
+	}
+	q.rmu.Unlock()
 	if q.dsync.f != nil {
 		q.dsync.f.Close()
 		q.dsync.f = nil

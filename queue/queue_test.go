@@ -483,13 +483,13 @@ func TestFailedWriteRetainsRecord(t *testing.T) {
 		o.Linger = time.Hour
 		o.OnDrop = func(count int, reason string, _ error) { drops <- drop{count, reason} }
 	})
-	real := q.diskq()
+	real := func() diskqueue.Interface { return unwrapDQ(q.diskq()) }
 	setDQ := func(d diskqueue.Interface) {
 		q.mu.Lock()
 		q.setDQ(d)
 		q.mu.Unlock()
 	}
-	setDQ(failPut{real, syscall.ENOSPC})
+	setDQ(failPut{real(), syscall.ENOSPC})
 
 	// The third entry fills the record; its write fails, but the entries
 	// are accepted and retained.
@@ -509,7 +509,7 @@ func TestFailedWriteRetainsRecord(t *testing.T) {
 
 	// The disk accepts again: the retry timer writes the retained record
 	// without any new Append.
-	setDQ(real)
+	setDQ(real())
 	eventually(t, "the retained record to be written after the disk recovered", func() bool { return q.Err() == nil })
 	appendRange(t, q, 4, 6)
 	if err := q.Flush(); err != nil {
@@ -526,9 +526,9 @@ func TestFailedWriteRetainsRecord(t *testing.T) {
 	}
 
 	// Close while the disk refuses: the retained record is lost, and said so.
-	setDQ(failPut{real, syscall.ENOSPC})
+	setDQ(failPut{real(), syscall.ENOSPC})
 	appendRange(t, q, 6, 8)
-	setDQ(failClosePut{real}) // Close still closes go-diskqueue itself
+	setDQ(failClosePut{real()}) // Close still closes go-diskqueue itself
 	_ = q.Close()
 	select {
 	case d := <-drops:
@@ -544,6 +544,19 @@ func TestFailedWriteRetainsRecord(t *testing.T) {
 type failClosePut struct{ diskqueue.Interface }
 
 func (f failClosePut) Put([]byte) error { return syscall.ENOSPC }
+
+func (f failClosePut) rewrap(d diskqueue.Interface) diskqueue.Interface { return failClosePut{d} }
+
+// unwrapDQ returns the go-diskqueue inside the tests' wrappers.
+func unwrapDQ(d diskqueue.Interface) diskqueue.Interface {
+	switch w := d.(type) {
+	case failPut:
+		return w.Interface
+	case failClosePut:
+		return w.Interface
+	}
+	return d
+}
 
 func TestClosed(t *testing.T) {
 	t.Parallel()
@@ -620,17 +633,13 @@ func TestDoneForeignBatch(t *testing.T) {
 	}
 }
 
-// negDepth reports the negative depth go-diskqueue can reach after a crash.
-type negDepth struct{ diskqueue.Interface }
-
-func (negDepth) Depth() int64 { return -5 }
-
 func TestDepthClamped(t *testing.T) {
 	t.Parallel()
 	q, _ := openQueue(t, t.TempDir(), nil)
-	real := q.diskq()
-	q.setDQ(negDepth{real})
-	defer func() { q.setDQ(real) }()
+	// The count of records not read can go negative after a crash.
+	q.wmu.Lock()
+	q.we.depth = -5
+	q.wmu.Unlock()
 	if d := q.Depth(); d != 0 {
 		t.Errorf("Depth with diskqueue depth -5 = %d, want 0", d)
 	}
@@ -795,3 +804,5 @@ func TestDoneRecyclesEntries(t *testing.T) {
 		t.Error("the second record's entries were not decoded into the first's")
 	}
 }
+
+func (f failPut) rewrap(d diskqueue.Interface) diskqueue.Interface { return failPut{d, f.err} }

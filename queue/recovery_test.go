@@ -45,8 +45,8 @@ func depthOptions(dir string) Options {
 //   - "rolled": records follow the write position that go-diskqueue synced
 //     when it started a new data file;
 //   - "emptied": the queue had been drained and its files emptied, which
-//     deletes go-diskqueue's metadata, and records were written before
-//     go-diskqueue wrote new metadata.
+//     leaves go-diskqueue's metadata without a read position, and records
+//     were written after.
 //
 // It delivers depthDone records and takes one more without Done.
 func depthChild(mode, dir string) {
@@ -106,8 +106,9 @@ func depthChild(mode, dir string) {
 		put(i)
 	}
 	if mode == "emptied" {
-		if _, err := os.Stat(metaPath(dir, "out")); !errors.Is(err, os.ErrNotExist) {
-			fail(fmt.Errorf("go-diskqueue metadata present (%v), want it deleted by Empty", err))
+		b, err := os.ReadFile(metaPath(dir, "out"))
+		if _, perr := parseMeta(b); err != nil || !errors.Is(perr, errNoReadPos) {
+			fail(fmt.Errorf("go-diskqueue metadata %q (%v), want it without a read position", b, err))
 		}
 	}
 	// Tell the parent how many records there are.

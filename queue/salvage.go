@@ -10,20 +10,11 @@ import (
 	"time"
 )
 
-// go-diskqueue v1.1.0, when it cannot read its current data file, renames
-// the file to *.bad, skips to the next file and never looks at the rest of it
-// again. Two things reach that path:
-//
-//   - a damaged length prefix (corruption): every record after it in that
-//     file would be lost;
-//   - a reader that had caught up with the writer at the moment the writer
-//     started a new file reads past the end of the old one: the *.bad file
-//     holds nothing unread, but it is never deleted, so disk space leaks a
-//     file at a time.
-//
-// The queue therefore watches go-diskqueue's log for the read error, which
-// names the file and the read position, and salvages the file from that
-// position: it scans for records whose length and CRC32C check out, skipping
+// The reader (reader.go), like go-diskqueue v1.1.0's, renames a data file
+// it cannot read (a damaged length prefix, a record cut short, a read error)
+// to *.bad and skips to the next file; every record after the damage would
+// be lost. The queue therefore salvages the file from the position of the
+// damage: it scans for records whose length and CRC32C check out, skipping
 // damaged bytes, puts the records it finds back on the queue (at its tail),
 // counts the bytes it had to skip as lost (lost.go), and deletes the file.
 // A small sidecar file (<file>.bad.pos) remembers the position across a
@@ -225,7 +216,7 @@ func (q *Queue) salvageLocked(job salvageJob) error {
 		// a crash, and Next would skip the record.
 		q.recSeq++
 		rec = restamp(rec, q.recSeq)
-		if err := q.diskq().Put(rec); err != nil {
+		if err := q.put(rec); err != nil {
 			return fmt.Errorf("put salvaged record: %w", err)
 		}
 		q.queued.Add(int64(len(rec)) + 4)
