@@ -141,8 +141,8 @@ outputs = ["head"]
 	var out, errOut string
 	var code int
 	if !testpeer.WaitFor(30*time.Second, func() bool {
-		// go-diskqueue records its read position within sync_interval; until
-		// then the record the output took counts twice.
+		// The files change while the tool reads them: the figures may
+		// take a moment to settle on what the relay holds.
 		out, errOut, code = runRelay(t, "queue", "stat", "-config", s.cfgPath)
 		return code == 0 && strings.Contains(out, fmt.Sprintf("waiting:   %d messages", n))
 	}) {
