@@ -50,16 +50,10 @@ func startRelay(t testing.TB, dataDir, cfgText string) *testRelay {
 // meet ErrNotRunning on a machine slow to start Run's goroutine.
 func waitRunning(t testing.TB, srv *Server) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		srv.mu.Lock()
-		running := srv.state == stateRunning
-		srv.mu.Unlock()
-		if running {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not start serving within 30 s")
-		}
+	select {
+	case <-srv.Serving():
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not start serving within 30 s")
 	}
 }
 

@@ -22,6 +22,15 @@ type reloadRequest struct {
 // after it has returned, and after Close.
 var ErrNotRunning = errors.New("relay is not running")
 
+// Serving is closed once Run serves and takes reloads. A reload asked for
+// while the relay starts (a SIGHUP as soon as its sockets answer) waits
+// for it rather than fail with ErrNotRunning.
+func (s *Server) Serving() <-chan struct{} { return s.serving }
+
+// Stopped is closed once Run no longer takes reloads, or by Close before
+// Run.
+func (s *Server) Stopped() <-chan struct{} { return s.stopped }
+
 // ReloadFile reads and validates the configuration at path and applies it
 // to the running relay. On any error the running configuration stays as it
 // is; the error says why, and the reload metrics record it.

@@ -564,8 +564,20 @@ func TestServerNeverRun(t *testing.T) {
 	if _, err := New(cfg, Options{Logger: testLogger(t)}); err == nil || !strings.Contains(err.Error(), "in use by another relay") {
 		t.Fatalf("second New while the first holds the data dir = %v, want the lock error", err)
 	}
+	// A reloader that waits for the relay to serve (cmd/relay's SIGHUP
+	// handler) learns from Stopped that it never will.
+	select {
+	case <-srv.Serving():
+		t.Error("Serving closed before Run")
+	default:
+	}
 	if err := srv.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-srv.Stopped():
+	default:
+		t.Error("Stopped still open after Close before Run")
 	}
 	if err := srv.Close(); err != nil {
 		t.Errorf("second Close: %v", err)

@@ -82,6 +82,7 @@ type Server struct {
 	workers   sync.WaitGroup
 	readers   sync.WaitGroup
 	reloads   chan reloadRequest
+	serving   chan struct{} // closed when Run starts taking reloads
 	stopped   chan struct{} // closed when Run stops taking reloads, or by Close before Run
 }
 
@@ -134,6 +135,7 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		outputs:   map[string]*outputState{},
 		listeners: map[string]*listenerState{},
 		reloads:   make(chan reloadRequest),
+		serving:   make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
 	defer func() {
@@ -600,6 +602,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	s.log.Info("relay started", "listeners", len(s.listeners), "outputs", len(s.outputs))
 	s.notify("READY=1")
+	close(s.serving)
 	for running := true; running; {
 		select {
 		case <-ctx.Done():

@@ -173,6 +173,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	go func() {
 		defer close(reloaderDone)
+		// Signals are caught before the relay serves; a SIGHUP meanwhile
+		// (a supervisor's reload as soon as the sockets answer) waits in
+		// hup and is applied once it does.
+		select {
+		case <-srv.Serving():
+		case <-srv.Stopped():
+			return
+		case <-stopReloader:
+			return
+		}
 		for {
 			select {
 			case <-stopReloader:
