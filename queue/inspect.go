@@ -110,11 +110,12 @@ type inspector struct {
 	// uncounted is set once a damaged region hid how many records it held.
 	uncounted bool
 	// taken is the highest record sequence number taken, from the marker
-	// and the journal's entries; with skipTaken (metadata without a read
-	// position, read from the oldest data file) the data files' records up
-	// to it are not counted, as Open skips them.
-	taken     uint64
-	skipTaken bool
+	// and the journal's entries; the data files' records up to it are not
+	// counted, as Open skips them whatever the metadata holds: read from
+	// the oldest data file (no read position, or none readable), or from
+	// a read position a clean stop saved in front of records taken before
+	// a crash.
+	taken uint64
 }
 
 // Inspect reads the queue named name in dir without changing it. An error
@@ -235,6 +236,7 @@ func (in *inspector) dataFiles() error {
 		return err
 	}
 	found := len(nums) > 0
+	in.taken = max(in.taken, readTakenMarker(in.dir))
 	b, err := os.ReadFile(metaPath(in.dir, in.name))
 	m, perr := parseMeta(b)
 	metaOK := err == nil && perr == nil
@@ -244,8 +246,6 @@ func (in *inspector) dataFiles() error {
 	case err == nil && errors.Is(perr, errNoReadPos):
 		// A relay running, or one that did not stop cleanly: Open reads
 		// from the first data file, skipping what was taken before.
-		in.skipTaken = true
-		in.taken = max(in.taken, readTakenMarker(in.dir))
 	case err == nil && perr != nil:
 		// Open sets such a file aside and counts from the first data
 		// file (repairMetadata): records already delivered may be sent
@@ -267,10 +267,7 @@ func (in *inspector) dataFiles() error {
 		case err == nil:
 			what = "an unreadable metadata file"
 		}
-		note := fmt.Sprintf("%s: every record in the data files is counted as waiting, as the relay will at its next start", what)
-		if in.skipTaken {
-			note = fmt.Sprintf("%s: the records in the data files not yet taken by the output are counted as waiting, as the relay will at its next start", what)
-		}
+		note := fmt.Sprintf("%s: the records in the data files not yet taken by the output are counted as waiting, as the relay will at its next start", what)
 		in.r.Notes = append(in.r.Notes, note)
 		m = dqMeta{readNum: nums[0], writeNum: nums[0]}
 	}
@@ -430,7 +427,7 @@ func (in *inspector) dataFile(file string, pos int64, tornOK bool, tornFrom int6
 		if _, err := f.ReadAt(rec, pos+4); err != nil {
 			return records, true, fmt.Errorf("read %s: %w", file, err)
 		}
-		if seq := RecordSeq(rec); in.skipTaken && seq != 0 && seq <= in.taken {
+		if seq := RecordSeq(rec); seq != 0 && seq <= in.taken {
 			pos += 4 + l
 			continue
 		}

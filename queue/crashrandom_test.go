@@ -1,0 +1,201 @@
+package queue
+
+import (
+	"errors"
+	"io/fs"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestCrashRandomOps runs a queue with data files of a few records and a
+// low threshold for emptying drained files through random puts, takes and
+// confirmations, and stops it at random moments, by a kill -9 (a copy of
+// its files while it runs) or cleanly, four times in a row. At each stop a
+// copy of the files must deliver every message not confirmed, each once
+// and none confirmed before, and Inspect must count what it delivers;
+// under DropOldest, only as many messages as were reported evicted may be
+// missing. An evicted record may come back after a kill -9 (the reader's
+// position is not persisted while the queue runs), which is no loss.
+func TestCrashRandomOps(t *testing.T) {
+	t.Parallel()
+	for _, evict := range []bool{false, true} {
+		for seed := int64(1); seed <= 8; seed++ {
+			crashRandomOps(t, seed, evict)
+		}
+	}
+}
+
+func crashRandomOps(t *testing.T, seed int64, evict bool) {
+	rng := rand.New(rand.NewSource(seed))
+	var evicted atomic.Int64
+	batch, fileSize, reclaim := 1+rng.Intn(4), int64(200+rng.Intn(600)), int64(300+rng.Intn(3000))
+	syncEvery, maxBytes := int64(1+rng.Intn(20)), int64(500+rng.Intn(4000))
+	mod := func(o *Options) {
+		o.BatchMessages = batch
+		o.MaxBytesPerFile = fileSize
+		o.Linger = time.Hour
+		o.reclaimBytes = reclaim
+		o.SyncEvery = syncEvery
+		o.SyncInterval = 10 * time.Millisecond
+		if evict {
+			o.MaxBytes = maxBytes
+			o.FullPolicy = DropOldest
+			o.OnDrop = func(n int, reason string, _ error) {
+				if reason == ReasonEvicted {
+					evicted.Add(int64(n))
+				}
+			}
+		}
+	}
+	dir := t.TempDir()
+	q, _ := openQueue(t, dir, mod)
+	pending := map[int]bool{} // put and flushed, not confirmed
+	var inflight []*Batch
+	next := 0
+	for stop := range 4 {
+		for range 20 + rng.Intn(80) {
+			switch op := rng.Intn(10); {
+			case op < 4:
+				k := 1 + rng.Intn(8)
+				appendRange(t, q, next, next+k)
+				if err := q.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				for i := next; i < next+k; i++ {
+					pending[i] = true
+				}
+				next += k
+			case op < 8:
+				b, ok, err := q.TryNext()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					inflight = append(inflight, b)
+				}
+			case len(inflight) > 0:
+				i := rng.Intn(len(inflight))
+				b := inflight[i]
+				inflight = append(inflight[:i], inflight[i+1:]...)
+				for _, e := range b.Entries {
+					delete(pending, entryIndex(t, e))
+				}
+				if err := q.Done(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if rng.Intn(3) == 0 {
+			// Let go-diskqueue's goroutine sync its metadata meanwhile.
+			time.Sleep(time.Duration(rng.Intn(30)) * time.Millisecond)
+		}
+		inflight = nil
+		if rng.Intn(3) == 0 {
+			if err := q.Close(); err != nil {
+				t.Fatal(err)
+			}
+			pending = checkStopped(t, seed, stop, copyFiles(t, dir), mod, pending, evicted.Swap(0))
+		} else {
+			crashed := copyFiles(t, dir)
+			pending = checkStopped(t, seed, stop, copyFiles(t, crashed), mod, pending, evicted.Swap(0))
+			q.Close()
+			evicted.Store(0) // what the stopped queue does after the kill does not count
+			dir = crashed
+		}
+		q, _ = openQueue(t, dir, mod)
+	}
+	q.Close()
+}
+
+// copyFiles copies the queue's files in dir as a kill -9 leaves them; a
+// file go-diskqueue renames meanwhile (its metadata's temporary file) is
+// left out.
+func copyFiles(t *testing.T, dir string) string {
+	t.Helper()
+	snap := t.TempDir()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		if !de.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(snap, de.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return snap
+}
+
+// checkStopped inspects and drains the stopped queue in dir and checks
+// that it delivers every message of pending but for at most evicted of
+// them, each once and no other; it returns the messages delivered.
+func checkStopped(t *testing.T, seed int64, stop int, dir string, mod func(*Options), pending map[int]bool, evicted int64) map[int]bool {
+	t.Helper()
+	rep, err := Inspect(dir, "out", InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, logs := openQueue(t, dir, mod)
+	defer q.Close()
+	got := map[int]int{}
+	records := 0
+	for {
+		b, ok, err := q.TryNext()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		records++
+		for _, e := range b.Entries {
+			got[entryIndex(t, e)]++
+		}
+		if err := q.Done(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := 0
+	for i := range pending {
+		if got[i] == 0 {
+			missing++
+		}
+	}
+	if int64(missing) > evicted {
+		t.Errorf("seed %d, stop %d: %d messages not delivered, %d evicted; log:\n%s", seed, stop, missing, evicted, logs)
+	}
+	for i, n := range got {
+		if !pending[i] {
+			t.Errorf("seed %d, stop %d: message %d delivered again after it was confirmed", seed, stop, i)
+		} else if n > 1 {
+			t.Errorf("seed %d, stop %d: message %d delivered %d times", seed, stop, i, n)
+		}
+	}
+	if rep.Records != int64(records) || rep.Messages != int64(len(got)) {
+		t.Errorf("seed %d, stop %d: Inspect counts %d records, %d messages; the queue delivers %d, %d", seed, stop, rep.Records, rep.Messages, records, len(got))
+	}
+	if q.LostRecords() != 0 {
+		t.Errorf("seed %d, stop %d: %d records counted lost; log:\n%s", seed, stop, q.LostRecords(), logs)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	delivered := map[int]bool{}
+	for i := range got {
+		delivered[i] = true
+	}
+	return delivered
+}
