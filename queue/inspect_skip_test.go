@@ -18,7 +18,7 @@ func TestInspectCleanStopAfterCrash(t *testing.T) {
 	q, _ := openQueue(t, dir, readerOptions)
 	appendRange(t, q, 0, n)
 	checkSequence(t, drain(t, q, delivered), 0, delivered)
-	snap := copyQueueDir(t, dir) // the kill -9
+	snap := copyFiles(t, dir) // the kill -9
 
 	q2, _ := openQueue(t, snap, readerOptions)
 	if err := q2.Close(); err != nil {

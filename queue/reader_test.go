@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -196,30 +195,6 @@ func TestReaderStopWithUnreadTail(t *testing.T) {
 	checkSequence(t, got, 0, 15)
 }
 
-// copyQueueDir copies every file of a running queue's directory, as a
-// kill -9 leaves them (the page cache holds what was written).
-func copyQueueDir(t *testing.T, dir string) string {
-	t.Helper()
-	snap := t.TempDir()
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, de := range des {
-		if !de.Type().IsRegular() {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, de.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(snap, de.Name()), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return snap
-}
-
 // TestReaderCrashAtEveryPosition: after a kill -9 at any point of reading a
 // backlog over several files (the metadata then holds no read position),
 // the queue delivers exactly the records not taken, the one in flight
@@ -236,7 +211,7 @@ func TestReaderCrashAtEveryPosition(t *testing.T) {
 		if got := entryIndexes(t, b); len(got) != 1 || got[0] != k {
 			t.Fatalf("record %d holds %v", k, got)
 		}
-		snap := copyQueueDir(t, dir)
+		snap := copyFiles(t, dir)
 		b2, err := os.ReadFile(metaPath(snap, "out"))
 		if err != nil {
 			t.Fatal(err)
