@@ -24,15 +24,13 @@ import (
 // file cut short). What an older data file lost at its end, or a data file
 // that vanished, cannot be known in bytes; its records are still counted.
 
-const (
-	tailLossFormat     = "DISKQUEUE(%s) positive depth at tail (%d), data loss, resetting 0..."
-	tailNegativeFormat = "DISKQUEUE(%s) negative depth at tail (%d), metadata corruption, resetting 0..."
-	syncFailedFormat   = "DISKQUEUE(%s) failed to sync - %s"
-)
+// syncFailedFormat is go-diskqueue's line for a failed sync, whose
+// temporary metadata file the queue removes.
+const syncFailedFormat = "DISKQUEUE(%s) failed to sync - %s"
 
 type lossState struct {
 	mu sync.Mutex
-	// tail is the records go-diskqueue reported missing at its tail and not
+	// tail is the records the reader found missing at its tail and not
 	// yet settled against salvage; salvaged is the records the salvage of
 	// this run's read errors put back and not yet settled; jobs is the
 	// number of those salvage jobs still pending.
@@ -41,19 +39,6 @@ type lossState struct {
 
 	records atomic.Uint64
 	bytes   atomic.Uint64
-}
-
-// noteTailLoss is called from go-diskqueue's goroutine with the arguments
-// of its "positive depth at tail" line.
-func (q *Queue) noteTailLoss(args []any) {
-	if len(args) < 2 {
-		return
-	}
-	n, ok := args[1].(int64)
-	if !ok || n <= 0 {
-		return
-	}
-	q.tailLoss(n)
 }
 
 // tailLoss notes n records counted as written that the reader did not

@@ -453,21 +453,11 @@ func (q *Queue) diskqueueLog(lvl diskqueue.LogLevel, format string, args ...any)
 	if lvl < diskqueue.WARN {
 		return
 	}
-	switch format {
-	case readErrorFormat:
-		q.noteReadError(args)
-		return
-	case setAsideFormat:
-		return
-	case syncFailedFormat:
+	// go-diskqueue never reads (reader.go), so its lines about read
+	// errors, bad files and its tail cannot come; the queue's reader says
+	// those itself.
+	if format == syncFailedFormat {
 		q.removeFailedMetaTmp(args)
-	case tailLossFormat:
-		// Its count includes what the salvage may still recover; the
-		// queue logs what is really lost (lost.go).
-		q.noteTailLoss(args)
-		return
-	case tailNegativeFormat:
-		q.noteNegativeTail()
 	}
 	q.logRepeat(format, 1, func(n int, summary bool) {
 		line := fmt.Sprintf("queue %q: go-diskqueue %s: "+format, append([]any{q.name, lvl}, args...)...)

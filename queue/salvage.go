@@ -22,23 +22,15 @@ import (
 // a *.bad file found at Open without one is salvaged from its start, which
 // may deliver records again (duplicates, never losses).
 
-// readErrorFormat is the line go-diskqueue logs just before renaming a file
-// to *.bad; its arguments are the queue name, the read position, the file
-// name and the error.
-const readErrorFormat = "DISKQUEUE(%s) reading at %d of %s - %s"
-
-// setAsideFormat is the line go-diskqueue logs when it renames the file.
-const setAsideFormat = "DISKQUEUE(%s) jump to next file and saving bad file as %s"
-
 const salvageRetry = 50 * time.Millisecond
 
 type salvageJob struct {
-	file  string // the data file name before go-diskqueue renamed it
+	file  string // the data file name before it was renamed *.bad
 	pos   int64
-	cause string // go-diskqueue's read error; empty for a file found at Open
+	cause string // the read error; empty for a file found at Open
 	tries int
-	// readError is set for a read error of this run, whose records
-	// go-diskqueue counts as lost at its tail (see lost.go).
+	// readError is set for a read error of this run, whose records the
+	// reader counts as lost at its tail (see lost.go).
 	readError bool
 }
 
@@ -46,31 +38,6 @@ type salvager struct {
 	mu    sync.Mutex
 	jobs  []salvageJob
 	timer *time.Timer
-}
-
-// noteReadError is called from go-diskqueue's goroutine (through its log
-// function) right before it renames file to file.bad.
-func (q *Queue) noteReadError(args []any) {
-	if len(args) < 3 {
-		return
-	}
-	pos, ok1 := args[1].(int64)
-	file, ok2 := args[2].(string)
-	if !ok1 || !ok2 {
-		return
-	}
-	var cause string
-	if len(args) > 3 {
-		cause = fmt.Sprint(args[3])
-	}
-	// The sidecar is written before the rename happens, so a crash between
-	// the two leaves a position that is still right.
-	_ = os.WriteFile(file+".bad.pos", []byte(strconv.FormatInt(pos, 10)), 0o640)
-	q.sv.mu.Lock()
-	defer q.sv.mu.Unlock()
-	q.readErrorJob()
-	q.sv.jobs = append(q.sv.jobs, salvageJob{file: file, pos: pos, cause: cause, readError: true})
-	q.armSalvageLocked()
 }
 
 func (q *Queue) armSalvageLocked() {
