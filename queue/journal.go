@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The in-flight journal exists because the reader (reader.go) moves past a
@@ -170,9 +171,13 @@ type journal struct {
 	spare *segment
 
 	// takenF holds the highest record sequence number taken, taken; the
-	// marker is written only when it rises.
-	takenF *os.File
-	taken  uint64
+	// marker is written only when it rises. takenMu guards both after
+	// open: Next marks the records it takes under the consumer lock, and
+	// evictOldest the records it drops under the producer lock, which
+	// must not wait for the consumer's (see markTaken).
+	takenMu sync.Mutex
+	takenF  *os.File
+	taken   uint64
 
 	// syncDirs makes a new segment's directory entry durable (FsyncAlways).
 	syncDirs bool
@@ -418,10 +423,15 @@ func readTakenMarker(dir string) uint64 {
 	return 0
 }
 
-// markTaken records that the record with sequence number seq was taken.
-// It is called after the record's entry is written, so a crash between the
-// two leaves the entry, which counts as well.
+// markTaken records that the record with sequence number seq was taken:
+// by Next, after the record's entry is written, so a crash between the two
+// leaves the entry, which counts as well; or by evictOldest, which drops
+// the record, so that a kill -9 does not bring back a record counted as
+// evicted. Either reads the records in order, so every record before seq
+// was taken, dropped or skipped too.
 func (j *journal) markTaken(seq uint64) error {
+	j.takenMu.Lock()
+	defer j.takenMu.Unlock()
 	if seq <= j.taken {
 		return nil
 	}

@@ -668,6 +668,14 @@ func (q *Queue) evictOldest() bool {
 		q.queued.Add(-int64(len(rec) + 4))
 		if seq := RecordSeq(rec); seq == 0 || seq > q.skipTo {
 			// A record taken before a crash was delivered: nothing is lost.
+			if seq != 0 {
+				if err := q.j.markTaken(seq); err != nil {
+					// Only costs the evicted record's delivery after a crash.
+					q.logRepeat("taken", 1, func(_ int, summary bool) {
+						q.logf("queue %q: %v%s", q.name, err, q.repeatSuffix(summary))
+					})
+				}
+			}
 			n := recordCount(rec)
 			if q.onDrop != nil {
 				q.onDrop(n, ReasonEvicted, fmt.Errorf("queue %q: %w: oldest record evicted", q.name, ErrFull))
