@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,4 +199,62 @@ func checkStopped(t *testing.T, seed int64, stop int, dir string, mod func(*Opti
 		delivered[i] = true
 	}
 	return delivered
+}
+
+// TestCrashWhileEmptyingDrainedFiles stops a queue by a kill -9 (a copy of
+// its files) while it empties its drained files: the data files are
+// deleted and go-diskqueue not started again yet. Everything was delivered,
+// so the copy must deliver nothing and report nothing lost.
+func TestCrashWhileEmptyingDrainedFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var crashed string
+	q, _ := openQueue(t, dir, func(o *Options) {
+		o.BatchMessages = 10
+		o.Linger = time.Hour
+		o.reclaimBytes = 1
+		o.afterEmptied = func() {
+			if crashed == "" {
+				crashed = copyFiles(t, dir)
+			}
+		}
+	})
+	for i := range 3 {
+		appendRange(t, q, i*10, i*10+10)
+		if err := q.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			b, ok, err := q.TryNext()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if err := q.Done(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if crashed == "" {
+		t.Fatal("the queue never emptied its drained files")
+	}
+	rep, err := Inspect(crashed, "out", InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Messages != 0 || len(rep.Damage) != 0 {
+		t.Errorf("relay queue stat of the copy: %d messages waiting, damage %v; want none", rep.Messages, rep.Damage)
+	}
+	q2, logs := openQueue(t, crashed, nil)
+	if b, ok, err := q2.TryNext(); err != nil || ok {
+		t.Errorf("the copy delivers %v (err %v); everything was delivered before the kill", b, err)
+	}
+	if q2.LostRecords() != 0 || q2.LostBytes() != 0 {
+		t.Errorf("the copy counts %d records, %d bytes lost; nothing was", q2.LostRecords(), q2.LostBytes())
+	}
+	if s := logs.String(); strings.Contains(s, "lost") || strings.Contains(s, "missing") {
+		t.Errorf("the copy's log reports a loss that did not happen:\n%s", s)
+	}
 }

@@ -69,6 +69,10 @@ type Options struct {
 	// reclaimBytes is how many bytes a drained queue's files may hold
 	// before they are emptied (0: reclaimThreshold); tests lower it.
 	reclaimBytes int64
+	// afterEmptied, if set, is called when emptying a drained queue has
+	// deleted its data files and not yet started go-diskqueue again: a
+	// test copies the files there, as a kill -9 would leave them.
+	afterEmptied func()
 }
 
 // FullPolicy says what Append does when the queue is at MaxBytes.
@@ -247,6 +251,8 @@ type Queue struct {
 	// q.mu guards it.
 	sinceEmpty int64
 	reclaimAt  int64 // sinceEmpty that makes a drained queue's files emptied
+	// afterEmptied is Options.afterEmptied.
+	afterEmptied func()
 	// sv holds the *.bad files waiting to be salvaged (see salvage.go).
 	sv       salvager
 	maxMsgs  int
@@ -354,20 +360,21 @@ func Open(opts Options) (*Queue, error) {
 	}
 
 	q := &Queue{
-		name:      opts.Name,
-		dir:       opts.Dir,
-		logf:      opts.Logf,
-		infof:     opts.Infof,
-		debugf:    opts.Debugf,
-		onDrop:    opts.OnDrop,
-		maxMsgs:   opts.BatchMessages,
-		maxBytes:  opts.BatchBytes,
-		linger:    opts.Linger,
-		fsync:     opts.Fsync,
-		reclaimAt: cmp.Or(opts.reclaimBytes, reclaimThreshold),
-		keepBuf:   4*(opts.BatchBytes+headerRoom) + keepBufLen,
-		closing:   make(chan struct{}),
-		written:   make(chan struct{}, 1),
+		name:         opts.Name,
+		dir:          opts.Dir,
+		logf:         opts.Logf,
+		infof:        opts.Infof,
+		debugf:       opts.Debugf,
+		onDrop:       opts.OnDrop,
+		maxMsgs:      opts.BatchMessages,
+		maxBytes:     opts.BatchBytes,
+		linger:       opts.Linger,
+		fsync:        opts.Fsync,
+		reclaimAt:    cmp.Or(opts.reclaimBytes, reclaimThreshold),
+		afterEmptied: opts.afterEmptied,
+		keepBuf:      4*(opts.BatchBytes+headerRoom) + keepBufLen,
+		closing:      make(chan struct{}),
+		written:      make(chan struct{}, 1),
 
 		maxFile:      opts.MaxBytesPerFile,
 		syncEvery:    opts.SyncEvery,

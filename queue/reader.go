@@ -412,6 +412,9 @@ func (q *Queue) restartDQ(drained bool) error {
 				q.logf("queue %q: remove drained data file: %v", q.name, err)
 			}
 		}
+		if q.afterEmptied != nil {
+			q.afterEmptied()
+		}
 	}
 	m := dqMeta{depth: max(w.depth, 0), writeNum: w.num + 1}
 	q.wmu.Lock()
