@@ -28,17 +28,9 @@ type accessControl struct {
 func newAccessControl(cfg ListenerConfig) (*accessControl, error) {
 	a := &accessControl{}
 	for _, n := range cfg.AllowedNetworks {
-		p, err := netip.ParsePrefix(n)
+		p, err := parseNetwork(n)
 		if err != nil {
-			addr, aerr := netip.ParseAddr(n)
-			if aerr != nil {
-				return nil, fmt.Errorf("allowed_networks: invalid network %q", n)
-			}
-			p = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		p = p.Masked()
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			return nil, fmt.Errorf("allowed_networks: %w", err)
 		}
 		a.allowed = append(a.allowed, p)
 	}
@@ -51,19 +43,43 @@ func newAccessControl(cfg ListenerConfig) (*accessControl, error) {
 	return a, nil
 }
 
+// parseNetwork reads a network as a configuration writes it: a CIDR prefix
+// ("10.1.0.0/16", "2001:db8::/32") or one address. An IPv4 network written
+// in IPv6 form (::ffff:10.0.0.0/104) is the IPv4 network, as senders are
+// compared as IPv4 (senderKey).
+func parseNetwork(n string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(n)
+	if err != nil {
+		addr, aerr := netip.ParseAddr(n)
+		if aerr != nil {
+			return netip.Prefix{}, fmt.Errorf("invalid network %q: write an address or a CIDR prefix such as 10.1.0.0/16", n)
+		}
+		p = netip.PrefixFrom(addr, addr.BitLen())
+	}
+	p = p.Masked()
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p, nil
+}
+
+// inAny reports whether addr is in one of nets.
+func inAny(nets []netip.Prefix, addr netip.Addr) bool {
+	for _, p := range nets {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // allows reports whether addr may send. IPv4 senders on a dual-stack socket
 // arrive as ::ffff:a.b.c.d and match IPv4 networks.
 func (a *accessControl) allows(addr netip.Addr) bool {
 	if a == nil || len(a.allowed) == 0 {
 		return true
 	}
-	addr = senderKey(addr)
-	for _, p := range a.allowed {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return inAny(a.allowed, senderKey(addr))
 }
 
 // senderKey is how a sender address is compared: IPv4 senders on a

@@ -171,6 +171,9 @@ type RouteConfig struct {
 	Listeners     []string       `toml:"listeners"`
 	Hostnames     []string       `toml:"hostnames"` // globs, case-insensitive
 	AppNames      []string       `toml:"app_names"` // globs
+	// The sender's address: in one of these networks, in none of them.
+	Networks    []string `toml:"networks"`
+	NotNetworks []string `toml:"not_networks"`
 	// Conditions on the MSG part: any of these substrings (case matters),
 	// none of them, any of these RE2 patterns, none of them.
 	MessageContains    []string `toml:"message_contains"`

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"path"
 	"regexp"
 	"regexp/syntax"
@@ -39,6 +40,11 @@ type conditions struct {
 	listeners  []string
 	hostnames  []string // globs
 	appNames   []string // globs
+
+	// The sender's address is in one of networks (empty: not set), and
+	// in none of notNetworks.
+	networks    []netip.Prefix
+	notNetworks []netip.Prefix
 
 	// Conditions on the MSG part: any of msgContains is in it, none of
 	// msgNotContains is, one of msgRegex matches it, none of msgNotRegex
@@ -97,11 +103,27 @@ func compileConditions(rc RouteConfig, listeners map[string]bool, problem func(k
 		}
 	}
 	c.appNames = rc.AppNames
+	c.networks = networks(rc.Networks, "networks", problem)
+	c.notNetworks = networks(rc.NotNetworks, "not_networks", problem)
 	c.msgContains = substrings(rc.MessageContains, "message_contains", problem)
 	c.msgNotContains = substrings(rc.MessageNotContains, "message_not_contains", problem)
 	c.msgRegex = regexps(rc.MessageRegex, "message_regex", problem)
 	c.msgNotRegex = regexps(rc.MessageNotRegex, "message_not_regex", problem)
 	return c
+}
+
+// networks reads the networks of a networks or not_networks key.
+func networks(list []string, key string, problem func(key, format string, args ...any)) []netip.Prefix {
+	var nets []netip.Prefix
+	for _, n := range list {
+		p, err := parseNetwork(n)
+		if err != nil {
+			problem(key, "%v", err)
+			continue
+		}
+		nets = append(nets, p)
+	}
+	return nets
 }
 
 // substrings checks the substrings of a message_contains key. An empty one
@@ -278,6 +300,41 @@ func (c *conditions) matchPRI(pri int, listener string) bool {
 		}
 	}
 	return true
+}
+
+// needsSender reports whether a condition looks at the sender's address.
+func (c *conditions) needsSender() bool {
+	return len(c.networks) > 0 || len(c.notNetworks) > 0
+}
+
+// matchSender checks the conditions on the sender's address. A message
+// without one (from a unix socket or Kafka) is in no network.
+func (c *conditions) matchSender(s *sender) bool {
+	addr, ok := s.address()
+	if len(c.networks) > 0 && (!ok || !inAny(c.networks, addr)) {
+		return false
+	}
+	return !ok || !inAny(c.notNetworks, addr)
+}
+
+// sender is a message's sender address, parsed from the entry's Source
+// ("192.0.2.7:514", "[2001:db8::1]:6514") at most once per message and
+// only when a route asks for it.
+type sender struct {
+	source string
+	addr   netip.Addr
+	ok     bool
+	parsed bool
+}
+
+func (s *sender) address() (netip.Addr, bool) {
+	if !s.parsed {
+		s.parsed = true
+		if ap, err := netip.ParseAddrPort(s.source); err == nil {
+			s.addr, s.ok = senderKey(ap.Addr()), true
+		}
+	}
+	return s.addr, s.ok
 }
 
 // matchHeader checks the hostname globs (hostnames compare without regard to

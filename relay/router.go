@@ -219,16 +219,20 @@ func (r *router) store(e queue.Entry, seen *outputSet) (accepted bool) {
 // collects the outputs they name in seen. h is nil when no route needs the
 // header.
 func (r *router) match(e queue.Entry, pri int, h *header, seen *outputSet) bool {
-	if r.apply(r.routes, e, pri, h, seen) {
+	src := sender{source: e.Source}
+	if r.apply(r.routes, e, pri, h, &src, seen) {
 		return true
 	}
-	return r.apply(r.fallbacks, e, pri, h, seen)
+	return r.apply(r.fallbacks, e, pri, h, &src, seen)
 }
 
-func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, seen *outputSet) (matched bool) {
+func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, src *sender, seen *outputSet) (matched bool) {
 	for i := range routes {
 		rt := &routes[i]
 		if !rt.cond.matchPRI(pri, e.Listener) {
+			continue
+		}
+		if rt.cond.needsSender() && !rt.cond.matchSender(src) {
 			continue
 		}
 		if rt.cond.needsHeader() && !rt.cond.matchHeader(h) {

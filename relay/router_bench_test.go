@@ -205,6 +205,26 @@ name = "rest"
 fallback = true
 outputs = ["b"]
 `},
+		// The sender (192.0.2.1) is in none of three networks, then in
+		// the fourth route's.
+		{"networks", `
+[[route]]
+name = "lan"
+networks = ["10.0.0.0/8", "172.16.0.0/12"]
+outputs = ["a"]
+[[route]]
+name = "not-docs"
+not_networks = ["192.0.2.0/24"]
+outputs = ["a"]
+[[route]]
+name = "v6"
+networks = ["2001:db8::/32"]
+outputs = ["a"]
+[[route]]
+name = "docs"
+networks = ["192.0.2.0/24"]
+outputs = ["b"]
+`},
 		{"overlapping-routes", `
 [[route]]
 name = "all-a"

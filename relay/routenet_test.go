@@ -1,0 +1,141 @@
+package relay
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relay-syslog/relay/internal/testpeer"
+)
+
+// TestRouteByNetworkEndToEnd sends from four loopback addresses over TCP
+// and routes on the sender's address: one file takes two of the senders
+// (one named by a prefix, one by a bare address), the other everything
+// outside a /31 that holds them.
+func TestRouteByNetworkEndToEnd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`data_dir = %q
+%s
+[[output]]
+name = "fw"
+protocol = "file"
+path = %q
+
+[[output]]
+name = "rest"
+protocol = "file"
+path = %q
+
+[[route]]
+name = "firewalls"
+outputs = ["fw"]
+networks = ["127.0.0.2/32", "127.0.0.3"]
+
+[[route]]
+name = "others"
+outputs = ["rest"]
+not_networks = ["127.0.0.2/31"]
+`, filepath.Join(dir, "q"), listenersTOML(), filepath.Join(dir, "fw.log"), filepath.Join(dir, "rest.log"))
+	r := startRelay(t, dir, cfg)
+
+	const perSender = 50
+	want := map[string][]string{}
+	for _, from := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+		c, err := d.Dial("tcp", r.addr("tcp"))
+		if err != nil {
+			t.Fatalf("dial from %s: %v", from, err)
+		}
+		var stream strings.Builder
+		for i := range perSender {
+			line := fmt.Sprintf("<134>Dec  7 10:00:00 host app: from %s #%d", from, i)
+			fmt.Fprintf(&stream, "%d %s", len(line), line)
+			out := "rest"
+			if from == "127.0.0.2" || from == "127.0.0.3" {
+				out = "fw"
+			}
+			want[out] = append(want[out], line)
+		}
+		if _, err := c.Write([]byte(stream.String())); err != nil {
+			t.Fatalf("send from %s: %v", from, err)
+		}
+		c.Close()
+	}
+	if !testpeer.WaitFor(60*time.Second, func() bool {
+		return len(testpeer.ReadLines(filepath.Join(dir, "fw.log")))+len(testpeer.ReadLines(filepath.Join(dir, "rest.log"))) >= 4*perSender
+	}) {
+		t.Errorf("the files did not reach %d lines in 60 s", 4*perSender)
+	}
+	r.stop()
+	for _, out := range []string{"fw", "rest"} {
+		got := testpeer.ReadLines(filepath.Join(dir, out+".log"))
+		slices.Sort(got)
+		w := slices.Clone(want[out])
+		slices.Sort(w)
+		if !slices.Equal(got, w) {
+			missing, extra := diffLines(w, got)
+			t.Errorf("%s.log: %d lines, want %d; %d missing (first %q), %d extra (first %q)",
+				out, len(got), len(w), len(missing), first(missing), len(extra), first(extra))
+		}
+	}
+}
+
+// TestRouteNetworkMatching checks the sender conditions on the sources
+// listeners record: IPv4 and IPv6 with ports, IPv4 senders on a dual-stack
+// socket, a zoned link-local address, and sources that are no address.
+func TestRouteNetworkMatching(t *testing.T) {
+	t.Parallel()
+	var problems []string
+	problem := func(key, format string, args ...any) {
+		problems = append(problems, key+": "+fmt.Sprintf(format, args...))
+	}
+	in := compileConditions(RouteConfig{Networks: []string{"10.1.0.0/16", "2001:db8::/32", "::ffff:192.0.2.0/120", "fe80::1"}}, nil, problem)
+	out := compileConditions(RouteConfig{NotNetworks: []string{"10.1.0.0/16", "2001:db8::/32"}}, nil, problem)
+	if len(problems) > 0 {
+		t.Fatalf("valid networks refused: %v", problems)
+	}
+	for _, c := range []struct {
+		source  string
+		inNets  bool
+		outNets bool
+	}{
+		{"10.1.2.3:514", true, false},
+		{"10.2.0.1:514", false, true},
+		{"[::ffff:10.1.200.1]:514", true, false}, // IPv4 on a dual-stack socket
+		{"[2001:db8::7]:6514", true, false},
+		{"[2001:db9::7]:6514", false, true},
+		{"192.0.2.77:514", true, true},       // an IPv4 network written as IPv6
+		{"[fe80::1%eth0]:514", true, true},   // the zone is not part of the sender
+		{"/run/relay/log.sock", false, true}, // a unix socket: no address
+		{"syslog-topic/3", false, true},      // Kafka: no address
+		{"", false, true},
+	} {
+		s := sender{source: c.source}
+		if got := in.matchSender(&s); got != c.inNets {
+			t.Errorf("networks, source %q: match %v, want %v", c.source, got, c.inNets)
+		}
+		s = sender{source: c.source}
+		if got := out.matchSender(&s); got != c.outNets {
+			t.Errorf("not_networks, source %q: match %v, want %v", c.source, got, c.outNets)
+		}
+	}
+}
+
+func TestRouteNetworkConfigErrors(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ route, want string }{
+		{`networks = ["10.0.0.300/8"]`, `line 14: route[0].networks: invalid network "10.0.0.300/8"`},
+		{`not_networks = ["10.0.0.0/8", "fw1.example.net"]`, `line 14: route[0].not_networks: invalid network "fw1.example.net"`},
+		{`networks = "10.0.0.0/8"`, `line 14: route[0].networks: must be an array`},
+	} {
+		_, err := ParseConfig("t.toml", []byte(validBase+c.route+"\n"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.route, err, c.want)
+		}
+	}
+}
