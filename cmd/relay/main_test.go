@@ -434,3 +434,41 @@ func startRelayProcess(t *testing.T, tcpAddr string, args ...string) (*exec.Cmd,
 	}
 	return cmd, logs
 }
+
+// TestCheckConfigNotesUnroutedOutput: an output that no route names is
+// valid (its backlog still drains) but gets nothing new; the check says so
+// with its line, and still exits 0.
+func TestCheckConfigNotesUnroutedOutput(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "forgot.toml")
+	text := `data_dir = "` + filepath.Join(t.TempDir(), "data") + `"
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+[[output]]
+name = "head"
+protocol = "tcp"
+address = "127.0.0.1:514"
+[[output]]
+name = "local"
+protocol = "file"
+path = "` + filepath.Join(t.TempDir(), "all.log") + `"
+[[route]]
+name = "everything"
+outputs = ["local"]
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runRelay(t, "-check-config", "-config", path)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	want := `note: line 7: output "head" is named by no route: it gets no new messages`
+	if !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+	if strings.Contains(errOut, `output "local"`) {
+		t.Errorf("a routed output is noted:\n%s", errOut)
+	}
+}
