@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +50,7 @@ func FileOutputNotes(data []byte, cfg *Config) []string {
 		msg := ""
 		if j := strings.IndexByte(o.Path, '{'); j >= 0 {
 			dir := filepath.Dir(o.Path[:j] + "x")
-			if p := dirProblem(dir); p != "" {
+			if p := writableDirProblem(dir); p != "" {
 				msg = fmt.Sprintf("directory %s %s", dir, p)
 			}
 		} else if fi, err := os.Stat(o.Path); err == nil {
@@ -57,7 +59,7 @@ func FileOutputNotes(data []byte, cfg *Config) []string {
 			} else if err := unix.Access(o.Path, unix.W_OK); err != nil {
 				msg = fmt.Sprintf("%s is not writable: %v", o.Path, err)
 			}
-		} else if p := dirProblem(filepath.Dir(o.Path)); p != "" {
+		} else if p := writableDirProblem(filepath.Dir(o.Path)); p != "" {
 			msg = fmt.Sprintf("directory %s %s", filepath.Dir(o.Path), p)
 		}
 		if msg == "" {
@@ -70,4 +72,35 @@ func FileOutputNotes(data []byte, cfg *Config) []string {
 		notes = append(notes, fmt.Sprintf("%soutput %q: path: %s; the output would retry until it can write, its messages waiting in its queue", at, o.Name, msg))
 	}
 	return notes
+}
+
+// writableDirProblem says why a file output could not create a file in dir,
+// or returns "". Unlike a queue directory's check, the other files in dir
+// are no concern of the output's (a log directory holds other programs'
+// files).
+func writableDirProblem(dir string) string {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		parent := filepath.Dir(dir)
+		for parent != filepath.Dir(parent) {
+			if _, err := os.Lstat(parent); err == nil {
+				break
+			}
+			parent = filepath.Dir(parent)
+		}
+		if msg := writableDirProblem(parent); msg != "" {
+			return fmt.Sprintf("does not exist and cannot be created: %s %s", parent, msg)
+		}
+		return ""
+	}
+	if err != nil {
+		return fmt.Sprintf("cannot be used: %v", err)
+	}
+	if !fi.IsDir() {
+		return "is not a directory"
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Sprintf("is not writable: %v", err)
+	}
+	return ""
 }
