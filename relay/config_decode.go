@@ -127,9 +127,24 @@ func didYouMean(name string, known map[string]bool) string {
 }
 
 // closestName returns the known name a misspelt one most likely meant: the
+// only one that differs from it in case alone ("UDP" for a listener named
+// "udp", which is too many edits away for a short name), or else the
 // nearest by edit distance, when it is within a third of the name's length
 // (at least one edit), and the only one that near. Otherwise "".
 func closestName(name string, known map[string]bool) string {
+	folded := ""
+	for k := range known {
+		if strings.EqualFold(k, name) {
+			if folded != "" {
+				folded = ""
+				break
+			}
+			folded = k
+		}
+	}
+	if folded != "" {
+		return folded
+	}
 	best, bestDist, ties := "", max(1, len(name)/3)+1, 0
 	for k := range known {
 		switch d := editDistance(name, k); {

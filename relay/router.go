@@ -309,7 +309,9 @@ func (r *router) countDrop(out *routeOutput, err error) {
 	var de *queue.DropError
 	switch {
 	case errors.As(err, &de):
-		n, reason = de.Count, de.Reason
+		// The lines below give the count as dropped, and a summary adds up
+		// many calls: the DropError's own count would contradict it.
+		n, reason, err = de.Count, de.Reason, de.Err
 	case errors.Is(err, queue.ErrClosed):
 		// Only when the relay is stopping: a reload closes a removed
 		// output's queue once no dispatch that could reach it runs.

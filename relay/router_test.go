@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,5 +247,47 @@ outputs = ["file"]
 	}
 	if got := r.metric("relay_route_messages_matched_total", "route", "critical-to-head"); got != 120 {
 		t.Errorf("route matched = %v, want 120", got)
+	}
+}
+
+// TestStoreDropLogCountsOnce checks the lines a queue that refuses writes
+// (a full disk) produces: the number dropped is the dropped attribute, and
+// err says why, without a count of its own. The queue's error carries the
+// count of the one call that failed, which in a summary of many calls
+// contradicted dropped ("dropped=1803 err=\"1 entries dropped: ...\"").
+func TestStoreDropLogCountsOnce(t *testing.T) {
+	cfg, err := ParseConfig("drops.toml", []byte(validBase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	r := newRouter(cfg, nil, m, slog.New(slog.NewTextHandler(&buf, nil)))
+	cause := fmt.Errorf("queue %q: put record: write file.diskqueue.000005.dat: %w", "file", syscall.ENOSPC)
+	out := &r.outputs[0]
+	r.countDrop(out, &queue.DropError{Count: 1, Reason: queue.ReasonDiskFull, Err: cause})
+	for range 3 {
+		r.countDrop(out, &queue.DropError{Count: 1, Reason: queue.ReasonDiskFull, Err: cause})
+	}
+	r.countDrop(out, &queue.DropError{Count: 5, Reason: queue.ReasonDiskFull, Err: cause})
+	r.dropLog.Stop() // logs the summary now, as a stopping relay does
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want the first drop and one summary, got %d lines:\n%s", len(lines), buf.String())
+	}
+	for i, want := range []string{`msg="store message" output=file dropped=1 `, `msg="store messages" output=file dropped=8 `} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("line %d: want %q in\n%s", i+1, want, lines[i])
+		}
+		if strings.Contains(lines[i], "entries dropped") {
+			t.Errorf("line %d: err gives a count of its own beside dropped:\n%s", i+1, lines[i])
+		}
+		if !strings.Contains(lines[i], "no space left on device") {
+			t.Errorf("line %d: err does not say why:\n%s", i+1, lines[i])
+		}
 	}
 }

@@ -120,6 +120,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "config %s: ok\n", displayName(*configPath))
 		noteDataDirInUse(stderr, cfg.DataDir)
+		if data, err := configText(*configPath); err == nil {
+			for _, note := range append(relay.UnroutedOutputs(data, cfg), relay.FileOutputNotes(data, cfg)...) {
+				fmt.Fprintf(stderr, "note: %s\n", note)
+			}
+		}
 		return 0
 	}
 	if err != nil {

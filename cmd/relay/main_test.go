@@ -434,3 +434,94 @@ func startRelayProcess(t *testing.T, tcpAddr string, args ...string) (*exec.Cmd,
 	}
 	return cmd, logs
 }
+
+// TestCheckConfigNotesUnroutedOutput: an output that no route names is
+// valid (its backlog still drains) but gets nothing new; the check says so
+// with its line, and still exits 0.
+func TestCheckConfigNotesUnroutedOutput(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "forgot.toml")
+	text := `data_dir = "` + filepath.Join(t.TempDir(), "data") + `"
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+[[output]]
+name = "head"
+protocol = "tcp"
+address = "127.0.0.1:514"
+[[output]]
+name = "local"
+protocol = "file"
+path = "` + filepath.Join(t.TempDir(), "all.log") + `"
+[[route]]
+name = "everything"
+outputs = ["local"]
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runRelay(t, "-check-config", "-config", path)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	want := `note: line 7: output "head" is named by no route: it gets no new messages`
+	if !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+	if strings.Contains(errOut, `output "local"`) {
+		t.Errorf("a routed output is noted:\n%s", errOut)
+	}
+}
+
+// TestCheckConfigNotesUnwritableFilePath: a file output whose directory
+// cannot be created is noted with its line (the relay would start and the
+// output retry for ever, its messages piling up in its queue); the check
+// still exits 0. A regular file where a directory should be stops root
+// too, so the test holds whoever runs it.
+func TestCheckConfigNotesUnwritableFilePath(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "afile")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "paths.toml")
+	text := `data_dir = "` + filepath.Join(dir, "data") + `"
+[[listener]]
+name = "udp"
+protocol = "udp"
+address = "127.0.0.1:0"
+[[output]]
+name = "plain"
+protocol = "file"
+path = "` + filepath.Join(blocker, "sub", "all.log") + `"
+[[output]]
+name = "perhost"
+protocol = "file"
+path = "` + filepath.Join(blocker, "{hostname}.log") + `"
+[[output]]
+name = "fine"
+protocol = "file"
+path = "` + filepath.Join(dir, "logs", "{hostname}", "all.log") + `"
+[[route]]
+name = "everything"
+outputs = ["plain", "perhost", "fine"]
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runRelay(t, "-check-config", "-config", path)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, want := range []string{
+		`note: line 9: output "plain": path: directory ` + filepath.Join(blocker, "sub") + ` does not exist and cannot be created: ` + blocker + ` is not a directory`,
+		`note: line 13: output "perhost": path: directory ` + blocker + ` is not a directory`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, `output "fine"`) {
+		t.Errorf("a path that can be created is noted:\n%s", errOut)
+	}
+}

@@ -405,7 +405,7 @@ func queueStat(queues []queueRef, live bool, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s:\n", queueTitle(q))
 		fmt.Fprintf(stdout, "  waiting:   %s (%s of messages) in %s, %s in the queue files\n",
 			plural(int(r.Messages), "message"), byteSize(r.DataBytes), plural(int(r.Records), "record"), byteSize(r.Bytes))
-		fmt.Fprintf(stdout, "  in flight: %s (%s) taken by the output and not confirmed; sent first after a restart\n",
+		fmt.Fprintf(stdout, "  in flight: %s (%s) of those, taken by the output and not confirmed; sent first after a restart\n",
 			plural(int(r.InFlightRecords), "record"), plural(int(r.InFlightMessages), "message"))
 		fmt.Fprintf(stdout, "  files:     %s holding waiting records; %s on disk in all\n", plural(r.DataFiles, "data file"), byteSize(r.DiskBytes))
 		fmt.Fprintf(stdout, "  oldest:    %s\n", stamp(r.Oldest, now))

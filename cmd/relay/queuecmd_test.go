@@ -151,6 +151,11 @@ outputs = ["head"]
 	if !strings.Contains(out, "process "+pid) || !strings.Contains(out, "snapshot") || !strings.Contains(out, "in flight: ") {
 		t.Errorf("stat beside the relay does not say it reads a snapshot beside process %s:\n%s", pid, out)
 	}
+	// The waiting figures count the records in flight: the line must not
+	// read as more messages besides them (20 sent read as 20 plus 1).
+	if !strings.Contains(out, ") of those, taken by the output") {
+		t.Errorf("stat does not say the records in flight are among the waiting ones:\n%s", out)
+	}
 	if out, errOut, code = runRelay(t, "queue", "verify", "-config", s.cfgPath); code != 0 || !strings.Contains(out, "sound") {
 		t.Errorf("verify beside the relay: exit %d\n%s%s", code, out, errOut)
 	}
