@@ -102,6 +102,10 @@ func (u *UDP) Write(_ context.Context, entries []queue.Entry) (int64, error) {
 // BytesWritten returns the payload bytes of the datagrams sent.
 func (u *UDP) BytesWritten() int64 { return u.bytes }
 
+// SettlesOnWrite reports that a datagram counts as delivered once the
+// kernel took it: the worker keeps no unconfirmed window for it.
+func (u *UDP) SettlesOnWrite() bool { return true }
+
 // Settled reports everything written as settled.
 func (u *UDP) Settled(time.Time) (int64, error) { return u.written, nil }
 

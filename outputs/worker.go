@@ -614,7 +614,7 @@ func (w *Worker) fail(ctx context.Context, err error, current *queue.Batch) {
 	// log two lines per session. The resent counter and the window show
 	// it; an outage starts if the next connection does not deliver.
 	interrupted := w.onConn && w.confirmedOnConn && !isStall(err)
-	if w.onConn {
+	if w.onConn && !settlesOnWrite(w.dest) {
 		lossy := lost > 0 && !isStall(err)
 		if lossy && w.lossyBreak {
 			w.setWindow(max(min(w.window, lost)/2, minWindow))
@@ -632,6 +632,13 @@ func (w *Worker) fail(ctx context.Context, err error, current *queue.Batch) {
 		w.failed(err, wait)
 	}
 	w.sleep(ctx, wait)
+}
+
+// settlesOnWrite reports whether d settles what it wrote at once (udp):
+// such a destination has no unconfirmed window to shrink.
+func settlesOnWrite(d Destination) bool {
+	s, ok := d.(interface{ SettlesOnWrite() bool })
+	return ok && s.SettlesOnWrite()
 }
 
 // failed logs a failed attempt. The first of an outage is logged with its

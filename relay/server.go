@@ -449,6 +449,35 @@ func newDestination(oc OutputConfig, m *metrics.Metrics, log *slog.Logger) (outp
 	return outputs.NewPool(oc.Name, oc.Mode, oc.ProbeInterval.Duration, targets, m), nil
 }
 
+// unreachableLogEvery is how often a UDP output whose datagrams keep being
+// refused logs it.
+const unreachableLogEvery = time.Minute
+
+// unreachableReporter counts a datagram a UDP output's upstream refused
+// (ICMP port or host unreachable) and logs a warning: at the first
+// refusal, then at most once every unreachableLogEvery with the refusals
+// since. UDP has no confirmation, so the output goes on sending (and
+// relay_output_up stays 1); without the line, an upstream that is not
+// listening would lose every message with only a counter to tell.
+func unreachableReporter(dropped prometheus.Counter, log *slog.Logger, output, address string) func() {
+	var (
+		mu   sync.Mutex
+		last time.Time
+		n    int
+	)
+	return func() {
+		dropped.Inc()
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		if now := time.Now(); last.IsZero() || now.Sub(last) >= unreachableLogEvery {
+			log.Warn("udp upstream refuses datagrams (ICMP unreachable: nothing listens there, or no route); what it refuses is lost, counted in relay_output_messages_dropped_total{reason=\"unreachable\"}",
+				"output", output, "address", address, "refusals", n)
+			last, n = now, 0
+		}
+	}
+}
+
 func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, log *slog.Logger) (outputs.Destination, error) {
 	switch oc.Protocol {
 	case ProtocolTCP, ProtocolTLS:
@@ -470,7 +499,7 @@ func newSingleDestination(oc OutputConfig, address string, m *metrics.Metrics, l
 		u := outputs.NewUDP(address, oc.ConnectTimeout.Duration)
 		tooLarge := m.OutputDropped.WithLabelValues(oc.Name, "too_large")
 		u.OnTooLarge = tooLarge.Inc
-		u.OnUnreachable = m.OutputDropped.WithLabelValues(oc.Name, "unreachable").Inc
+		u.OnUnreachable = unreachableReporter(m.OutputDropped.WithLabelValues(oc.Name, "unreachable"), log, oc.Name, address)
 		return u, nil
 	case ProtocolRELP:
 		opts := outputs.RELPOptions{
