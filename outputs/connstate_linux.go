@@ -28,24 +28,40 @@ import (
 // they cannot hide a FIN or a reset behind them, and TCP.tlsState weighs
 // what it saw (see there).
 //
+// With discard (plain TCP, which has no reader goroutine), what the peer
+// sent is read and thrown away first, at most maxDiscardReads reads a
+// call: a syslog upstream sends nothing, and bytes one does send (a
+// banner, an echo, another protocol) would otherwise stay in front of its
+// FIN or reset for good, and a reset hidden so would let Settled confirm
+// what the dead peer's kernel acknowledged and its process never read.
+//
 // A closed window means the peer's socket buffer is full: its process has
 // not read what its kernel acknowledged (see TCP.peerReading).
-func connState(c *net.TCPConn) (unacked int, win peerWindow, peerClosed bool, err error) {
+func connState(c *net.TCPConn, discard bool) (unacked int, win peerWindow, peerClosed bool, err error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return 0, win, false, err
 	}
 	var opErr error
 	ctrlErr := raw.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case rerr == syscall.EAGAIN:
-		case rerr != nil:
-			opErr = fmt.Errorf("peer: %w", rerr)
-			return
-		case n == 0:
-			peerClosed = true
+		var b [4096]byte
+		for i := 0; ; i++ {
+			buf, flags := b[:1], syscall.MSG_PEEK|syscall.MSG_DONTWAIT
+			if discard && i < maxDiscardReads {
+				buf, flags = b[:], syscall.MSG_DONTWAIT
+			}
+			n, _, rerr := syscall.Recvfrom(int(fd), buf, flags)
+			switch {
+			case rerr == syscall.EAGAIN:
+			case rerr != nil:
+				opErr = fmt.Errorf("peer: %w", rerr)
+				return
+			case n == 0:
+				peerClosed = true
+			case flags&syscall.MSG_PEEK == 0:
+				continue
+			}
+			break
 		}
 		var q int32
 		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&q))); e != 0 {
@@ -66,6 +82,11 @@ func connState(c *net.TCPConn) (unacked int, win peerWindow, peerClosed bool, er
 	}
 	return unacked, win, peerClosed, nil
 }
+
+// maxDiscardReads bounds what one connState call discards (4 KiB a read):
+// an upstream sending without end costs a bounded read per check, and a
+// dead one's leftover bytes are gone within a few checks.
+const maxDiscardReads = 256
 
 // readPeerWindow reads the peer's receive window; outq is SIOCOUTQ. The
 // window is tcpi_snd_wnd (Linux 5.4 and later); an older kernel returns a

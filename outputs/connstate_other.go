@@ -9,6 +9,6 @@ import "net"
 // acknowledged and the confirmation window is confirm_delay alone. A peer's
 // close or reset then shows on the next write instead, and the peer's
 // window is unknown (it counts as open).
-func connState(*net.TCPConn) (unacked int, win peerWindow, peerClosed bool, err error) {
+func connState(*net.TCPConn, bool) (unacked int, win peerWindow, peerClosed bool, err error) {
 	return 0, peerWindow{}, false, nil
 }

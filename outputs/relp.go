@@ -439,6 +439,11 @@ func (r *RELP) answer(f relp.Frame) error {
 	if f.Command != relp.CmdRsp {
 		return fmt.Errorf("upstream sent command %q", f.Command)
 	}
+	if f.Truncated {
+		// Only the first bytes of it arrived: a "200" there is not yet
+		// an answer, and no real answer is this long.
+		return fmt.Errorf("upstream sent an answer of %d bytes (TXNR %d), longer than any RELP answer (%d)", f.DataLen, f.Txnr, relp.MaxResponseLen)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closeTxnr != 0 && f.Txnr == r.closeTxnr {

@@ -305,7 +305,7 @@ func (t *TCP) Settled(now time.Time) (int64, error) {
 	// writes in between make the acknowledged offset look lower, never
 	// higher.
 	written := t.wireBytes()
-	unacked, win, peerClosed, err := connState(t.raw)
+	unacked, win, peerClosed, err := connState(t.raw, t.tls == nil)
 	if t.tls != nil {
 		peerClosed, err = t.tlsState(peerClosed, err)
 	}

@@ -168,6 +168,14 @@ func TestRELPListenerProtocol(t *testing.T) {
 			reason: "protocol_error",
 		},
 		{
+			// No answer can carry TXNR 0: the message would vanish
+			// unanswered and uncounted.
+			name:   "syslog with TXNR 0",
+			in:     frame(1, "open", open) + frame(0, "syslog", "<13>zero") + frame(2, "syslog", "<13>after") + frame(3, "close", ""),
+			want:   []string{"1 rsp 200 OK"},
+			reason: "protocol_error",
+		},
+		{
 			// The frame before the garbage is still stored and answered.
 			name:   "garbage",
 			in:     frame(1, "open", open) + frame(2, "syslog", "<13>e") + "GET / HTTP/1.1\r\n\r\n",

@@ -609,12 +609,10 @@ func (s *Server) Run(ctx context.Context) error {
 	var httpSrv *http.Server
 	var httpDone chan error
 	if s.httpLn != nil {
-		httpSrv = &http.Server{
-			Handler:           metrics.Handler(s.reg, s.ready),
-			ReadHeaderTimeout: 10 * time.Second,
-		}
+		httpSrv = newHTTPServer(metrics.Handler(s.reg, s.ready))
 		httpDone = make(chan error, 1)
-		go func() { httpDone <- httpSrv.Serve(s.httpLn) }()
+		ln := capConns(s.httpLn, httpMaxConns, s.log)
+		go func() { httpDone <- httpSrv.Serve(ln) }()
 	}
 
 	workCtx, stopWorkers := context.WithCancel(context.Background())

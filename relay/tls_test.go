@@ -222,7 +222,12 @@ tls.cipher_suites = ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
 			}) {
 				t.Fatalf("no relay_listener_errors_total{listener=%q,reason=%q}", rc.listener, rc.reason)
 			}
-			line := logs.lineWith("TLS handshake failed", "listener="+rc.listener+" ", "reason="+rc.reason)
+			// The count comes before the log line: wait for the line too.
+			var line string
+			testpeer.WaitFor(30*time.Second, func() bool {
+				line = logs.lineWith("TLS handshake failed", "listener="+rc.listener+" ", "reason="+rc.reason)
+				return line != ""
+			})
 			if !strings.Contains(line, "remote=127.0.0.1:") || !strings.Contains(line, rc.check) {
 				t.Errorf("log line %q does not name the peer and %q", line, rc.check)
 			}
@@ -313,8 +318,12 @@ tls.allowed_names = ["sender-a", "Sender-C.example", "192.0.2.7"]
 				t.Fatalf("relay_listener_errors_total{reason=%q} = %v, want 1", c.reason,
 					r.metric("relay_listener_errors_total", "listener", "mtls", "reason", c.reason))
 			}
-			line := logs.lineWith(append([]string{"TLS handshake failed", "remote=127.0.0.1:", "reason=" + c.reason}, c.log...)...)
-			if line == "" {
+			// The count comes before the log line: wait for the line too.
+			var line string
+			if !testpeer.WaitFor(30*time.Second, func() bool {
+				line = logs.lineWith(append([]string{"TLS handshake failed", "remote=127.0.0.1:", "reason=" + c.reason}, c.log...)...)
+				return line != ""
+			}) {
 				t.Errorf("no log line with %q; log:\n%s", c.log, logs.lineWith("reason="+c.reason))
 			}
 			t.Logf("%s", line)

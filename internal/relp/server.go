@@ -59,6 +59,11 @@ func (s *ServerSession) Open() bool { return s.open }
 // send rsp when kind is KindReply, then close the connection.
 func (s *ServerSession) Receive(f Frame) (kind Kind, rsp Response, err error) {
 	if f.Txnr == 0 {
+		if f.Command == CmdSyslog {
+			// No answer can carry TXNR 0, so the sender could never
+			// learn whether the message was stored.
+			return KindHint, Response{}, errors.New("relp: syslog with TXNR 0")
+		}
 		// Hints are advisory; none is defined from client to server.
 		return KindHint, Response{}, nil
 	}

@@ -49,6 +49,10 @@ func TestServerSession(t *testing.T) {
 			{f: frame(1, "open", offers), kind: KindReply, code: 200},
 			{f: frame(2, "open", offers), kind: KindReply, code: 200},
 		}},
+		{"syslog with txnr 0", []step{
+			{f: frame(1, "open", offers), kind: KindReply, code: 200},
+			{f: frame(0, "syslog", "x"), kind: KindHint, wantErr: true},
+		}},
 		{"txnr must start at 1", []step{
 			{f: frame(2, "open", offers), kind: KindHint, wantErr: true},
 		}},
