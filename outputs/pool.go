@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,15 +54,19 @@ type Pool struct {
 	batches       int64 // batches written since Connect: the pool's offset
 	settled       int64
 	marks         []poolMark
+	log           *slog.Logger
 }
 
 type poolTarget struct {
 	PoolTarget
 	connected bool
-	retryAt   time.Time
-	up        prometheus.Gauge
-	sent      prometheus.Counter
-	errors    prometheus.Counter
+	// failing is set from a failure of the target until it answers again,
+	// so that each change is logged once, not each probe.
+	failing bool
+	retryAt time.Time
+	up      prometheus.Gauge
+	sent    prometheus.Counter
+	errors  prometheus.Counter
 }
 
 type poolMark struct {
@@ -71,9 +76,13 @@ type poolMark struct {
 }
 
 // NewPool returns a Pool over targets, exporting per-target metrics for the
-// output named output.
-func NewPool(output string, mode PoolMode, probeInterval time.Duration, targets []PoolTarget, m *metrics.Metrics) *Pool {
-	p := &Pool{mode: mode, probeInterval: probeInterval}
+// output named output and logging to log (nil: nowhere) when a target
+// fails and when it answers again.
+func NewPool(output string, mode PoolMode, probeInterval time.Duration, targets []PoolTarget, m *metrics.Metrics, log *slog.Logger) *Pool {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pool{mode: mode, probeInterval: probeInterval, log: log}
 	for _, t := range targets {
 		p.targets = append(p.targets, &poolTarget{
 			PoolTarget: t,
@@ -141,11 +150,34 @@ func (p *Pool) connect(ctx context.Context, i int) error {
 		t.errors.Inc()
 		t.up.Set(0)
 		t.retryAt = time.Now().Add(p.probeInterval)
+		p.noteFailing(t, err)
 		return err
 	}
 	t.connected = true
 	t.up.Set(1)
+	if t.failing {
+		t.failing = false
+		p.log.Info("pool target answers again", "target", t.Name)
+	}
 	return nil
+}
+
+// noteFailing logs the first failure of t since it last worked: which
+// target, the error, and that the others take its batches meanwhile (or
+// that none is left).
+func (p *Pool) noteFailing(t *poolTarget, err error) {
+	if t.failing {
+		return
+	}
+	t.failing = true
+	others := 0
+	for _, o := range p.targets {
+		if o != t && !o.failing {
+			others++
+		}
+	}
+	p.log.Warn("pool target failed; batches go to the other targets, and it is tried again every probe_interval",
+		"target", t.Name, "err", err, "probe_interval", p.probeInterval, "targets_left", others)
 }
 
 // pick returns the target for the next batch. Targets whose probe time has
@@ -197,7 +229,7 @@ func (p *Pool) Write(ctx context.Context, entries []queue.Entry) (int64, error) 
 	t := p.targets[i]
 	inner, err := t.Dest.Write(ctx, entries)
 	if err != nil {
-		p.fail(i)
+		p.fail(i, err)
 		return 0, fmt.Errorf("%s: %w", t.Name, err)
 	}
 	t.sent.Add(float64(len(entries)))
@@ -215,13 +247,14 @@ func (p *Pool) BytesWritten() int64 {
 	return n
 }
 
-func (p *Pool) fail(i int) {
+func (p *Pool) fail(i int, err error) {
 	t := p.targets[i]
 	_ = t.Dest.Close()
 	t.connected = false
 	t.errors.Inc()
 	t.up.Set(0)
 	t.retryAt = time.Now().Add(p.probeInterval)
+	p.noteFailing(t, err)
 }
 
 // Settled returns how many batches, counted since Connect, are settled in
@@ -237,7 +270,7 @@ func (p *Pool) Settled(now time.Time) (int64, error) {
 		s, err := t.Dest.Settled(now)
 		inner[i] = s
 		if err != nil {
-			p.fail(i)
+			p.fail(i, err)
 			errs = append(errs, fmt.Errorf("%s: %w", t.Name, err))
 		}
 	}

@@ -22,7 +22,7 @@ func newPool(t *testing.T, mode PoolMode, probe time.Duration, addrs ...string) 
 	for _, a := range addrs {
 		targets = append(targets, PoolTarget{Name: a, Dest: tcpDest(a)})
 	}
-	return NewPool("out", mode, probe, targets, m), m
+	return NewPool("out", mode, probe, targets, m, nil), m
 }
 
 // TestPoolFailoverAndFailback: with the primary down, batches go to the

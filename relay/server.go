@@ -446,7 +446,7 @@ func newDestination(oc OutputConfig, m *metrics.Metrics, log *slog.Logger) (outp
 		}
 		targets = append(targets, outputs.PoolTarget{Name: addr, Dest: d})
 	}
-	return outputs.NewPool(oc.Name, oc.Mode, oc.ProbeInterval.Duration, targets, m), nil
+	return outputs.NewPool(oc.Name, oc.Mode, oc.ProbeInterval.Duration, targets, m, log.With("output", oc.Name)), nil
 }
 
 // unreachableLogEvery is how often a UDP output whose datagrams keep being
