@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,7 +155,7 @@ func TestAccessDenied(t *testing.T) {
 	out := filepath.Join(dir, "out.log")
 	ca := testpeer.NewTestCA(t, "relay")
 	srv := ca.Server("relay", "relay.test")
-	r := startRelay(t, dir, fmt.Sprintf(`data_dir = "{{DATA}}/q"
+	r, logs := startRelayLogged(t, dir, fmt.Sprintf(`data_dir = "{{DATA}}/q"
 [[listener]]
 name = "tcp"
 protocol = "tcp"
@@ -220,6 +221,13 @@ outputs = ["file"]
 	}
 	if tally := testpeer.Check("allowed", 10, testpeer.ReadLines(out)); tally.Foreign != 0 || tally.Delivered() != 10 {
 		t.Errorf("file: %v", tally)
+	}
+	// The log names the refused sender on each kind of listener, and
+	// does not repeat itself per datagram.
+	for _, l := range []string{"udp", "tcp"} {
+		if lines := logLines(logs, "listener="+l, "not in allowed_networks", "remote=127.0.0.1:"); len(lines) != 1 {
+			t.Errorf("listener %s: %d lines naming the refused sender, want 1:\n%s", l, len(lines), strings.Join(lines, "\n"))
+		}
 	}
 	// docs/metrics.md: a refused datagram is a listener error, not a
 	// received message.

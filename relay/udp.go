@@ -29,6 +29,9 @@ type datagramListener struct {
 	content contentCounters
 	// Bound once: under a flood every datagram may be refused.
 	denied, rateLimited prometheus.Counter
+	// warn names refused senders in the log, a few lines a second at
+	// most, as the TCP listeners do for refused connections.
+	warn *logLimiter
 
 	errs      socketErrors  // paces serve through read errors
 	done      chan struct{} // closed by close: ends a backoff wait
@@ -41,6 +44,7 @@ type datagramListener struct {
 func newDatagramListener(cfg ListenerConfig, in *ingest, log *slog.Logger, conn net.PacketConn) (*datagramListener, error) {
 	l := &datagramListener{cfg: cfg, in: in, log: log.With("listener", cfg.Name), content: newContentCounters(in), done: make(chan struct{})}
 	l.errs = socketErrors{what: "read", log: l.log}
+	l.warn = newLogLimiter(l.log)
 	switch cfg.Protocol {
 	case ProtocolUDP:
 		acl, err := newAccessControl(cfg)
@@ -178,7 +182,7 @@ func (l *datagramListener) readChunks(r datagramReader, slots []readSlot, full c
 // gives the chunk back, until full is closed.
 func (l *datagramListener) handleChunks(full <-chan *datagramChunk, free chan<- *datagramChunk) {
 	udp := l.cfg.Protocol == ProtocolUDP
-	var lastAddr netip.AddrPort
+	var lastAddr, lastDenied netip.AddrPort
 	var lastSource string
 	lastAllowed := true
 	var limiter *rateLimiter
@@ -197,6 +201,11 @@ func (l *datagramListener) handleChunks(full <-chan *datagramChunk, free chan<- 
 					// A refused sender costs no string.
 					if lastAllowed = l.acl.allows(g.addr.Addr()); lastAllowed {
 						lastSource = g.addr.String()
+					} else if g.addr != lastDenied {
+						// Named once until another refused sender comes; a flood of
+						// spoofed addresses is paced by the limiter.
+						lastDenied = g.addr
+						l.warn.warn("datagram dropped: sender not in allowed_networks", "remote", g.addr.String())
 					}
 				}
 				if !lastAllowed {
