@@ -285,3 +285,56 @@ outputs = ["file"]
 		t.Errorf("DataDirHolder of a missing dir: held %v, err %v; want false, nil", held, err)
 	}
 }
+
+// TestReloadNamesRestartedOutputs: adding a listener replaces the worker of
+// an output that converts messages (it holds the listeners' settings), and
+// so reconnects it, though the output's table did not change: the reload's
+// line says so. A raw output keeps its worker and is not named.
+func TestReloadNamesRestartedOutputs(t *testing.T) {
+	t.Parallel()
+	recv := testpeer.NewReceiver(t, "127.0.0.1:0")
+	outputs := `
+[[output]]
+name = "head"
+protocol = "tcp"
+address = "` + recv.Addr() + `"
+format = "rfc5424"
+
+[[output]]
+name = "raw"
+protocol = "tcp"
+address = "` + recv.Addr() + `"
+
+[[route]]
+name = "all"
+outputs = ["head", "raw"]
+`
+	base := `data_dir = "{{DATA}}/q"
+[[listener]]
+name = "tcp"
+protocol = "tcp"
+address = "127.0.0.1:0"
+` + outputs
+	dir := t.TempDir()
+	r, logs := startRelayLogged(t, dir, base)
+	more := strings.Replace(base, outputs, `
+[[listener]]
+name = "tcp2"
+protocol = "tcp"
+address = "127.0.0.1:0"
+`+outputs, 1)
+	cfg, err := ParseConfig("test.toml", []byte(strings.ReplaceAll(more, "{{DATA}}", dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	lines := logLines(logs, "applied configuration")
+	if len(lines) != 1 {
+		t.Fatalf("%d 'applied configuration' lines, want 1:\n%s", len(lines), logs.String())
+	}
+	if !strings.Contains(lines[0], "listeners_added=[tcp2]") || !strings.Contains(lines[0], "outputs_restarted=[head]") {
+		t.Errorf("the reload's line does not name the added listener and the restarted output (head only): %s", lines[0])
+	}
+}

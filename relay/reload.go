@@ -120,8 +120,15 @@ func (s *Server) apply(cfg *Config) (err error) {
 			s.metrics.RemoveRoute(rc.Name)
 		}
 	}
+	changes := configChanges(old, cfg)
+	if r := restartedUnchanged(old, p.replaced); len(r) > 0 {
+		// A converting output's worker holds the listeners' settings (a
+		// stamping one, the relay ID): it starts again, and reconnects,
+		// though its own table did not change.
+		changes = append(changes, "outputs_restarted", r)
+	}
 	s.log.Info("applied configuration", append([]any{"listeners", len(s.listeners), "outputs", len(s.outputs)},
-		configChanges(old, cfg)...)...)
+		changes...)...)
 	if err := errors.Join(errs...); err != nil {
 		return partlyApplied{err}
 	}
@@ -402,6 +409,25 @@ func fileSettings(q QueueConfig) QueueConfig {
 func withLimits(running, requested QueueConfig) QueueConfig {
 	running.MaxBytes, running.FullPolicy, running.BlockTimeout = requested.MaxBytes, requested.FullPolicy, requested.BlockTimeout
 	return running
+}
+
+// restartedUnchanged names, in order, the outputs whose workers a reload
+// replaced although their own configuration is the same: for a change of
+// the listeners' settings or of the relay ID.
+func restartedUnchanged(old *Config, replaced map[string]*outputState) []string {
+	var names []string
+	for name, o := range replaced {
+		// A queue setting alone never replaces a worker (limits apply in
+		// place, the rest waits for a restart), so it is left out.
+		if prev, ok := outputNamed(old.Outputs, name); ok {
+			prev.Queue = o.cfg.Queue
+			if reflect.DeepEqual(prev, o.cfg) {
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func outputNamed(outs []OutputConfig, name string) (OutputConfig, bool) {
