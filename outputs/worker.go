@@ -650,8 +650,12 @@ func (w *Worker) failed(err error, wait time.Duration) {
 	depth := w.depth()
 	if o.since.IsZero() {
 		*o = outage{since: now, attempts: 1, peak: depth, lastSummary: now}
-		w.log.Warn("output stopped delivering; messages wait in the queue and it keeps retrying",
-			"err", err, "queued_records", depth, "retry_max", w.opts.RetryMax)
+		msg := "output stopped delivering; messages wait in the queue and it keeps retrying"
+		if depth == 0 && len(w.unsettled) == 0 && len(w.resend) == 0 {
+			// At start, or for a route that is quiet: nothing waits yet.
+			msg = "output stopped delivering; it keeps retrying, and messages routed to it wait in the queue meanwhile"
+		}
+		w.log.Warn(msg, "err", err, "queued_records", depth, "retry_max", w.opts.RetryMax)
 		return
 	}
 	o.attempts++

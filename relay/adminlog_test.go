@@ -338,3 +338,22 @@ address = "127.0.0.1:0"
 		t.Errorf("the reload's line does not name the added listener and the restarted output (head only): %s", lines[0])
 	}
 }
+
+// TestOutageAtStartWithNothingWaiting: an upstream down from the start with
+// nothing routed yet is logged without claiming that messages wait.
+func TestOutageAtStartWithNothingWaiting(t *testing.T) {
+	t.Parallel()
+	dead := fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))
+	_, logs := startRelayLogged(t, t.TempDir(), `data_dir = "{{DATA}}/q"`+listenersTOML()+tcpOutputTOML("head", dead)+`
+[[route]]
+name = "all"
+outputs = ["head"]
+`)
+	if !testpeer.WaitFor(30*time.Second, func() bool { return len(logLines(logs, "stopped delivering")) > 0 }) {
+		t.Fatalf("no stopped-delivering line:\n%s", logs.String())
+	}
+	line := logLines(logs, "stopped delivering")[0]
+	if strings.Contains(line, "messages wait in the queue and") || !strings.Contains(line, "queued_records=0") {
+		t.Errorf("with nothing queued the line says messages wait: %s", line)
+	}
+}
