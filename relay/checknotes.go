@@ -74,10 +74,10 @@ func FileOutputNotes(data []byte, cfg *Config) []string {
 	return notes
 }
 
-// writableDirProblem says why a file output could not create a file in dir,
-// or returns "". Unlike a queue directory's check, the other files in dir
-// are no concern of the output's (a log directory holds other programs'
-// files).
+// writableDirProblem says why the relay could not create a file in dir
+// (creating dir first if it does not exist), or returns "". The files
+// already in dir are not looked at: a file output's directory holds other
+// programs' files (dirProblem checks a queue directory's).
 func writableDirProblem(dir string) string {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {

@@ -1,9 +1,7 @@
 package relay
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -66,31 +64,14 @@ func sharedQueueDir(dataDir string, outs []OutputConfig) error {
 }
 
 // dirProblem says why the relay could not use dir as a directory to write
-// in, or returns "".
+// in, or returns "": writableDirProblem, and then, for a directory that
+// exists, a file in it the relay could not write (a queue's own files).
 func dirProblem(dir string) string {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
-		// The relay creates it: the nearest existing parent must allow that.
-		parent := filepath.Dir(dir)
-		for parent != filepath.Dir(parent) {
-			if _, err := os.Lstat(parent); err == nil {
-				break
-			}
-			parent = filepath.Dir(parent)
-		}
-		if msg := dirProblem(parent); msg != "" {
-			return fmt.Sprintf("does not exist and cannot be created: %s %s", parent, msg)
-		}
-		return ""
+	if msg := writableDirProblem(dir); msg != "" {
+		return msg
 	}
-	if err != nil {
-		return fmt.Sprintf("cannot be used: %v", err)
-	}
-	if !fi.IsDir() {
-		return "is not a directory"
-	}
-	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return fmt.Sprintf("is not writable: %v", err)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "" // it does not exist yet, and can be created
 	}
 	des, err := os.ReadDir(dir)
 	if err != nil {
