@@ -41,10 +41,9 @@ type conditions struct {
 	hostnames  []string // globs
 	appNames   []string // globs
 
-	// The sender's address is in one of networks (empty: not set), and
-	// in none of notNetworks.
-	networks    []netip.Prefix
-	notNetworks []netip.Prefix
+	// nets holds the conditions on the sender's address, nil when none:
+	// behind a pointer, so that routes without them stay small to scan.
+	nets *netConditions
 
 	// Conditions on the MSG part: any of msgContains is in it, none of
 	// msgNotContains is, one of msgRegex matches it, none of msgNotRegex
@@ -103,8 +102,12 @@ func compileConditions(rc RouteConfig, listeners map[string]bool, problem func(k
 		}
 	}
 	c.appNames = rc.AppNames
-	c.networks = networks(rc.Networks, "networks", problem)
-	c.notNetworks = networks(rc.NotNetworks, "not_networks", problem)
+	if len(rc.Networks) > 0 || len(rc.NotNetworks) > 0 {
+		c.nets = &netConditions{
+			in:    networks(rc.Networks, "networks", problem),
+			notIn: networks(rc.NotNetworks, "not_networks", problem),
+		}
+	}
 	c.msgContains = substrings(rc.MessageContains, "message_contains", problem)
 	c.msgNotContains = substrings(rc.MessageNotContains, "message_not_contains", problem)
 	c.msgRegex = regexps(rc.MessageRegex, "message_regex", problem)
@@ -302,19 +305,26 @@ func (c *conditions) matchPRI(pri int, listener string) bool {
 	return true
 }
 
-// needsSender reports whether a condition looks at the sender's address.
-func (c *conditions) needsSender() bool {
-	return len(c.networks) > 0 || len(c.notNetworks) > 0
+// netConditions: the sender's address is in one of in (empty: not set),
+// and in none of notIn.
+type netConditions struct {
+	in, notIn []netip.Prefix
 }
+
+// needsSender reports whether a condition looks at the sender's address.
+func (c *conditions) needsSender() bool { return c.nets != nil }
 
 // matchSender checks the conditions on the sender's address. A message
 // without one (from a unix socket or Kafka) is in no network.
 func (c *conditions) matchSender(s *sender) bool {
+	if c.nets == nil {
+		return true
+	}
 	addr, ok := s.address()
-	if len(c.networks) > 0 && (!ok || !inAny(c.networks, addr)) {
+	if len(c.nets.in) > 0 && (!ok || !inAny(c.nets.in, addr)) {
 		return false
 	}
-	return !ok || !inAny(c.notNetworks, addr)
+	return !ok || !inAny(c.nets.notIn, addr)
 }
 
 // sender is a message's sender address, parsed from the entry's Source

@@ -32,7 +32,11 @@ type route struct {
 	cond    conditions
 	outputs []int
 	final   bool
-	matched prometheus.Counter
+	// checksSender and checksHeader say whether cond looks at the
+	// sender's address and past the PRI: set once, so that a route with
+	// neither costs one test of each per message.
+	checksSender, checksHeader bool
+	matched                    prometheus.Counter
 }
 
 // routeOutput is one output as the router sees it.
@@ -97,7 +101,8 @@ func newRouter(cfg *Config, queues map[string]*queue.Queue, m *metrics.Metrics, 
 		for _, name := range rc.Outputs {
 			rt.outputs = append(rt.outputs, index[name])
 		}
-		r.parsesHeader = r.parsesHeader || rt.cond.needsHeader()
+		rt.checksSender, rt.checksHeader = rt.cond.needsSender(), rt.cond.needsHeader()
+		r.parsesHeader = r.parsesHeader || rt.checksHeader
 		if rc.Fallback {
 			r.fallbacks = append(r.fallbacks, rt)
 		} else {
@@ -232,10 +237,10 @@ func (r *router) apply(routes []route, e queue.Entry, pri int, h *header, src *s
 		if !rt.cond.matchPRI(pri, e.Listener) {
 			continue
 		}
-		if rt.cond.needsSender() && !rt.cond.matchSender(src) {
+		if rt.checksSender && !rt.cond.matchSender(src) {
 			continue
 		}
-		if rt.cond.needsHeader() && !rt.cond.matchHeader(h) {
+		if rt.checksHeader && !rt.cond.matchHeader(h) {
 			continue
 		}
 		matched = true
