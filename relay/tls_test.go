@@ -76,6 +76,7 @@ func startRelayLogged(t testing.TB, dataDir, cfgText string) (*testRelay, *logBu
 	r := &testRelay{t: t, srv: srv, reg: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- srv.Run(ctx) }()
 	t.Cleanup(func() { r.stop() })
+	waitRunning(t, srv)
 	return r, buf
 }
 
