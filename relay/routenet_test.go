@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -136,6 +137,68 @@ func TestRouteNetworkConfigErrors(t *testing.T) {
 		_, err := ParseConfig("t.toml", []byte(validBase+c.route+"\n"))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.route, err, c.want)
+		}
+	}
+}
+
+// TestRouteNetworkSetLookup checks the sorted ranges a networks list is
+// compiled to against trying each prefix in turn, on overlapping, nested,
+// adjacent and catch-all prefixes of both families and on the addresses at
+// and next to every prefix's edges, and that ten thousand prefixes covering
+// one network collapse to one range (a lookup then is a binary search).
+func TestRouteNetworkSetLookup(t *testing.T) {
+	t.Parallel()
+	list := []string{
+		"10.0.0.0/8", "10.1.0.0/16", "10.1.2.3", "10.255.255.255/32", "11.0.0.0/8",
+		"192.0.2.0/25", "192.0.2.128/25", "192.0.2.64/26", "0.0.0.0/1", "172.16.0.0/12",
+		"2001:db8::/32", "2001:db8:1::/48", "2001:db9::1", "fe80::/10", "ff00::/8",
+		"::/1", "::ffff:198.51.100.0/120", "255.255.255.255", "::ffff:0:0/95",
+	}
+	var prefixes []netip.Prefix
+	for _, n := range list {
+		p, err := parseNetwork(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefixes = append(prefixes, p)
+	}
+	var probes []netip.Addr
+	for _, p := range prefixes {
+		lo, hi := p.Addr(), lastAddr(p)
+		probes = append(probes, lo, hi, lo.Next(), hi.Prev())
+		if prev := lo.Prev(); prev.IsValid() {
+			probes = append(probes, prev)
+		}
+		if next := hi.Next(); next.IsValid() {
+			probes = append(probes, next)
+		}
+	}
+	probes = append(probes, netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("::"),
+		netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), netip.MustParseAddr("128.0.0.0"))
+	for k := 1; k <= len(prefixes); k++ {
+		// Every prefix of the list, to vary what overlaps what.
+		set := newNetSet(prefixes[:k])
+		for _, a := range probes {
+			if got, want := set.contains(a), inAny(prefixes[:k], a); got != want {
+				t.Errorf("first %d networks, %v: contains %v, want %v", k, a, got, want)
+			}
+		}
+	}
+
+	var many []netip.Prefix
+	for i := range 10000 {
+		many = append(many, netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)))
+	}
+	set := newNetSet(many)
+	if len(set.ranges) != 1 {
+		t.Fatalf("10,000 adjacent /24s: %d ranges, want 1", len(set.ranges))
+	}
+	for _, c := range []struct {
+		addr string
+		in   bool
+	}{{"10.0.0.0", true}, {"10.39.15.255", true}, {"10.39.16.0", false}, {"9.255.255.255", false}} {
+		if got := set.contains(netip.MustParseAddr(c.addr)); got != c.in {
+			t.Errorf("%s: contains %v, want %v", c.addr, got, c.in)
 		}
 	}
 }
