@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -50,8 +51,11 @@ func newAccessControl(cfg ListenerConfig) (*accessControl, error) {
 func parseNetwork(n string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(n)
 	if err != nil {
+		// A '/' here is a prefix ParsePrefix refused: ParseAddr would take
+		// "fe80::1%eth0/64" for one address with the zone "eth0/64" and
+		// the network would shrink silently to fe80::1.
 		addr, aerr := netip.ParseAddr(n)
-		if aerr != nil {
+		if aerr != nil || strings.Contains(n, "/") {
 			return netip.Prefix{}, fmt.Errorf("invalid network %q: write an address or a CIDR prefix such as 10.1.0.0/16", n)
 		}
 		p = netip.PrefixFrom(addr, addr.BitLen())

@@ -133,6 +133,9 @@ func TestRouteNetworkConfigErrors(t *testing.T) {
 		{`networks = ["10.0.0.300/8"]`, `line 14: route[0].networks: invalid network "10.0.0.300/8"`},
 		{`not_networks = ["10.0.0.0/8", "fw1.example.net"]`, `line 14: route[0].not_networks: invalid network "fw1.example.net"`},
 		{`networks = "10.0.0.0/8"`, `line 14: route[0].networks: must be an array`},
+		// A zone is not allowed in a prefix; read as an address with the
+		// zone "eth0/64", it was taken for fe80::1 alone.
+		{`networks = ["fe80::1%eth0/64"]`, `line 14: route[0].networks: invalid network "fe80::1%eth0/64"`},
 	} {
 		_, err := ParseConfig("t.toml", []byte(validBase+c.route+"\n"))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
