@@ -55,11 +55,19 @@ type Pool struct {
 	settled       int64
 	marks         []poolMark
 	log           *slog.Logger
+	// unreadFrom is the pool offset past which the batches confirmed on a
+	// target that then reset may not have been read (see UnreadFrom), or
+	// -1.
+	unreadFrom int64
 }
 
 type poolTarget struct {
 	PoolTarget
 	connected bool
+	// confirmed holds the marks of the batches settled on the current
+	// connection, newest last and at most maxConfirmedMarks: what a reset
+	// may have left unread (UnreadFrom).
+	confirmed []poolMark
 	// failing is set from a failure of the target until it answers again,
 	// so that each change is logged once, not each probe.
 	failing bool
@@ -82,7 +90,7 @@ func NewPool(output string, mode PoolMode, probeInterval time.Duration, targets 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pool{mode: mode, probeInterval: probeInterval, log: log}
+	p := &Pool{mode: mode, probeInterval: probeInterval, log: log, unreadFrom: -1}
 	for _, t := range targets {
 		p.targets = append(p.targets, &poolTarget{
 			PoolTarget: t,
@@ -120,6 +128,7 @@ func (p *Pool) Connected() bool {
 func (p *Pool) Connect(ctx context.Context) error {
 	p.batches, p.settled = 0, 0
 	p.marks = p.marks[:0]
+	p.unreadFrom = -1
 	// Targets that failed recently are tried only when no other answers,
 	// so a blackholed primary does not cost a connect timeout per retry.
 	var errs []error
@@ -154,6 +163,7 @@ func (p *Pool) connect(ctx context.Context, i int) error {
 		return err
 	}
 	t.connected = true
+	t.confirmed = t.confirmed[:0]
 	t.up.Set(1)
 	if t.failing {
 		t.failing = false
@@ -249,6 +259,7 @@ func (p *Pool) BytesWritten() int64 {
 
 func (p *Pool) fail(i int, err error) {
 	t := p.targets[i]
+	p.noteUnread(t, err)
 	_ = t.Dest.Close()
 	t.connected = false
 	t.errors.Inc()
@@ -281,10 +292,55 @@ func (p *Pool) Settled(now time.Time) (int64, error) {
 			break
 		}
 		p.settled = m.end
+		if t := p.targets[m.target]; t.connected {
+			if len(t.confirmed) == maxConfirmedMarks {
+				t.confirmed = append(t.confirmed[:0], t.confirmed[maxConfirmedMarks/2:]...)
+			}
+			t.confirmed = append(t.confirmed, m)
+		}
 	}
 	p.marks = append(p.marks[:0], p.marks[n:]...)
 	p.closeDrained()
 	return p.settled, errors.Join(errs...)
+}
+
+// maxConfirmedMarks bounds the settled batches a target remembers for
+// UnreadFrom; a reset can leave unread at most the peer's socket buffer,
+// far fewer batches than this.
+const maxConfirmedMarks = 4096
+
+// noteUnread asks t's destination, before it is closed, how much of what
+// it confirmed a reset may have left unread (TCP.UnreadFrom), and notes
+// the pool offset of the first batch concerned.
+func (p *Pool) noteUnread(t *poolTarget, err error) {
+	r, ok := t.Dest.(unreadReporter)
+	if !ok || len(t.confirmed) == 0 {
+		return
+	}
+	from := r.UnreadFrom(err)
+	if from < 0 {
+		return
+	}
+	for _, m := range t.confirmed {
+		if m.inner > from {
+			// The worker counts the confirmed batches ending past the
+			// offset it gets; batches other targets took meanwhile (load
+			// balancing) are counted too: an upper bound, as it is.
+			if p.unreadFrom < 0 || m.end-1 < p.unreadFrom {
+				p.unreadFrom = m.end - 1
+			}
+			break
+		}
+	}
+	t.confirmed = t.confirmed[:0]
+}
+
+// UnreadFrom returns the pool offset past which confirmed batches may not
+// have been read by a target that reset (see TCP.UnreadFrom), or -1.
+func (p *Pool) UnreadFrom(error) int64 {
+	from := p.unreadFrom
+	p.unreadFrom = -1
+	return from
 }
 
 // closeDrained closes, in failover mode, connections to targets ranked after

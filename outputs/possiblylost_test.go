@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relay-syslog/relay/internal/testfixture"
 	"github.com/relay-syslog/relay/internal/testpeer"
+	"github.com/relay-syslog/relay/metrics"
 )
 
 // TestWorkerCountsPossiblyLostAtReset: an upstream that stops reading, keeps
@@ -20,6 +23,30 @@ import (
 // connection.
 func TestWorkerCountsPossiblyLostAtReset(t *testing.T) {
 	t.Parallel()
+	tcp := func(addr string) Destination {
+		return NewTCP(TCPOptions{Address: addr, Framing: LF, ConnectTimeout: time.Second,
+			WriteTimeout: 30 * time.Second, ConfirmDelay: 50 * time.Millisecond})
+	}
+	t.Run("tcp", func(t *testing.T) {
+		t.Parallel()
+		countsPossiblyLostAtReset(t, tcp)
+	})
+	// A failover pool whose first target resets: the batches go on to the
+	// second (here the same listener), and what the first confirmed and
+	// may not have read is counted as for a single target.
+	t.Run("pool", func(t *testing.T) {
+		t.Parallel()
+		countsPossiblyLostAtReset(t, func(addr string) Destination {
+			m, err := metrics.New(prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return NewPool("out", Failover, time.Minute, []PoolTarget{{Name: "a", Dest: tcp(addr)}, {Name: "b", Dest: tcp(addr)}}, m, nil)
+		})
+	})
+}
+
+func countsPossiblyLostAtReset(t *testing.T, dest func(addr string) Destination) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -77,8 +104,7 @@ func TestWorkerCountsPossiblyLostAtReset(t *testing.T) {
 
 	q := newTestQueue(t)
 	testfixture.AppendSeq(t, q, "pl", 0, first)
-	d := NewTCP(TCPOptions{Address: ln.Addr().String(), Framing: LF, ConnectTimeout: time.Second,
-		WriteTimeout: 30 * time.Second, ConfirmDelay: 50 * time.Millisecond})
+	d := dest(ln.Addr().String())
 	logs := &lockedBuffer{}
 	m := startWorker(t, WorkerOptions{}, q, d, logs)
 	<-stopped
