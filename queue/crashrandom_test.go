@@ -153,23 +153,11 @@ func checkStopped(t *testing.T, seed int64, stop int, dir string, mod func(*Opti
 	q, logs := openQueue(t, dir, mod)
 	defer q.Close()
 	got := map[int]int{}
-	records := 0
-	for {
-		b, ok, err := q.TryNext()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		records++
+	records := takeAll(t, q, func(b *Batch) {
 		for _, e := range b.Entries {
 			got[entryIndex(t, e)]++
 		}
-		if err := q.Done(b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	missing := 0
 	for i := range pending {
 		if got[i] == 0 {
@@ -243,18 +231,7 @@ func crashWhileEmptying(t *testing.T, stale bool) {
 		if err := q.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			b, ok, err := q.TryNext()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			if err := q.Done(b); err != nil {
-				t.Fatal(err)
-			}
-		}
+		takeAll(t, q, nil)
 	}
 	if crashed == "" {
 		t.Fatal("the queue never emptied its drained files")
@@ -275,5 +252,28 @@ func crashWhileEmptying(t *testing.T, stale bool) {
 	}
 	if s := logs.String(); strings.Contains(s, "lost") || strings.Contains(s, "missing") {
 		t.Errorf("the copy's log reports a loss that did not happen:\n%s", s)
+	}
+}
+
+// takeAll takes every record the queue has ready, hands each to seen (if
+// not nil) and confirms it; it returns how many it took.
+func takeAll(t *testing.T, q *Queue, seen func(*Batch)) int {
+	t.Helper()
+	n := 0
+	for {
+		b, ok, err := q.TryNext()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return n
+		}
+		n++
+		if seen != nil {
+			seen(b)
+		}
+		if err := q.Done(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
